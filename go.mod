@@ -2,7 +2,10 @@ module github.com/tl-sh/tl
 
 go 1.26
 
-require github.com/rogpeppe/go-internal v1.16.0
+require (
+	github.com/rogpeppe/go-internal v1.16.0
+	github.com/spf13/pflag v1.1.0
+)
 
 require (
 	golang.org/x/sys v0.41.0 // indirect

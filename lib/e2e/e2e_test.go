@@ -50,6 +50,9 @@ func buildBinaries(dir string) error {
 		args = append(args, "-race")
 	}
 	mains, _ := filepath.Glob(filepath.Join(root, "cmd", "*", "main.go"))
+	if len(mains) == 0 {
+		return nil
+	}
 	for _, m := range mains {
 		args = append(args, "./cmd/"+filepath.Base(filepath.Dir(m)))
 	}
