@@ -1,0 +1,125 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tl-sh/tl/lib/cli"
+)
+
+func runToken(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &cli.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	err = RunToken(context.Background(), args, env)
+	return out.String(), errb.String(), err
+}
+
+func TestRunTokenGenerate(t *testing.T) {
+	out, errOut, err := runToken(t, "", "--scopes", "publish,subscribe", "--tenants", "acme-*", "--name", "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSuffix(out, "\n")
+	if !strings.HasPrefix(token, "tl_") || len(token) != 3+43 || strings.Contains(token, "\n") {
+		t.Fatalf("stdout = %q, want one generated token", out)
+	}
+	if strings.Contains(errOut, token) {
+		t.Fatal("the token file line contains the token")
+	}
+	tab, err := Parse("stderr", []byte(errOut))
+	if err != nil || tab.Len() != 1 {
+		t.Fatalf("the line on stderr does not parse: %q: %v", errOut, err)
+	}
+	if id, err := tab.Authorize(token, "acme-eu", Subscribe); err != nil || id.Name != "ci" {
+		t.Errorf("generated token refused: %v (id %s)", err, id)
+	}
+	if _, err := tab.Authorize(token, "acme-eu", Admin); Status(err) != 403 {
+		t.Errorf("generated token has admin: %v", err)
+	}
+	// Two runs never give the same token.
+	out2, _, _ := runToken(t, "", "--scopes", "publish", "--tenants", "acme")
+	if out2 == out {
+		t.Error("two generated tokens are equal")
+	}
+}
+
+func TestRunTokenAppendAndStdin(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	out, errOut, err := runToken(t, "", "--scopes", "admin", "--tenants", "*", "--append", file)
+	if err != nil || errOut != "" {
+		t.Fatalf("err %v, stderr %q", err, errOut)
+	}
+	adminTok := strings.TrimSpace(out)
+	const own = "my-own-random-token-from-vault-123"
+	out, errOut, err = runToken(t, own+"\n", "--stdin", "--scopes", "subscribe", "--tenants", "beta", "--append", file)
+	if err != nil || out != "" || errOut != "" {
+		t.Fatalf("--stdin --append: err %v, stdout %q, stderr %q", err, out, errOut)
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode: %v %v", fi.Mode(), err)
+	}
+	s, err := Open(file)
+	if err != nil || s.Len() != 2 {
+		t.Fatalf("Open: %v, %d tokens", err, s.Len())
+	}
+	if _, err := s.Authorize(adminTok, "", Admin); err != nil {
+		t.Error(err)
+	}
+	if _, err := s.Authorize(own, "beta", Subscribe); err != nil {
+		t.Error(err)
+	}
+	data, _ := os.ReadFile(file)
+	if bytes.Contains(data, []byte(adminTok)) || bytes.Contains(data, []byte(own)) {
+		t.Error("the token file holds a token")
+	}
+
+	// --stdin without --append prints the line on stdout.
+	out, _, err = runToken(t, own, "--stdin", "--scopes", "publish", "--tenants", "x")
+	if err != nil || !strings.HasPrefix(out, Hash(own).String()+" publish x\n") {
+		t.Errorf("--stdin: %q, %v", out, err)
+	}
+}
+
+func TestRunTokenUsage(t *testing.T) {
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"no flags", "", nil, "--scopes and --tenants are required"},
+		{"bad scope", "", []string{"--scopes", "write", "--tenants", "a"}, `unknown scope "write"`},
+		{"bad tenant", "", []string{"--scopes", "publish", "--tenants", "a b"}, `tenant pattern "a b"`},
+		{"line injection", "", []string{"--scopes", "publish", "--tenants", "a\nsha256:" + strings.Repeat("0", 64) + " admin *"}, `tenant pattern`},
+		{"bad name", "", []string{"--scopes", "publish", "--tenants", "a", "--name", "x y"}, `name "x y"`},
+		{"token as argument", "", []string{"--scopes", "publish", "--tenants", "a", "hunter2-hunter2-hunter2-x"}, "never given on the command line"},
+		{"short stdin token", "hunter2\n", []string{"--stdin", "--scopes", "publish", "--tenants", "a"}, "at least 22 printable"},
+		{"bad flag", "", []string{"--nope"}, "unknown flag: --nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := runToken(t, tt.stdin, tt.args...)
+			var ee *cli.ExitError
+			if !errors.As(err, &ee) || ee.Code != cli.ExitUsage || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want a usage error containing %q", err, tt.want)
+			}
+			if out != "" {
+				t.Errorf("stdout = %q on a usage error", out)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error shows the token: %v", err)
+			}
+		})
+	}
+	out, _, err := runToken(t, "", "--help")
+	if err != nil || !strings.Contains(out, "usage: tl-relay token") || !strings.Contains(out, "--append") {
+		t.Errorf("--help: %v %q", err, out)
+	}
+}
