@@ -1,0 +1,614 @@
+package disklog
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// segmentEventsPerBound: with an event bound, a segment rolls after
+// MaxEvents/segmentEventsPerBound records, so whole segments fall below the
+// bound and can be dropped; minSegmentEvents keeps tiny bounds from making a
+// file per event.
+const (
+	segmentEventsPerBound = 8
+	minSegmentEvents      = 256
+)
+
+// readChunk is how much a read fetches from a segment at a time.
+const readChunk = 64 << 10
+
+// Record is one stored line.
+type Record struct {
+	Seq  uint64
+	Body []byte
+}
+
+// request is one Append waiting for the committer.
+type request struct {
+	first  uint64
+	bodies [][]byte
+	err    error
+	done   chan struct{}
+}
+
+// Log is one tenant's log. Its methods are safe for concurrent use.
+type Log struct {
+	store  *Store
+	tenant string
+	dir    string
+	wg     sync.WaitGroup // the committer goroutine
+
+	mu         sync.Mutex // guards the fields below (never held during I/O)
+	cond       *sync.Cond // the committer waits here for pending requests or close
+	epoch      string
+	onDisk     bool       // the tenant directory and meta file exist
+	segs       []*segment // oldest first; the last is the open one
+	next       uint64     // seq of the next record appended
+	durable    uint64     // newest durable seq (0: none yet)
+	floor      uint64     // the event bound: seqs below it are no longer served
+	bytes      int64      // bytes in segs
+	pending    []*request
+	committing bool // the committer goroutine runs
+	closed     bool
+	err        error // a failed write or fsync: the log takes no more appends
+}
+
+func newLog(s *Store, tenant string) *Log {
+	l := &Log{store: s, tenant: tenant, dir: filepath.Join(s.dir, "tenants", tenant)}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+// Epoch returns the tenant's epoch, which stays the same across restarts
+// on the same directory.
+func (l *Log) Epoch() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch
+}
+
+// Bounds returns the oldest seq still served and the newest durable seq.
+// An empty log has oldest == newest+1.
+func (l *Log) Bounds() (oldest, newest uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.oldestLocked(), l.durable
+}
+
+func (l *Log) oldestLocked() uint64 {
+	o := l.durable + 1
+	for _, s := range l.segs {
+		if s.count > 0 {
+			o = s.first
+			break
+		}
+	}
+	return max(o, l.floor)
+}
+
+type metaFile struct {
+	Epoch string `json:"epoch"`
+}
+
+// recover loads a tenant's log from its directory, cutting away damage.
+func (s *Store) recover(tenant string) (*Log, error) {
+	l := newLog(s, tenant)
+	l.onDisk = true
+	b, err := os.ReadFile(filepath.Join(l.dir, "meta.json"))
+	var m metaFile
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	bases, lerr := listSegments(l.dir)
+	if lerr != nil {
+		return nil, lerr
+	}
+	if err != nil || m.Epoch == "" {
+		// Without the epoch, a client cannot tell this history from the
+		// one it knew: start a new epoch (the seqs still continue).
+		m.Epoch = s.opts.NewEpoch()
+		if len(bases) > 0 {
+			s.log.Warn("tenant meta file missing or damaged: new epoch", "tenant", tenant, "epoch", m.Epoch, "err", err)
+		}
+		if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(m.Epoch)); err != nil {
+			return nil, err
+		}
+	}
+	l.epoch = m.Epoch
+	var buf []byte
+	var reserve, lastSeq uint64
+	for i, base := range bases {
+		seg := &segment{base: base, path: filepath.Join(l.dir, segName(base))}
+		buf, err = readAll(seg.path, buf)
+		if err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+		sc := scanSegment(buf, base, i == len(bases)-1)
+		for _, d := range sc.damage {
+			s.log.Warn("data directory: damaged segment repaired", "tenant", tenant, "segment", seg.path, "damage", d)
+		}
+		f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
+		if err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+		seg.f = f
+		if sc.end < int64(len(buf)) {
+			if err := f.Truncate(sc.end); err == nil {
+				err = f.Sync()
+			}
+			if err != nil {
+				f.Close()
+				l.closeFiles()
+				return nil, fmt.Errorf("cutting damaged tail of %s: %w", seg.path, err)
+			}
+		}
+		st, _ := f.Stat()
+		seg.count, seg.first, seg.last, seg.index, seg.size = sc.count, sc.first, sc.last, sc.index, sc.end
+		if st != nil {
+			seg.modTime = st.ModTime()
+		}
+		reserve = max(reserve, sc.reserve)
+		if sc.count > 0 {
+			lastSeq = sc.last
+		}
+		l.segs = append(l.segs, seg)
+		l.bytes += seg.size
+	}
+	l.next = max(lastSeq+1, reserve+1, 1)
+	if n := len(l.segs); n > 0 {
+		l.next = max(l.next, l.segs[n-1].base)
+	}
+	if n := len(l.segs); n > 0 && l.next > l.segs[n-1].base && l.next > lastSeq+1 {
+		// Seqs were reserved past the last record: an empty segment
+		// named after the next seq keeps them reserved across restarts.
+		if err := l.newSegment(l.next); err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+	}
+	l.durable = l.next - 1
+	if s.opts.MaxEvents > 0 && l.durable >= uint64(s.opts.MaxEvents) {
+		l.floor = l.durable - uint64(s.opts.MaxEvents) + 1
+	}
+	s.total.Add(l.bytes)
+	return l, nil
+}
+
+func metaJSON(epoch string) []byte {
+	b, _ := json.Marshal(metaFile{Epoch: epoch})
+	return append(b, '\n')
+}
+
+// newSegment creates an empty segment for seqs from base on, makes its
+// creation durable, and appends it to segs. Called by recovery and the
+// committer only.
+func (l *Log) newSegment(base uint64) error {
+	p := filepath.Join(l.dir, segName(base))
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(l.dir); err != nil {
+		f.Close()
+		return err
+	}
+	l.mu.Lock()
+	l.segs = append(l.segs, &segment{base: base, path: p, f: f, modTime: time.Now()})
+	l.mu.Unlock()
+	return nil
+}
+
+// Append adds bodies as one batch of records and returns their seqs once
+// they are durable. A batch is atomic: after a crash it is on disk whole or
+// not at all. Bodies must not be modified until Append returns.
+func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
+	if len(bodies) == 0 {
+		return 0, 0, errors.New("disklog: empty batch")
+	}
+	for _, b := range bodies {
+		if len(b) > maxBody {
+			return 0, 0, fmt.Errorf("disklog: record of %d bytes is over %d", len(b), maxBody)
+		}
+	}
+	r := &request{bodies: bodies, done: make(chan struct{})}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return 0, 0, ErrClosed
+	}
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return 0, 0, err
+	}
+	r.first = l.next
+	l.next += uint64(len(bodies))
+	l.pending = append(l.pending, r)
+	if !l.committing {
+		l.committing = true
+		l.wg.Add(1)
+		go l.commitLoop()
+	} else {
+		l.cond.Signal()
+	}
+	l.mu.Unlock()
+	<-r.done
+	if r.err != nil {
+		return 0, 0, r.err
+	}
+	return r.first, r.first + uint64(len(bodies)) - 1, nil
+}
+
+// commitLoop is the tenant's committer: it takes every pending request at
+// once, writes them, covers them with one fsync and answers them. It ends
+// when the log is closed and nothing is pending.
+func (l *Log) commitLoop() {
+	defer l.wg.Done()
+	var buf []byte
+	var spare []*request
+	for {
+		l.mu.Lock()
+		for len(l.pending) == 0 && !l.closed {
+			l.cond.Wait()
+		}
+		if len(l.pending) == 0 {
+			l.committing = false
+			l.mu.Unlock()
+			return
+		}
+		batch := l.pending
+		l.pending = spare[:0]
+		err := l.err
+		l.mu.Unlock()
+
+		var removed []*segment
+		if err == nil {
+			buf, removed, err = l.commit(batch, buf)
+			if err != nil {
+				l.store.log.Error("data directory: write failed; the tenant takes no more events until restart", "tenant", l.tenant, "err", err)
+				l.mu.Lock()
+				l.err = fmt.Errorf("data directory: %w", err)
+				l.mu.Unlock()
+			}
+		}
+		if err == nil && l.store.opts.OnCommit != nil {
+			for _, r := range batch {
+				l.store.opts.OnCommit(l.tenant, r.first, r.bodies)
+			}
+		}
+		for _, r := range batch {
+			r.err = err
+			close(r.done)
+		}
+		clear(batch)
+		spare = batch
+		l.removeFiles(removed, "retention")
+		l.store.enforceCap()
+	}
+}
+
+// commit writes a batch of requests to the open segment and fsyncs it. It
+// returns the segments that retention dropped, for the caller to delete.
+func (l *Log) commit(batch []*request, buf []byte) ([]byte, []*segment, error) {
+	if !l.onDisk {
+		if err := l.create(); err != nil {
+			return buf, nil, err
+		}
+	}
+	first := batch[0].first
+	l.mu.Lock()
+	var seg *segment
+	if n := len(l.segs); n > 0 {
+		seg = l.segs[n-1]
+	}
+	full := seg == nil || seg.size >= l.store.segBytes ||
+		(l.store.opts.MaxEvents > 0 && seg.count >= max(l.store.opts.MaxEvents/segmentEventsPerBound, minSegmentEvents))
+	if seg != nil && seg.count == 0 && seg.base == first {
+		full = false // an empty open segment (just rolled, or a reserve marker)
+	}
+	off := int64(0)
+	if !full {
+		off = seg.size
+	}
+	l.mu.Unlock()
+	if full {
+		if err := l.newSegment(first); err != nil {
+			return buf, nil, err
+		}
+		l.mu.Lock()
+		seg = l.segs[len(l.segs)-1]
+		l.mu.Unlock()
+	}
+
+	// Encode every record; index entries are computed against off.
+	buf = buf[:0]
+	var idx []indexEntry
+	l.mu.Lock()
+	lastIdx := int64(-indexInterval)
+	if n := len(seg.index); n > 0 {
+		lastIdx = seg.index[n-1].off
+	}
+	l.mu.Unlock()
+	count := 0
+	for _, r := range batch {
+		for i, b := range r.bodies {
+			at := off + int64(len(buf))
+			seq := r.first + uint64(i)
+			if at-lastIdx >= indexInterval {
+				idx = append(idx, indexEntry{seq, at})
+				lastIdx = at
+			}
+			buf = appendRecord(buf, seq, b, i == len(r.bodies)-1)
+			count++
+		}
+	}
+	if _, err := seg.f.WriteAt(buf, off); err != nil {
+		// Undo a partial write so that a later restart does not see it.
+		seg.f.Truncate(off)
+		return buf, nil, err
+	}
+	if h := l.store.beforeSync; h != nil {
+		h(l)
+	}
+	if err := seg.f.Sync(); err != nil {
+		return buf, nil, err
+	}
+	last := batch[len(batch)-1]
+	lastSeq := last.first + uint64(len(last.bodies)) - 1
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seg.count == 0 {
+		seg.first = first
+	}
+	seg.count += count
+	seg.last = lastSeq
+	seg.size += int64(len(buf))
+	seg.index = append(seg.index, idx...)
+	seg.modTime = time.Now()
+	l.durable = lastSeq
+	l.bytes += int64(len(buf))
+	l.store.total.Add(int64(len(buf)))
+	return buf, l.retainLocked(), nil
+}
+
+// create makes the tenant's directory and meta file on its first append.
+func (l *Log) create() error {
+	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	epoch := l.epoch
+	l.mu.Unlock()
+	if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(epoch)); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(l.dir)); err != nil {
+		return err
+	}
+	l.onDisk = true
+	return nil
+}
+
+// retainLocked applies the tenant's bounds and returns the segments it
+// dropped (their files are removed by the caller, outside the lock).
+func (l *Log) retainLocked() []*segment {
+	o := l.store.opts
+	if o.MaxEvents > 0 && l.durable >= uint64(o.MaxEvents) {
+		l.floor = l.durable - uint64(o.MaxEvents) + 1
+	}
+	var removed []*segment
+	for len(l.segs) > 1 {
+		s := l.segs[0]
+		if !(s.count == 0 || s.last < l.floor || (o.MaxBytes > 0 && l.bytes > o.MaxBytes)) {
+			break
+		}
+		removed = append(removed, l.dropFirstLocked())
+	}
+	return removed
+}
+
+// dropFirstLocked takes the oldest segment out of the log.
+func (l *Log) dropFirstLocked() *segment {
+	s := l.segs[0]
+	l.segs[0] = nil
+	l.segs = l.segs[1:]
+	l.bytes -= s.size
+	l.store.total.Add(-s.size)
+	s.removed = true
+	if s.refs == 0 {
+		s.f.Close()
+		s.f = nil
+	}
+	return s
+}
+
+// oldestRemovable returns the last write time of the log's oldest segment
+// when the total cap may remove it (it is not the open segment).
+func (l *Log) oldestRemovable() (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.segs) < 2 {
+		return time.Time{}, false
+	}
+	return l.segs[0].modTime, true
+}
+
+// dropOldest removes the oldest segment (for the total cap).
+func (l *Log) dropOldest(why string) {
+	l.mu.Lock()
+	if len(l.segs) < 2 {
+		l.mu.Unlock()
+		return
+	}
+	s := l.dropFirstLocked()
+	l.mu.Unlock()
+	l.removeFiles([]*segment{s}, why)
+}
+
+// removeFiles deletes dropped segments' files and makes that durable.
+func (l *Log) removeFiles(segs []*segment, why string) {
+	if len(segs) == 0 {
+		return
+	}
+	for _, s := range segs {
+		if err := os.Remove(s.path); err != nil {
+			l.store.log.Error("data directory: removing segment", "tenant", l.tenant, "segment", s.path, "err", err)
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		l.store.log.Error("data directory: fsync", "dir", l.dir, "err", err)
+	}
+	l.store.log.Debug("data directory: segments removed", "tenant", l.tenant, "why", why, "count", len(segs))
+}
+
+// Read appends to dst the durable records with seq >= from, oldest first,
+// until it holds maxRecords records or maxBytes of bodies (always at least
+// one record when one is there), and returns dst. Seqs below the oldest are
+// skipped; seqs missing between returned records (or before the first) were
+// lost, and a caller reports them as a gap. The bodies are the caller's.
+func (l *Log) Read(dst []Record, from uint64, maxRecords, maxBytes int) ([]Record, error) {
+	lim := limits{maxRecords: maxRecords, maxBytes: maxBytes}
+	for lim.more() {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return dst, ErrClosed
+		}
+		from = max(from, l.oldestLocked())
+		if from > l.durable || len(l.segs) == 0 {
+			l.mu.Unlock()
+			return dst, nil
+		}
+		i := max(sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > from })-1, 0)
+		seg := l.segs[i]
+		nextBase := l.durable + 1
+		if i+1 < len(l.segs) {
+			nextBase = l.segs[i+1].base
+		}
+		off, end := seg.locate(from), seg.size
+		seg.refs++
+		l.mu.Unlock()
+
+		n0 := len(dst)
+		var err error
+		dst, err = l.readSegment(seg, dst, off, end, from, &lim)
+
+		l.mu.Lock()
+		seg.refs--
+		if (seg.removed || l.closed) && seg.refs == 0 && seg.f != nil {
+			seg.f.Close()
+			seg.f = nil
+		}
+		l.mu.Unlock()
+		if err != nil {
+			return dst, err
+		}
+		if len(dst) > n0 {
+			from = dst[len(dst)-1].Seq + 1
+		}
+		if lim.more() {
+			// The segment is exhausted: go on with the next one.
+			from = max(from, nextBase)
+		}
+	}
+	return dst, nil
+}
+
+// limits tracks what a Read may still return.
+type limits struct {
+	maxRecords, maxBytes int
+	got, bytes           int
+}
+
+func (m *limits) more() bool { return m.got < m.maxRecords && (m.got == 0 || m.bytes < m.maxBytes) }
+
+// readSegment appends records with seq >= from found in seg's bytes
+// [off, end) to dst, within lim.
+func (l *Log) readSegment(seg *segment, dst []Record, off, end int64, from uint64, lim *limits) ([]Record, error) {
+	for off < end && lim.more() {
+		chunk := make([]byte, min(end-off, readChunk))
+		if _, err := seg.f.ReadAt(chunk, off); err != nil {
+			return dst, fmt.Errorf("reading %s: %w", seg.path, err)
+		}
+		p := 0
+		for p < len(chunk) && lim.more() {
+			h, size, st := parseRecord(chunk[p:])
+			if st == recShort && p > 0 {
+				break // the record continues past this chunk: fetch it next
+			}
+			if st == recShort && h.n <= maxBody && int64(headerSize+h.n) <= end-off {
+				// One record bigger than a chunk.
+				chunk = make([]byte, headerSize+h.n)
+				if _, err := seg.f.ReadAt(chunk, off); err != nil {
+					return dst, fmt.Errorf("reading %s: %w", seg.path, err)
+				}
+				continue
+			}
+			if st != recOK || h.seq < seg.base {
+				// Damage that appeared after start-up: never serve it;
+				// step to the next indexed record (the seqs in between
+				// become a gap for the reader).
+				at := off + int64(p)
+				l.store.log.Error("data directory: damaged record skipped", "tenant", l.tenant, "segment", seg.path, "offset", at)
+				l.mu.Lock()
+				next, ok := seg.nextIndexAfter(at)
+				l.mu.Unlock()
+				if !ok {
+					return dst, nil
+				}
+				off, p = next, 0
+				break
+			}
+			if h.seq >= from {
+				dst = append(dst, Record{Seq: h.seq, Body: chunk[p+headerSize : p+size : p+size]})
+				lim.got++
+				lim.bytes += h.n
+			}
+			p += size
+		}
+		off += int64(p)
+	}
+	return dst, nil
+}
+
+// close waits for pending appends and closes the log's files.
+func (l *Log) close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closeFilesLocked()
+}
+
+func (l *Log) closeFiles() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closeFilesLocked()
+}
+
+func (l *Log) closeFilesLocked() error {
+	var errs []error
+	for _, s := range l.segs {
+		if s.f != nil && s.refs == 0 {
+			errs = append(errs, s.f.Close())
+			s.f = nil
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,303 @@
+package disklog
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestAppendReadReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{SegmentBytes: 1 << 10})
+	l := mustLog(t, s, "acme")
+	if o, n := l.Bounds(); o != 1 || n != 0 {
+		t.Fatalf("empty log Bounds = %d,%d; want 1,0", o, n)
+	}
+	if got := segFiles(t, dir, "acme"); len(got) != 0 {
+		t.Fatalf("a log nobody appended to has files: %v", got)
+	}
+	epoch := l.Epoch()
+	// Batches of several sizes, across many small segments.
+	for _, n := range []int{1, 3, 10, 1, 20, 1, 29} {
+		_, newest := l.Bounds()
+		var bodies [][]byte
+		for i := 1; i <= n; i++ {
+			bodies = append(bodies, body("acme", int(newest)+i))
+		}
+		f, la, err := l.Append(bodies)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f != newest+1 || la != newest+uint64(n) {
+			t.Fatalf("Append(%d) = %d..%d, want %d..%d", n, f, la, newest+1, newest+uint64(n))
+		}
+	}
+	if len(segFiles(t, dir, "acme")) < 3 {
+		t.Fatalf("want several segments of 1 KiB, got %v", segFiles(t, dir, "acme"))
+	}
+	check := func(l *Log) {
+		t.Helper()
+		recs := readAllRecords(t, l)
+		if !equalSeqs(seqsOf(recs), seqRange(1, 65)) {
+			t.Fatalf("seqs %v, want 1..65", seqsOf(recs))
+		}
+		checkBodies(t, "acme", recs)
+		for _, tc := range []struct {
+			from     uint64
+			max      int
+			maxBytes int
+			want     []uint64
+		}{
+			{from: 40, max: 3, maxBytes: 1 << 20, want: []uint64{40, 41, 42}},
+			{from: 65, max: 10, maxBytes: 1 << 20, want: []uint64{65}},
+			{from: 66, max: 10, maxBytes: 1 << 20, want: nil},
+			{from: 0, max: 2, maxBytes: 1 << 20, want: []uint64{1, 2}},
+			{from: 10, max: 100, maxBytes: 1, want: []uint64{10}}, // at least one record
+		} {
+			recs, err := l.Read(nil, tc.from, tc.max, tc.maxBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalSeqs(seqsOf(recs), tc.want) {
+				t.Errorf("Read(from %d, max %d, bytes %d) = %v, want %v", tc.from, tc.max, tc.maxBytes, seqsOf(recs), tc.want)
+			}
+			checkBodies(t, "acme", recs)
+		}
+	}
+	check(l)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, _, err := l.Append([][]byte{body("acme", 66)}); err != ErrClosed {
+		t.Fatalf("Append after Close: %v, want ErrClosed", err)
+	}
+
+	s2 := mustOpen(t, dir, Options{SegmentBytes: 1 << 10})
+	if got := s2.Tenants(); len(got) != 1 || got[0] != "acme" {
+		t.Fatalf("Tenants() = %v", got)
+	}
+	l2 := mustLog(t, s2, "acme")
+	if l2.Epoch() != epoch {
+		t.Fatalf("epoch after reopen %q, want %q", l2.Epoch(), epoch)
+	}
+	check(l2)
+	if f, _, err := l2.Append([][]byte{body("acme", 66)}); err != nil || f != 66 {
+		t.Fatalf("Append after reopen = %d, %v; want 66", f, err)
+	}
+}
+
+func TestDirectoryInUse(t *testing.T) {
+	dir := t.TempDir()
+	mustOpen(t, dir, Options{})
+	if s, err := Open(dir, Options{}); err == nil {
+		s.Close()
+		t.Fatal("a second Open of the same directory succeeded")
+	}
+}
+
+func TestBadTenant(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{})
+	for _, name := range []string{"", "..", ".x", "a/b", strings.Repeat("a", 65)} {
+		if _, err := s.Log(name); err == nil {
+			t.Errorf("Log(%q) accepted", name)
+		}
+	}
+}
+
+func TestTwoTenantsAreSeparate(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{})
+	a, b := mustLog(t, s, "a"), mustLog(t, s, "b")
+	appendN(t, a, 5)
+	appendN(t, b, 2)
+	if _, n := a.Bounds(); n != 5 {
+		t.Fatalf("a newest %d", n)
+	}
+	if _, n := b.Bounds(); n != 2 {
+		t.Fatalf("b newest %d", n)
+	}
+	if a.Epoch() == b.Epoch() {
+		t.Fatalf("two tenants share epoch %q", a.Epoch())
+	}
+	checkBodies(t, "b", readAllRecords(t, b))
+}
+
+// TestGroupCommit holds the committer inside its first fsync while more
+// appends queue up: they must all share the next fsync.
+func TestGroupCommit(t *testing.T) {
+	const waiting = 20
+	s := mustOpen(t, t.TempDir(), Options{})
+	l := mustLog(t, s, "acme")
+	release := make(chan struct{})
+	var syncs int
+	var mu sync.Mutex
+	s.beforeSync = func(l *Log) {
+		mu.Lock()
+		syncs++
+		first := syncs == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, _, err := l.Append([][]byte{body("acme", 1)}); err != nil {
+			t.Error(err)
+		}
+	}()
+	// Wait until the first batch is in the committer.
+	for {
+		l.mu.Lock()
+		n := l.next
+		l.mu.Unlock()
+		if n == 2 {
+			break
+		}
+	}
+	for i := 0; i < waiting; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := l.Append([][]byte{[]byte(`{}`), []byte(`{}`)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for {
+		l.mu.Lock()
+		n := len(l.pending)
+		l.mu.Unlock()
+		if n == waiting {
+			break
+		}
+	}
+	close(release)
+	wg.Wait()
+	if syncs != 2 {
+		t.Fatalf("%d appends took %d fsyncs, want 2", waiting+1, syncs)
+	}
+	if _, n := l.Bounds(); n != 1+2*waiting {
+		t.Fatalf("newest %d, want %d", n, 1+2*waiting)
+	}
+}
+
+// TestConcurrentAppendRead runs appenders and readers at once (under -race
+// in CI): every batch gets a contiguous range, the ranges tile 1..N, and
+// readers only ever see durable, intact records in order.
+func TestConcurrentAppendRead(t *testing.T) {
+	const writers, batches, per = 6, 40, 5
+	var got []string
+	var gotMu sync.Mutex
+	s := mustOpen(t, t.TempDir(), Options{
+		SegmentBytes: 4 << 10,
+		OnCommit: func(tenant string, first uint64, bodies [][]byte) {
+			gotMu.Lock()
+			got = append(got, fmt.Sprintf("%d+%d", first, len(bodies)))
+			gotMu.Unlock()
+		},
+	})
+	l := mustLog(t, s, "acme")
+	owner := make([]int, writers*batches*per+1) // seq -> writer
+	var ownerMu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := 0; b < batches; b++ {
+				bodies := make([][]byte, per)
+				for i := range bodies {
+					bodies[i] = fmt.Appendf(nil, `{"w":%d,"b":%d,"i":%d}`, w, b, i)
+				}
+				f, la, err := l.Append(bodies)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if la-f+1 != per {
+					t.Errorf("batch got %d..%d", f, la)
+				}
+				ownerMu.Lock()
+				for q := f; q <= la; q++ {
+					if owner[q] != 0 {
+						t.Errorf("seq %d given twice", q)
+					}
+					owner[q] = w + 1
+				}
+				ownerMu.Unlock()
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var rg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		rg.Add(1)
+		go func() {
+			defer rg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, newest := l.Bounds()
+				recs, err := l.Read(nil, 1, 1<<20, 1<<30)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if uint64(len(recs)) < newest {
+					t.Errorf("read %d records, newest was %d", len(recs), newest)
+					return
+				}
+				for i, r := range recs {
+					if r.Seq != uint64(i+1) || !strings.HasPrefix(string(r.Body), `{"w":`) {
+						t.Errorf("record %d: seq %d body %q", i, r.Seq, r.Body)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	rg.Wait()
+	for q := 1; q < len(owner); q++ {
+		if owner[q] == 0 {
+			t.Fatalf("seq %d never given", q)
+		}
+	}
+	// OnCommit saw every batch once, in seq order.
+	next := uint64(1)
+	for _, g := range got {
+		var f uint64
+		var n int
+		fmt.Sscanf(g, "%d+%d", &f, &n)
+		if f != next {
+			t.Fatalf("OnCommit order: %v", got)
+		}
+		next += uint64(n)
+	}
+	if next != uint64(len(owner)) {
+		t.Fatalf("OnCommit covered up to %d, want %d", next-1, len(owner)-1)
+	}
+}
+
+func TestFormatMismatch(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/FORMAT", []byte("something else\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(dir, Options{}); err == nil {
+		s.Close()
+		t.Fatal("Open accepted a foreign directory")
+	}
+}

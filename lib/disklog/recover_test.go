@@ -1,0 +1,258 @@
+package disklog
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// buildLog writes a log of n single-record batches and then one batch of
+// lastBatch records, closes it, and returns the directory, the newest
+// segment's path, and the offset where the last batch starts.
+func buildLog(t *testing.T, n, lastBatch int) (dir, seg string, lastStart int64) {
+	t.Helper()
+	dir = t.TempDir()
+	s := mustOpen(t, dir, Options{})
+	l := mustLog(t, s, "acme")
+	appendN(t, l, n)
+	files := segFiles(t, dir, "acme")
+	st, err := os.Stat(files[len(files)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies [][]byte
+	for i := 1; i <= lastBatch; i++ {
+		bodies = append(bodies, body("acme", n+i))
+	}
+	if _, _, err := l.Append(bodies); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files = segFiles(t, dir, "acme")
+	return dir, files[len(files)-1], st.Size()
+}
+
+// TestTornTailEveryOffset cuts the newest segment at every byte offset
+// inside its last batch (a crash in the middle of the write): recovery drops
+// the whole unfinished batch, says so, gives its seqs out again, and a second
+// restart finds a clean log.
+func TestTornTailEveryOffset(t *testing.T) {
+	for _, lastBatch := range []int{1, 3} {
+		base, seg, start := buildLog(t, 10, lastBatch)
+		st, _ := os.Stat(seg)
+		for cut := start; cut < st.Size(); cut++ {
+			dir := copyDir(t, base)
+			p := filepath.Join(dir, "tenants", "acme", filepath.Base(seg))
+			if err := os.Truncate(p, cut); err != nil {
+				t.Fatal(err)
+			}
+			var logbuf syncBuffer
+			s, err := Open(dir, Options{Logger: testLogger(&logbuf)})
+			if err != nil {
+				t.Fatalf("cut %d: %v", cut, err)
+			}
+			l := mustLog(t, s, "acme")
+			recs := readAllRecords(t, l)
+			if !equalSeqs(seqsOf(recs), seqRange(1, 10)) {
+				t.Fatalf("batch of %d cut at %d: seqs %v, want 1..10", lastBatch, cut, seqsOf(recs))
+			}
+			checkBodies(t, "acme", recs)
+			if cut > start && !strings.Contains(logbuf.String(), "torn tail") {
+				t.Fatalf("cut %d: no log line about the torn tail:\n%s", cut, logbuf.String())
+			}
+			if f, _, err := l.Append([][]byte{body("acme", 11)}); err != nil || f != 11 {
+				t.Fatalf("cut %d: next Append = %d, %v; want 11", cut, f, err)
+			}
+			s.Close()
+			var again syncBuffer
+			s = mustOpen(t, dir, Options{Logger: testLogger(&again)})
+			if strings.Contains(again.String(), "damage") {
+				t.Fatalf("cut %d: second restart still finds damage:\n%s", cut, again.String())
+			}
+			recs = readAllRecords(t, mustLog(t, s, "acme"))
+			if !equalSeqs(seqsOf(recs), seqRange(1, 11)) {
+				t.Fatalf("cut %d, after restart: seqs %v", cut, seqsOf(recs))
+			}
+			checkBodies(t, "acme", recs)
+			s.Close()
+		}
+	}
+}
+
+// TestFlippedBitEveryOffset flips one bit at every byte of a record in the
+// middle of a segment: that record, and only it, is lost; it is never
+// served, the loss is logged, and the rest of the log is intact.
+func TestFlippedBitEveryOffset(t *testing.T) {
+	base, seg, _ := buildLog(t, 12, 1)
+	orig, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Find record 6.
+	var off int64
+	for seq := 1; seq < 6; seq++ {
+		_, size, _ := parseRecord(orig[off:])
+		off += int64(size)
+	}
+	_, size, _ := parseRecord(orig[off:])
+	want := append(seqRange(1, 5), seqRange(7, 13)...)
+	for i := off; i < off+int64(size); i++ {
+		for _, bit := range []byte{0x01, 0x80} {
+			dir := copyDir(t, base)
+			p := filepath.Join(dir, "tenants", "acme", filepath.Base(seg))
+			b := append([]byte(nil), orig...)
+			b[i] ^= bit
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var logbuf syncBuffer
+			s, err := Open(dir, Options{Logger: testLogger(&logbuf)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := mustLog(t, s, "acme")
+			recs := readAllRecords(t, l)
+			if !equalSeqs(seqsOf(recs), want) {
+				t.Fatalf("bit %#x of byte %d flipped: seqs %v, want %v", bit, i, seqsOf(recs), want)
+			}
+			checkBodies(t, "acme", recs)
+			if !strings.Contains(logbuf.String(), "seqs 6-6 lost") {
+				t.Fatalf("byte %d: log says\n%s", i, logbuf.String())
+			}
+			if f, _, err := l.Append([][]byte{body("acme", 14)}); err != nil || f != 14 {
+				t.Fatalf("byte %d: next Append = %d, %v; want 14", i, f, err)
+			}
+			s.Close()
+		}
+	}
+}
+
+// TestFlippedBitInLastRecord: a damaged record at the very end was written
+// in full (it may have been acknowledged and delivered), so it is cut but
+// its seq is never given to another event, even after another restart.
+func TestFlippedBitInLastRecord(t *testing.T) {
+	base, seg, start := buildLog(t, 5, 1)
+	for _, i := range []int64{start + headerSize + 3, start + 1} {
+		dir := copyDir(t, base)
+		p := filepath.Join(dir, "tenants", "acme", filepath.Base(seg))
+		b, _ := os.ReadFile(p)
+		b[i] ^= 0x10
+		os.WriteFile(p, b, 0o644)
+		var logbuf syncBuffer
+		s := mustOpen(t, dir, Options{Logger: testLogger(&logbuf)})
+		if !strings.Contains(logbuf.String(), "damaged record") {
+			t.Fatalf("byte %d: log says\n%s", i, logbuf.String())
+		}
+		l := mustLog(t, s, "acme")
+		if o, n := l.Bounds(); o != 1 || n != 6 {
+			t.Fatalf("byte %d: Bounds = %d,%d; want 1,6 (seq 6 reserved)", i, o, n)
+		}
+		if recs := readAllRecords(t, l); !equalSeqs(seqsOf(recs), seqRange(1, 5)) {
+			t.Fatalf("byte %d: seqs %v", i, seqsOf(recs))
+		}
+		s.Close()
+		s = mustOpen(t, dir, Options{})
+		l = mustLog(t, s, "acme")
+		if f, _, err := l.Append([][]byte{body("acme", 7)}); err != nil || f != 7 {
+			t.Fatalf("byte %d: Append after two restarts = %d, %v; want 7", i, f, err)
+		}
+		recs := readAllRecords(t, l)
+		if !equalSeqs(seqsOf(recs), append(seqRange(1, 5), 7)) {
+			t.Fatalf("byte %d: seqs %v", i, seqsOf(recs))
+		}
+		checkBodies(t, "acme", recs)
+		s.Close()
+	}
+}
+
+// TestDamageInOlderSegment: a damaged record in an older segment loses the
+// rest of that record only; later segments stay.
+func TestDamageInOlderSegment(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{SegmentBytes: 512})
+	appendN(t, mustLog(t, s, "acme"), 40)
+	s.Close()
+	files := segFiles(t, dir, "acme")
+	if len(files) < 3 {
+		t.Fatalf("want at least 3 segments, got %d", len(files))
+	}
+	// Damage the last record of the first segment.
+	b, _ := os.ReadFile(files[0])
+	b[len(b)-2] ^= 0xff
+	os.WriteFile(files[0], b, 0o644)
+	var logbuf syncBuffer
+	s = mustOpen(t, dir, Options{SegmentBytes: 512, Logger: testLogger(&logbuf)})
+	l := mustLog(t, s, "acme")
+	recs := readAllRecords(t, l)
+	checkBodies(t, "acme", recs)
+	// The record lost is the last of segment 1: one seq short of the
+	// second segment's base.
+	base2, _ := parseSegName(filepath.Base(files[1]))
+	lost := base2 - 1
+	var want []uint64
+	for q := uint64(1); q <= 40; q++ {
+		if q != lost {
+			want = append(want, q)
+		}
+	}
+	if !equalSeqs(seqsOf(recs), want) {
+		t.Fatalf("seqs %v, want all but %d", seqsOf(recs), lost)
+	}
+	if !strings.Contains(logbuf.String(), "damage") {
+		t.Fatalf("no log line:\n%s", logbuf.String())
+	}
+	if _, n := l.Bounds(); n != 40 {
+		t.Fatalf("newest %d, want 40", n)
+	}
+}
+
+// TestDamageAfterStart: a record damaged on disk while the relay runs is
+// detected by the read-time checksum and never served.
+func TestDamageAfterStart(t *testing.T) {
+	dir := t.TempDir()
+	var logbuf syncBuffer
+	s := mustOpen(t, dir, Options{Logger: testLogger(&logbuf)})
+	l := mustLog(t, s, "acme")
+	appendN(t, l, 100)
+	files := segFiles(t, dir, "acme")
+	f, err := os.OpenFile(files[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{'X'}, 20) // inside record 1's body
+	f.Close()
+	recs := readAllRecords(t, l)
+	if len(recs) == 0 || recs[0].Seq == 1 {
+		t.Fatalf("damaged record 1 served (or nothing read): %v", seqsOf(recs))
+	}
+	checkBodies(t, "acme", recs)
+	if recs[len(recs)-1].Seq != 100 {
+		t.Fatalf("last record %d, want 100", recs[len(recs)-1].Seq)
+	}
+	if !strings.Contains(logbuf.String(), "damaged record skipped") {
+		t.Fatalf("no log line:\n%s", logbuf.String())
+	}
+}
+
+// TestLostMeta: without its meta file a tenant gets a new epoch (clients
+// cannot trust the numbering) but its records and seqs continue.
+func TestLostMeta(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{})
+	l := mustLog(t, s, "acme")
+	appendN(t, l, 3)
+	e := l.Epoch()
+	s.Close()
+	os.Remove(filepath.Join(dir, "tenants", "acme", "meta.json"))
+	s = mustOpen(t, dir, Options{})
+	l = mustLog(t, s, "acme")
+	if l.Epoch() == e || l.Epoch() == "" {
+		t.Fatalf("epoch %q after losing meta (was %q)", l.Epoch(), e)
+	}
+	if _, n := l.Bounds(); n != 3 {
+		t.Fatalf("newest %d", n)
+	}
+}

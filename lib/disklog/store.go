@@ -1,0 +1,334 @@
+// Package disklog keeps tenant logs in a data directory, so that a relay's
+// history survives restarts and crashes.
+//
+// Each tenant owns a small segmented append-only log: a directory of segment
+// files, each holding records (length, CRC32C checksum, seq, body; see
+// record.go) for a range of seqs, plus a meta file with the tenant's epoch.
+// Appends go through one committer goroutine per tenant, which writes every
+// pending batch and covers them all with a single fsync (group commit):
+// Append returns only once its records are durable. Reads from any seq go
+// through a sparse per-segment index. Retention drops whole old segments:
+// per tenant by the event and byte bounds, and across tenants by a total
+// disk cap, least recently written first.
+//
+// At Open every segment is read and every record verified. Damage is cut
+// away with a log line and never served: a torn tail (a crash in the middle
+// of a write, so never acknowledged) is truncated back to the last complete
+// batch and its seqs are given out again; a damaged record in the middle is
+// skipped and its seqs become a gap for readers (see scanSegment). Reads
+// verify checksums again, so damage that appears later is not served either.
+//
+// Layout:
+//
+//	DIR/FORMAT                     "tl disklog 1"
+//	DIR/LOCK                       flock'd by the process using DIR
+//	DIR/tenants/TENANT/meta.json   {"epoch":"..."}, replaced atomically
+//	DIR/tenants/TENANT/<seq>.seg   records from seq on
+package disklog
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tl-sh/tl/lib/event"
+)
+
+const formatLine = "tl disklog 1\n"
+
+// Segment sizing: a segment is rolled once it holds this much, so retention
+// (which drops whole segments) overshoots a byte bound by at most a segment.
+const (
+	defaultSegmentBytes = 16 << 20 // large enough that rolling is rare
+	minSegmentBytes     = 64 << 10 // small bounds still get a sane file size
+	segmentsPerBound    = 8        // a byte bound spans at least this many segments
+)
+
+// ErrClosed is returned by operations on a closed Store or Log.
+var ErrClosed = errors.New("disklog: closed")
+
+// Options tune a Store. The zero value keeps everything forever.
+type Options struct {
+	// MaxEvents bounds each tenant's history in events (0: no bound).
+	// Readers never see more than the newest MaxEvents.
+	MaxEvents int
+	// MaxBytes bounds each tenant's history in bytes on disk (0: no
+	// bound). Whole segments are dropped, so a tenant keeps between
+	// MaxBytes minus one segment and MaxBytes (plus its open segment).
+	MaxBytes int64
+	// MaxTotalBytes caps the whole directory (0: no cap): as new data
+	// arrives, the least recently written old segments of any tenant go.
+	MaxTotalBytes int64
+	// SegmentBytes overrides the segment size (0: derived from the bounds).
+	SegmentBytes int64
+	// OnCommit, when set, is called by a tenant's committer after each
+	// durable batch, in seq order, before Append returns to its caller.
+	// It must not call back into the Log's Append.
+	OnCommit func(tenant string, first uint64, bodies [][]byte)
+	// NewEpoch returns a fresh epoch for a tenant without one (default:
+	// 16 random hex digits).
+	NewEpoch func() string
+	// Logger receives recovery and error reports (default: discarded).
+	Logger *slog.Logger
+}
+
+// Store is an open data directory.
+type Store struct {
+	dir      string
+	opts     Options
+	segBytes int64
+	log      *slog.Logger
+	lock     *os.File
+
+	total   atomic.Int64 // bytes of all segments
+	evictMu sync.Mutex   // serialises evictions for the total cap
+	capWarn atomic.Bool  // the cap could not be met: said once
+	mu      sync.Mutex   // guards logs and closed
+	logs    map[string]*Log
+	closed  bool
+
+	beforeSync func(*Log) // tests: called by a committer before each fsync
+}
+
+// Open opens (creating it if needed) the data directory dir and recovers
+// every tenant's log in it.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.NewEpoch == nil {
+		opts.NewEpoch = randomEpoch
+	}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}}
+	s.segBytes = opts.SegmentBytes
+	if s.segBytes <= 0 {
+		s.segBytes = defaultSegmentBytes
+		if b := opts.MaxBytes / segmentsPerBound; opts.MaxBytes > 0 && b < s.segBytes {
+			s.segBytes = b
+		}
+		if b := opts.MaxTotalBytes / (4 * segmentsPerBound); opts.MaxTotalBytes > 0 && b < s.segBytes {
+			s.segBytes = b
+		}
+		s.segBytes = max(s.segBytes, minSegmentBytes)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tenants"), 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := s.checkFormat(); err != nil {
+		return nil, err
+	}
+	lf, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another process: %w", dir, err)
+	}
+	s.lock = lf
+	ents, err := os.ReadDir(filepath.Join(dir, "tenants"))
+	if err != nil {
+		s.lock.Close()
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || event.CheckTenant(e.Name()) != nil {
+			continue
+		}
+		l, err := s.recover(e.Name())
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("recovering tenant %s: %w", e.Name(), err)
+		}
+		s.logs[e.Name()] = l
+	}
+	return s, nil
+}
+
+// checkFormat writes DIR/FORMAT in a new directory and checks it otherwise.
+func (s *Store) checkFormat() error {
+	p := filepath.Join(s.dir, "FORMAT")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := writeFileAtomic(p, []byte(formatLine)); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !bytes.Equal(b, []byte(formatLine)) {
+		return fmt.Errorf("data directory %s: unknown format %q", s.dir, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Tenants returns the tenants with a log on disk, sorted.
+func (s *Store) Tenants() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.logs))
+	for n := range s.logs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Log returns the tenant's log. A tenant without one gets an empty log,
+// written to disk only by its first Append (so readers alone create no
+// files).
+func (s *Store) Log(tenant string) (*Log, error) {
+	if err := event.CheckTenant(tenant); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if l := s.logs[tenant]; l != nil {
+		return l, nil
+	}
+	l := newLog(s, tenant)
+	l.epoch = s.opts.NewEpoch()
+	l.next = 1
+	s.logs[tenant] = l
+	return l, nil
+}
+
+// TotalBytes returns the bytes held in segments across tenants.
+func (s *Store) TotalBytes() int64 { return s.total.Load() }
+
+// Close waits for pending appends, then closes every log and the directory.
+// It is safe to call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	logs := make([]*Log, 0, len(s.logs))
+	for _, l := range s.logs {
+		logs = append(logs, l)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, l := range logs {
+		errs = append(errs, l.close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// enforceCap removes old segments, least recently written first, until the
+// directory fits MaxTotalBytes. A tenant's open segment is never removed.
+func (s *Store) enforceCap() {
+	limit := s.opts.MaxTotalBytes
+	if limit <= 0 || s.total.Load() <= limit {
+		return
+	}
+	s.evictMu.Lock()
+	defer s.evictMu.Unlock()
+	for s.total.Load() > limit {
+		s.mu.Lock()
+		var victim *Log
+		var oldest time.Time
+		for _, l := range s.logs {
+			if t, ok := l.oldestRemovable(); ok && (victim == nil || t.Before(oldest)) {
+				victim, oldest = l, t
+			}
+		}
+		s.mu.Unlock()
+		if victim == nil {
+			if !s.capWarn.Swap(true) {
+				s.log.Warn("data directory over its cap, but only open segments are left", "bytes", s.total.Load(), "cap", limit)
+			}
+			return
+		}
+		victim.dropOldest("disk cap")
+	}
+}
+
+// randomEpoch returns 16 random hex digits.
+func randomEpoch() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// writeFileAtomic replaces path with data: a temporary file, fsync'd, renamed
+// over path, then the directory fsync'd so the rename itself is durable.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir fsyncs a directory, making file creations, renames and removals in
+// it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// readAll reads a whole file into buf's storage.
+func readAll(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if int64(cap(buf)) < st.Size() {
+		buf = make([]byte, st.Size())
+	}
+	buf = buf[:st.Size()]
+	n, err := io.ReadFull(f, buf)
+	return buf[:n], err
+}
