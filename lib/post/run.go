@@ -1,0 +1,257 @@
+package post
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/client"
+)
+
+// stopGrace is how long a batch already in flight may take to finish after
+// Ctrl-C or a fatal error; then it is abandoned (and reported as such).
+const stopGrace = 3 * time.Second
+
+// readerGrace is how long a stopped run waits for its reader to notice.
+const readerGrace = 500 * time.Millisecond
+
+// poster is one run of tl-post.
+type poster struct {
+	o     *Options
+	cfg   *client.Config
+	hc    *http.Client
+	env   *cli.Env
+	con   *console
+	stats stats
+	now   func() time.Time
+
+	files []string // the inputs, "-" for stdin
+	names []string // how messages name them ("<stdin>" for "-")
+	stdin io.Reader
+
+	lanesMu sync.Mutex // guards lanes and order
+	lanes   map[string]*lane
+	order   []*lane
+
+	stop        chan struct{} // closed when the run stops early
+	stopOnce    sync.Once
+	interrupted atomic.Bool     // the stop came from a signal
+	sendCtx     context.Context // HTTP attempts: cancelled stopGrace after stop
+
+	failMu  sync.Mutex // guards failErr
+	failErr error      // the first fatal error
+}
+
+func newPoster(o *Options, cfg *client.Config, env *cli.Env) *poster {
+	p := &poster{
+		o: o, cfg: cfg, env: env,
+		hc:    httpClient(cfg),
+		now:   time.Now,
+		lanes: map[string]*lane{},
+		stop:  make(chan struct{}),
+	}
+	p.files = o.Files
+	if len(p.files) == 0 {
+		p.files = []string{"-"}
+	}
+	for _, f := range p.files {
+		if f == "-" {
+			f = "<stdin>"
+		}
+		p.names = append(p.names, f)
+	}
+	mode := progressMode(o.Progress, o.Quiet, env.Stderr, env.Getenv)
+	p.con = newConsole(env.Stderr, mode, o.Quiet, &p.stats)
+	return p
+}
+
+// halt stops the run: no more reading, no new batches, no more retries.
+func (p *poster) halt() { p.stopOnce.Do(func() { close(p.stop) }) }
+
+// fail records a fatal error and stops the run.
+func (p *poster) fail(err error) {
+	p.failMu.Lock()
+	if p.failErr == nil {
+		p.failErr = err
+	}
+	p.failMu.Unlock()
+	p.halt()
+}
+
+func (p *poster) stopped() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleep waits d, or less if the run stops; it reports whether it waited d.
+func (p *poster) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// lane returns the tenant's lane, starting it on first use.
+func (p *poster) lane(tenant string) *lane {
+	p.lanesMu.Lock()
+	defer p.lanesMu.Unlock()
+	l := p.lanes[tenant]
+	if l == nil {
+		l = newLane(p, tenant)
+		p.lanes[tenant] = l
+		p.order = append(p.order, l)
+	}
+	return l
+}
+
+func (p *poster) run(ctx context.Context) error {
+	start := p.now()
+	go p.con.run()
+	defer p.con.close()
+
+	// Attempts outlive Ctrl-C by stopGrace, so that a batch in flight can
+	// finish and be counted rather than be cut off blind.
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	p.sendCtx = sendCtx
+	stopWatch := context.AfterFunc(ctx, func() {
+		p.interrupted.Store(true)
+		p.halt()
+	})
+	defer stopWatch()
+	go func() {
+		// Ends when the run stops or finishes (cancelSend closes sendCtx).
+		select {
+		case <-p.stop:
+			t := time.NewTimer(stopGrace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancelSend()
+			case <-sendCtx.Done():
+			}
+		case <-sendCtx.Done():
+		}
+	}()
+
+	in, interruptIn := openStdin(p.env.Stdin)
+	p.stdin = in
+	defer interruptIn()
+
+	pace := &pacer{rate: p.o.Rate, replay: p.o.Replay, now: p.now, sleep: p.sleep}
+	route := func(it *item) bool {
+		if !pace.wait(it.ts) {
+			return false
+		}
+		return p.lane(it.tenant).add(it.wire, it.ref)
+	}
+
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		if !p.o.Strict {
+			p.readAll(route)
+			return
+		}
+		// --strict: everything is read and validated before anything is
+		// sent; the good lines wait in memory.
+		var held []item
+		p.readAll(func(it *item) bool {
+			c := *it
+			c.wire = append([]byte(nil), it.wire...)
+			held = append(held, c)
+			return true
+		})
+		if n := p.stats.refused.Load() + p.stats.failedFiles.Load(); n > 0 || p.stopped() {
+			if n > 0 {
+				p.con.printf("tl-post: --strict: nothing sent (%s)", plural(int(p.stats.refused.Load()), "bad line", "bad lines"))
+			}
+			p.stats.unsent.Add(int64(len(held)))
+			return
+		}
+		for i := range held {
+			if !route(&held[i]) {
+				p.stats.unsent.Add(int64(len(held) - i))
+				return
+			}
+		}
+	}()
+	select {
+	case <-readDone:
+	case <-p.stop:
+		// A reader blocked on a quiet stdin would never notice.
+		interruptIn()
+		select {
+		case <-readDone:
+		case <-time.After(readerGrace):
+			// A reader that cannot be interrupted (not a file) is left
+			// to end at its next line: it sends nothing more.
+		}
+	}
+
+	p.lanesMu.Lock()
+	lanes := append([]*lane(nil), p.order...)
+	p.lanesMu.Unlock()
+	for _, l := range lanes {
+		l.close()
+	}
+	for _, l := range lanes {
+		<-l.done
+		p.stats.unsent.Add(int64(l.pending()))
+		if l.refusedMore > 0 {
+			p.con.printf("tl-post: tenant %s: %s more not sent after the relay refused a batch: %s",
+				l.tenant, plural(l.refusedMore, "line", "lines"), l.refusal)
+		}
+	}
+	return p.finish(p.now().Sub(start))
+}
+
+// finish prints the summary and decides the outcome.
+func (p *poster) finish(took time.Duration) error {
+	st := &p.stats
+	sent, refused, unsent := st.sent.Load(), st.refused.Load(), st.unsent.Load()
+	if !p.o.Quiet {
+		rate := float64(sent) / took.Seconds()
+		s := fmt.Sprintf("tl-post: published %s to %s in %v (%s events/s); %s read, %s refused, %s",
+			plural(int(sent), "event", "events"), plural(int(st.tenants.Load()), "tenant", "tenants"),
+			took.Round(time.Millisecond), commas(int64(rate+0.5)),
+			plural(int(st.read.Load()), "line", "lines"), commas(refused), plural(int(st.retried.Load()), "retry", "retries"))
+		if unsent > 0 {
+			s += fmt.Sprintf(", %s not sent", commas(unsent))
+		}
+		if p.interrupted.Load() {
+			s = "tl-post: interrupted: " + s[len("tl-post: "):]
+		}
+		p.con.put(s)
+	}
+	p.con.close()
+
+	p.failMu.Lock()
+	failErr := p.failErr
+	p.failMu.Unlock()
+	switch {
+	case p.interrupted.Load():
+		return cli.Interrupted
+	case failErr != nil:
+		return failErr
+	case refused > 0 || st.failedFiles.Load() > 0:
+		if p.o.Quiet {
+			return fmt.Errorf("%s refused", plural(int(refused), "line", "lines"))
+		}
+		return cli.Exit(cli.ExitFailure, cli.Silent)
+	}
+	return nil
+}
