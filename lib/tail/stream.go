@@ -1,0 +1,422 @@
+package tail
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/client"
+	"github.com/tl-sh/tl/lib/drain"
+	"github.com/tl-sh/tl/lib/event"
+)
+
+// Tuning of the connection.
+const (
+	handshakeTimeout = 15 * time.Second // dialling and the upgrade, together
+	writeWait        = time.Second      // to write the close frame
+	closeWait        = time.Second      // for the relay to answer our close frame
+	readBufferSize   = 64 << 10         // the WebSocket read buffer: a packed message in few reads
+	maxMessage       = 16 << 20         // a broken relay cannot make us hold more than this at once
+)
+
+// tail is one run of tl-tail. Its stream state is owned by the goroutine
+// that runs follow.
+type tail struct {
+	opts      *options
+	env       *cli.Env
+	status    *status
+	out       *drain.Writer
+	backoff   backoff
+	closeWait time.Duration
+	dialer    *websocket.Dialer
+
+	epoch     string // the history's epoch, once known
+	lastSeq   uint64 // the seq to resume after, when haveSeq
+	haveSeq   bool
+	printed   int64 // deliveries handed to stdout
+	hello     bool  // the current connection said hello
+	connected bool  // some connection said hello
+	buf       []byte
+}
+
+func newTail(o *options, env *cli.Env) *tail {
+	return &tail{
+		opts:      o,
+		env:       env,
+		status:    &status{quiet: o.quiet, w: env.Stderr},
+		backoff:   backoff{base: backoffBase, cap: backoffCap, rand: rand.Int64N},
+		closeWait: closeWait,
+		dialer: &websocket.Dialer{
+			Proxy:            http.ProxyFromEnvironment,
+			HandshakeTimeout: handshakeTimeout,
+			TLSClientConfig:  o.conn.TLS,
+			ReadBufferSize:   readBufferSize,
+		},
+		epoch:   o.epoch,
+		lastSeq: o.since,
+		haveSeq: o.hasSince,
+	}
+}
+
+// refusal is a handshake the relay answered with an HTTP status instead of
+// an upgrade.
+type refusal struct {
+	code       int
+	msg        string
+	retryAfter time.Duration
+}
+
+func (r *refusal) Error() string {
+	s := fmt.Sprintf("relay answered %d %s", r.code, http.StatusText(r.code))
+	if r.msg != "" {
+		s += ": " + r.msg
+	}
+	if r.code == http.StatusUnauthorized || r.code == http.StatusForbidden {
+		s += " (the token comes from TL_TOKEN or --token-file)"
+	}
+	return s
+}
+
+// final reports whether retrying cannot help: a bad request, a missing or
+// insufficient token, an unknown endpoint, or a server that answers without
+// upgrading.
+func (r *refusal) final() bool {
+	switch r.code {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return true
+	}
+	return r.code < 300
+}
+
+func refusalFrom(resp *http.Response) *refusal {
+	r := &refusal{code: resp.StatusCode, retryAfter: retryAfter(resp.Header, time.Now())}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		r.msg = e.Error
+	} else {
+		r.msg = strings.TrimSpace(string(body))
+	}
+	return r
+}
+
+// follow connects and reconnects until the run ends; it returns the reason.
+func (t *tail) follow(ctx context.Context) error {
+	failures := 0
+	for {
+		err := t.connect(ctx)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		var end endRun
+		if errors.As(err, &end) {
+			return end.err
+		}
+		var ref *refusal
+		if errors.As(err, &ref) && ref.final() {
+			return cli.Exit(cli.ExitFailure, err)
+		}
+		if t.hello {
+			failures = 0
+		}
+		failures++
+		if t.opts.maxRetries >= 0 && failures > t.opts.maxRetries {
+			return cli.Exit(cli.ExitFailure, fmt.Errorf("%w (giving up: --max-retries %d)", err, t.opts.maxRetries))
+		}
+		wait := t.backoff.delay(failures)
+		if ref != nil && ref.retryAfter > wait {
+			wait = ref.retryAfter
+		}
+		t.status.progress("%v; reconnecting in %v", err, wait.Round(time.Millisecond))
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// streamURL is the subscribe URL for the next connection: the filters, and
+// where to start (resume after lastSeq, or the history's last N, or live).
+func (t *tail) streamURL() string {
+	q := url.Values{}
+	for _, typ := range t.opts.types {
+		q.Add("type", typ)
+	}
+	if t.opts.path != "" {
+		q.Set("path", t.opts.path)
+	}
+	switch {
+	case t.haveSeq:
+		q.Set("since", strconv.FormatUint(t.lastSeq, 10))
+		if t.epoch != "" {
+			q.Set("epoch", t.epoch)
+		}
+	case t.opts.last > 0:
+		q.Set("last", strconv.Itoa(t.opts.last))
+	}
+	u := t.opts.conn.URL(client.StreamPath(t.opts.tenant), q)
+	if u.Scheme == "https" {
+		u.Scheme = "wss"
+	} else {
+		u.Scheme = "ws"
+	}
+	return u.String()
+}
+
+// connect runs one connection to its end and says why it ended.
+func (t *tail) connect(ctx context.Context) error {
+	t.hello = false
+	h := http.Header{}
+	t.opts.conn.Authorize(h)
+	conn, resp, err := t.dialer.DialContext(ctx, t.streamURL(), h)
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return refusalFrom(resp)
+		}
+		return fmt.Errorf("cannot connect to %s: %w", t.opts.conn.Relay.Redacted(), err)
+	}
+	defer conn.Close()
+	return t.serve(ctx, conn)
+}
+
+// serve reads conn until it ends. When ctx ends (or the count is reached,
+// or stdout fails) it closes the WebSocket with 1000 and waits a moment for
+// the relay's answer, so that the relay sees a subscriber leave rather than
+// a connection drop.
+func (t *tail) serve(ctx context.Context, conn *websocket.Conn) error {
+	connCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopped := make(chan struct{})
+	closerDone := make(chan struct{})
+	// The closer: the only one to close conn while the reader runs; it
+	// ends before serve returns.
+	go func() {
+		defer close(closerDone)
+		select {
+		case <-connCtx.Done():
+		case <-stopped:
+			return
+		}
+		conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(writeWait))
+		timer := time.NewTimer(t.closeWait)
+		defer timer.Stop()
+		select {
+		case <-stopped:
+		case <-timer.C:
+			conn.Close() // the relay did not answer: end the read
+		}
+	}()
+	err := t.read(connCtx, cancel, conn)
+	close(stopped)
+	<-closerDone
+	return err
+}
+
+// read is the read loop: whole messages into one reused buffer, handed to
+// process. Once connCtx ends it only reads on to the relay's close answer.
+func (t *tail) read(connCtx context.Context, cancel context.CancelCauseFunc, conn *websocket.Conn) error {
+	conn.SetReadLimit(maxMessage)
+	for {
+		_, r, err := conn.NextReader()
+		if err == nil && connCtx.Err() == nil {
+			t.buf, err = readMessage(r, t.buf[:0])
+			if err == nil {
+				if perr := t.process(connCtx, t.buf); perr != nil {
+					cancel(endRun{perr})
+				}
+				continue
+			}
+		}
+		if connCtx.Err() != nil {
+			if err != nil {
+				return context.Cause(connCtx)
+			}
+			continue // closing: discard what still comes
+		}
+		return describe(err)
+	}
+}
+
+// endRun is a reason to end the whole run, not only the connection: the
+// count was reached, or stdout failed.
+type endRun struct{ err error }
+
+func (e endRun) Error() string { return e.err.Error() }
+func (e endRun) Unwrap() error { return e.err }
+
+// readMessage appends the whole message in r to buf.
+func readMessage(r io.Reader, buf []byte) ([]byte, error) {
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, readBufferSize)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// describe turns a read error into a short reason for the status line.
+func describe(err error) error {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case websocket.CloseGoingAway:
+			return errors.New("the relay is shutting down (1001)")
+		case websocket.CloseAbnormalClosure: // no close frame: the connection broke
+			return fmt.Errorf("connection lost: %s", ce.Text)
+		case websocket.ClosePolicyViolation:
+			return fmt.Errorf("the relay closed the connection: policy (1008): %s", ce.Text)
+		}
+		return fmt.Errorf("the relay closed the connection (%d %s)", ce.Code, ce.Text)
+	}
+	return fmt.Errorf("connection lost: %w", err)
+}
+
+var (
+	seqKey     = []byte(`{"seq":`)
+	controlKey = []byte(`{"control":`)
+)
+
+// process hands one message's deliveries to stdout, in runs of consecutive
+// lines (usually the whole message at once), and acts on its control lines.
+// It never decodes a delivery: seq comes from the `{"seq":N,` prefix.
+func (t *tail) process(ctx context.Context, msg []byte) error {
+	if len(msg) > 0 && msg[len(msg)-1] != '\n' {
+		msg = append(msg, '\n') // the last line of a message need not end in one
+		t.buf = msg
+	}
+	run := 0 // start of the pending run of deliveries
+	for i := 0; i < len(msg); {
+		end := i + bytes.IndexByte(msg[i:], '\n') + 1
+		line := msg[i:end]
+		deliver := true
+		switch {
+		case bytes.HasPrefix(line, seqKey):
+			if seq, ok := event.LineSeq(line); ok {
+				if t.haveSeq && seq <= t.lastSeq {
+					deliver = false // printed before: a relay resent it
+				} else {
+					t.lastSeq, t.haveSeq = seq, true
+				}
+			}
+		case bytes.HasPrefix(line, controlKey):
+			deliver = false
+			t.control(line)
+		case len(bytes.TrimSpace(line)) == 0:
+			deliver = false // a keep-alive
+		}
+		if !deliver {
+			if err := t.out.WriteLines(ctx, msg[run:i]); err != nil {
+				return err
+			}
+			run = end
+		} else if t.printed++; t.printed == t.opts.count {
+			if err := t.out.WriteLines(ctx, msg[run:end]); err != nil {
+				return err
+			}
+			return errCountReached
+		}
+		i = end
+	}
+	return t.out.WriteLines(ctx, msg[run:])
+}
+
+// controlLine is any control line; fields are those of hello and gap.
+type controlLine struct {
+	Control string `json:"control"`
+	Tenant  string `json:"tenant"`
+	Epoch   string `json:"epoch"`
+	LastSeq uint64 `json:"last_seq"`
+	FromSeq uint64 `json:"from_seq"`
+	ToSeq   uint64 `json:"to_seq"`
+	Reason  string `json:"reason"`
+}
+
+// control acts on a control line: it never reaches stdout.
+func (t *tail) control(line []byte) {
+	var c controlLine
+	if err := json.Unmarshal(line, &c); err != nil {
+		t.status.progress("ignoring an unreadable control line: %v", err)
+		return
+	}
+	switch c.Control {
+	case "hello":
+		t.onHello(c)
+	case "gap":
+		t.onGap(c)
+	}
+}
+
+func (t *tail) onHello(c controlLine) {
+	t.hello = true
+	relay := t.opts.conn.Relay.Redacted()
+	switch {
+	case t.epoch != "" && c.Epoch != t.epoch:
+		t.status.loss("the relay's history restarted (epoch %s, was %s): events after seq %d of the old epoch that were not printed are lost; following the new epoch",
+			c.Epoch, t.epoch, t.lastSeq)
+		t.lastSeq = 0 // the numbering restarted
+	case t.connected:
+		if t.haveSeq {
+			t.status.progress("reconnected to %s: resumed after seq %d", relay, t.lastSeq)
+		} else {
+			t.status.progress("reconnected to %s", relay)
+		}
+	case t.opts.hasSince:
+		t.status.progress("connected to %s, tenant %s (epoch %s, newest seq %d): resuming after seq %d",
+			relay, c.Tenant, c.Epoch, c.LastSeq, t.lastSeq)
+	default:
+		t.status.progress("connected to %s, tenant %s (epoch %s, newest seq %d)", relay, c.Tenant, c.Epoch, c.LastSeq)
+	}
+	t.epoch = c.Epoch
+	t.connected = true
+	if !t.haveSeq && t.opts.last == 0 {
+		// Live: a reconnect resumes after what was newest when we came.
+		t.lastSeq, t.haveSeq = c.LastSeq, true
+	}
+}
+
+func (t *tail) onGap(c controlLine) {
+	n := int64(0)
+	if c.ToSeq >= c.FromSeq {
+		n = int64(c.ToSeq - c.FromSeq + 1)
+	}
+	why := c.Reason
+	switch c.Reason {
+	case "evicted":
+		why = "older than the relay's history (evicted)"
+		// Resuming must not ask for them again.
+		if c.ToSeq > t.lastSeq {
+			t.lastSeq, t.haveSeq = c.ToSeq, true
+		}
+	case "epoch":
+		why = "the relay restarted without its history (epoch)"
+	}
+	t.status.loss("gap: %d %s lost (seq %d..%d): %s", n, plural(n, "event"), c.FromSeq, c.ToSeq, why)
+}

@@ -1,0 +1,269 @@
+// Package tail implements tl-tail: it subscribes to a tenant's stream on the
+// relay (PROTOCOL.md), prints each delivered line to stdout byte for byte
+// through the drain-aware writer of package drain, and keeps the stream
+// going across disconnects, resuming where it stopped. The hot path decodes
+// no JSON: a delivery starts `{"seq":N,`, so N is read by a prefix scan.
+package tail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/client"
+	"github.com/tl-sh/tl/lib/drain"
+	"github.com/tl-sh/tl/lib/event"
+)
+
+const name = "tl-tail"
+
+// ExitBrokenPipe is the status when stdout's reader went away (`| head`):
+// 128+SIGPIPE, what the shell reports for `yes | head`, jq and every filter
+// killed by SIGPIPE, so `set -o pipefail` scripts see the same thing from
+// tl-tail as from any other command in that spot. It is silent.
+const ExitBrokenPipe = 141
+
+// shutdownFlush bounds how long an interrupted tl-tail keeps trying to flush
+// buffered lines to a stdout that does not take them.
+const shutdownFlush = 3 * time.Second
+
+const usage = `Usage: tl-tail [flags] TENANT
+
+Stream TENANT's events from the relay to stdout, one JSON object per line,
+each byte for byte as the relay sent it. Status goes to stderr. The stream
+survives disconnects: tl-tail reconnects with backoff and resumes after the
+last event it printed, so no event is printed twice or lost while the relay's
+history holds it.
+
+Flags:
+%s
+Status on stderr: connected, reconnecting (with the wait), resumed, gaps
+(events the relay could no longer deliver, counted exactly), an epoch change
+(the relay restarted without its history), lines dropped because stdout did
+not keep up (at most one report a second; --lossless never drops). -q hides
+progress but never a loss of events.
+
+Exit status:
+  0    -c N events were printed; or --timeout ended a stream without -c
+  1    failure: the relay refused (400, 401, 403, 404), --max-retries
+       exhausted, --timeout before -c N events arrived, stdout failed
+  2    usage error
+  130  interrupted (SIGINT, Ctrl-C); 143: terminated (SIGTERM). Buffered
+       lines are flushed and the WebSocket closed (1000) first.
+  141  stdout's reader went away (| head): quietly, like any filter
+
+Environment: TL_RELAY (relay URL), TL_TOKEN (bearer token).
+Examples:
+  tl-tail acme
+  tl-tail acme --type click --path /checkout -n 20
+  tl-tail acme --type custom -c 1 --timeout 30s   # CI: wait for one event
+`
+
+// options are tl-tail's parsed command line.
+type options struct {
+	tenant     string
+	types      []string
+	path       string
+	last       int
+	since      uint64
+	hasSince   bool
+	epoch      string
+	count      int64
+	timeout    time.Duration
+	lossless   bool
+	buffer     int
+	maxRetries int
+	quiet      bool
+	conn       *client.Config
+}
+
+// Run is tl-tail's entry point (see usage).
+func Run(ctx context.Context, args []string, env *cli.Env) error {
+	opts, err := parseArgs(args, env)
+	if err != nil || opts == nil {
+		return err
+	}
+	// With SIGPIPE handled, a write to a pipe without reader returns EPIPE
+	// instead of killing the process, so tl-tail can close its WebSocket
+	// properly before it exits.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
+	return newTail(opts, env).run(ctx)
+}
+
+// parseArgs parses the command line. It returns nil options (and a nil
+// error) when it has handled --help or --version itself.
+func parseArgs(args []string, env *cli.Env) (*options, error) {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	o := &options{}
+	var buffer string
+	var help, version bool
+	fs.StringArrayVar(&o.types, "type", nil, "only events of `TYPE` (pageview, click, custom); repeat or comma-separate")
+	fs.StringVar(&o.path, "path", "", "only events whose path starts with `PREFIX`")
+	fs.IntVarP(&o.last, "last", "n", 0, "first print the newest `N` events of the history, then follow")
+	fs.Uint64Var(&o.since, "since", 0, "resume after event `SEQ` (with --epoch, the epoch it came from)")
+	fs.StringVar(&o.epoch, "epoch", "", "the `EPOCH` that --since refers to (from the relay's hello)")
+	fs.Int64VarP(&o.count, "count", "c", 0, "exit 0 after `N` events")
+	fs.DurationVar(&o.timeout, "timeout", 0, "stop after `DURATION`; with -c, exit 1 unless N events came")
+	fs.BoolVar(&o.lossless, "lossless", false, "never drop a line: when stdout is slow, stop reading the relay")
+	fs.StringVar(&buffer, "buffer", "4MiB", "hold up to `SIZE` bytes stdout has not taken yet (e.g. 512KiB)")
+	fs.IntVar(&o.maxRetries, "max-retries", -1, "give up after `N` failed reconnects in a row (-1: never)")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr; only errors and lost events")
+	cf := client.AddFlags(fs)
+	fs.BoolVarP(&help, "help", "h", false, "print this help and exit")
+	fs.BoolVar(&version, "version", false, "print the version and exit")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, cli.Usagef("%v (try --help)", err)
+	}
+	if help {
+		fmt.Fprintf(env.Stdout, usage, fs.FlagUsages())
+		return nil, nil
+	}
+	if version {
+		fmt.Fprintln(env.Stdout, cli.VersionLine(name))
+		return nil, nil
+	}
+	if fs.NArg() != 1 {
+		return nil, cli.Usagef("want exactly one TENANT, got %d arguments (try --help)", fs.NArg())
+	}
+	o.tenant = fs.Arg(0)
+	if err := event.CheckTenant(o.tenant); err != nil {
+		return nil, cli.Usagef("%v (try --help)", err)
+	}
+	var types []string
+	for _, t := range o.types {
+		for _, s := range strings.Split(t, ",") {
+			s = strings.TrimSpace(s)
+			if event.ParseType(s) == event.TypeNone {
+				return nil, cli.Usagef("--type %q: must be one of pageview, click, custom (try --help)", s)
+			}
+			types = append(types, s)
+		}
+	}
+	o.types = types
+	o.hasSince = fs.Changed("since")
+	switch {
+	case o.last < 0:
+		return nil, cli.Usagef("--last must not be negative (try --help)")
+	case o.count < 0:
+		return nil, cli.Usagef("--count must not be negative (try --help)")
+	case o.timeout < 0:
+		return nil, cli.Usagef("--timeout must not be negative (try --help)")
+	case o.maxRetries < -1:
+		return nil, cli.Usagef("--max-retries must be -1 (never give up) or more (try --help)")
+	case o.hasSince && o.last > 0:
+		return nil, cli.Usagef("--since and --last exclude each other (try --help)")
+	case o.epoch != "" && !o.hasSince:
+		return nil, cli.Usagef("--epoch needs --since (try --help)")
+	}
+	n, err := parseSize(buffer)
+	if err != nil {
+		return nil, cli.Usagef("--buffer: %v (try --help)", err)
+	}
+	if n < drain.MinSize {
+		return nil, cli.Usagef("--buffer: %s is smaller than %dKiB, the largest event (try --help)", buffer, drain.MinSize>>10)
+	}
+	o.buffer = n
+	if o.conn, err = cf.Resolve(env); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// parseSize reads a byte size: a number with an optional unit B, K/KB/KiB,
+// M/MB/MiB or G/GB/GiB (all powers of 1024, as buffer sizes usually are).
+func parseSize(s string) (int, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30},
+		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(t, 10, 31)
+	if err != nil || int(n) > (1<<31-1)/mult {
+		return 0, fmt.Errorf("%q is not a size like 4MiB", s)
+	}
+	return int(n) * mult, nil
+}
+
+// Causes that end a run; run maps them to exit statuses.
+var (
+	errCountReached = errors.New("count reached")
+	errTimeout      = errors.New("timeout")
+	errBrokenPipe   = errors.New("stdout closed")
+)
+
+// run streams until the count is reached, the timeout expires, stdout goes
+// away, the relay refuses, retries run out, or ctx ends (a signal).
+func (t *tail) run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if t.opts.timeout > 0 {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithTimeoutCause(runCtx, t.opts.timeout, errTimeout)
+		defer stop()
+	}
+	t.out = drain.New(t.env.Stdout, drain.Config{
+		Size:     t.opts.buffer,
+		Lossless: t.opts.lossless,
+		OnDrop:   t.status.dropped,
+	})
+	// Stdout failing (its reader gone) ends the run; this goroutine ends
+	// with it.
+	go func() {
+		select {
+		case <-t.out.Done():
+			cancel(errBrokenPipe)
+		case <-runCtx.Done():
+		}
+	}()
+
+	err := t.follow(runCtx)
+
+	// Flush: all of it when the run ended by itself (a signal meanwhile
+	// abandons it), for a little while when it was interrupted.
+	flushCtx := ctx
+	if ctx.Err() != nil {
+		var stop context.CancelFunc
+		flushCtx, stop = context.WithTimeout(context.WithoutCancel(ctx), shutdownFlush)
+		defer stop()
+	}
+	cerr := t.out.Close(flushCtx)
+
+	switch {
+	case errors.Is(err, errBrokenPipe) || errors.Is(err, drain.ErrBrokenPipe) || errors.Is(cerr, drain.ErrBrokenPipe):
+		return cli.Exit(ExitBrokenPipe, nil)
+	case ctx.Err() != nil:
+		return ctx.Err() // cli.Main turns this into 130 or 143
+	case cerr != nil:
+		return cli.Exit(cli.ExitFailure, cerr)
+	case errors.Is(err, errCountReached):
+		return nil
+	case errors.Is(err, errTimeout):
+		if t.opts.count > 0 {
+			return cli.Exit(cli.ExitFailure, fmt.Errorf("timeout: %d of %d events within %s", t.printed, t.opts.count, t.opts.timeout))
+		}
+		return nil
+	}
+	return err
+}

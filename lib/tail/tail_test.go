@@ -1,0 +1,421 @@
+package tail
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tl-sh/tl/lib/cli"
+)
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int    // exit status of the parse error; 0 for none
+		out  string // a substring of stdout (help, version)
+		err  string // a substring of the error
+	}{
+		{"tenant only", []string{"acme"}, 0, "", ""},
+		{"flags after the tenant", []string{"acme", "-n", "5", "--type", "click"}, 0, "", ""},
+		{"help", []string{"--help"}, 0, "Exit status:", ""},
+		{"short help", []string{"-h"}, 0, "141", ""},
+		{"version", []string{"--version"}, 0, "tl-tail ", ""},
+		{"no tenant", nil, 2, "", "exactly one TENANT"},
+		{"two tenants", []string{"a", "b"}, 2, "", "exactly one TENANT"},
+		{"bad tenant", []string{"a/b"}, 2, "", "try --help"},
+		{"bad flag", []string{"acme", "--bogus"}, 2, "", "unknown flag: --bogus (try --help)"},
+		{"bad type", []string{"acme", "--type", "click,scroll"}, 2, "", `--type "scroll"`},
+		{"since and last", []string{"acme", "--since", "4", "-n", "2"}, 2, "", "exclude each other"},
+		{"epoch without since", []string{"acme", "--epoch", "e"}, 2, "", "--epoch needs --since"},
+		{"negative count", []string{"acme", "-c", "-1"}, 2, "", "--count"},
+		{"tiny buffer", []string{"acme", "--buffer", "1KiB"}, 2, "", "smaller than"},
+		{"bad buffer", []string{"acme", "--buffer", "lots"}, 2, "", "not a size"},
+		{"bad relay", []string{"acme", "--relay", "ftp://x"}, 2, "", "scheme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout bytes.Buffer
+			env := &cli.Env{Stdout: &stdout, Stderr: &stdout, Getenv: func(string) string { return "" }}
+			_, err := parseArgs(tt.args, env)
+			got, msg := cli.Code(err)
+			if got != tt.code || !strings.Contains(msg, tt.err) {
+				t.Fatalf("parseArgs(%q) = %d %q; want %d containing %q", tt.args, got, msg, tt.code, tt.err)
+			}
+			if !strings.Contains(stdout.String(), tt.out) {
+				t.Fatalf("stdout %q does not contain %q", stdout.String(), tt.out)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"4MiB", 4 << 20, true}, {"512KiB", 512 << 10, true}, {"1048576", 1 << 20, true},
+		{"2m", 2 << 20, true}, {"1 GB", 1 << 30, true}, {"100b", 100, true},
+		{"", 0, false}, {"-1", 0, false}, {"1.5M", 0, false}, {"9GiB", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestQuery: the flags become the subscription's query, and the token its
+// Authorization header.
+func TestQuery(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"--type", "click", "--type", "custom,pageview", "--path", "/checkout"}, "path=%2Fcheckout&type=click&type=custom&type=pageview"},
+		{[]string{"-n", "20"}, "last=20"},
+		{[]string{"--since", "41", "--epoch", "e1"}, "epoch=e1&since=41"},
+		{[]string{"--since", "0"}, "since=0"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			f := newFakeRelay(t)
+			dir := t.TempDir()
+			os.WriteFile(dir+"/token", []byte("s3cret\n"), 0o600)
+			startTail(t, f, nil, append([]string{"acme", "--token-file", dir + "/token"}, tt.args...)...)
+			c := f.next(t)
+			if got := c.query.Encode(); got != tt.want {
+				t.Fatalf("query %q, want %q", got, tt.want)
+			}
+			if got := c.header.Get("Authorization"); got != "Bearer s3cret" {
+				t.Fatalf("Authorization %q", got)
+			}
+		})
+	}
+}
+
+// TestStreamBytesExact: deliveries reach stdout byte for byte, however the
+// relay packs them into messages; control lines and keep-alives never do;
+// a gap is reported on stderr with its exact count.
+func TestStreamBytesExact(t *testing.T) {
+	f := newFakeRelay(t)
+	r := startTail(t, f, nil, "acme")
+	c := f.next(t)
+	c.send(t, hello("e1", 0))
+	c.send(t, ev(1))
+	c.send(t, ev(2), ev(3), gap(4, 6, "evicted"), ev(7), "\n", ev(8))
+	last := strings.TrimSuffix(ev(9), "\n") // a message's last line without its newline
+	c.send(t, last)
+	want := evs(1, 3) + evs(7, 9)
+	waitFor(t, "the events", func() bool { return r.stdout.String() == want })
+	waitFor(t, "the gap report", func() bool {
+		return strings.Contains(r.stderr.String(), "gap: 3 events lost (seq 4..6): older than the relay's history")
+	})
+	if !strings.Contains(r.stderr.String(), "tl-tail: connected to "+f.srv.URL+", tenant acme (epoch e1, newest seq 0)") {
+		t.Fatalf("no connected status in %q", r.stderr.String())
+	}
+	r.cancel()
+	if err := r.wait(t); code(err) != cli.ExitInterrupted {
+		t.Fatalf("after cancel: %v", err)
+	}
+	if got := c.closeCode(t); got != 1000 {
+		t.Fatalf("close code %d, want 1000", got)
+	}
+}
+
+// TestCount: -c N prints exactly N events, even from one packed message,
+// closes with 1000 and exits 0.
+func TestCount(t *testing.T) {
+	f := newFakeRelay(t)
+	r := startTail(t, f, nil, "acme", "-c", "3")
+	c := f.next(t)
+	c.send(t, hello("e1", 0), ev(1), ev(2))
+	c.send(t, evs(3, 10))
+	if err := r.wait(t); err != nil {
+		t.Fatalf("tl-tail -c 3: %v", err)
+	}
+	if got, want := r.stdout.String(), evs(1, 3); got != want {
+		t.Fatalf("stdout %q, want %q", got, want)
+	}
+	if got := c.closeCode(t); got != 1000 {
+		t.Fatalf("close code %d, want 1000", got)
+	}
+}
+
+// TestTimeout: --timeout with -c fails when the count was not reached; on
+// its own it ends the stream successfully.
+func TestTimeout(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"-c", "2", "--timeout", "300ms"}, 1, "timeout: 1 of 2 events within 300ms"},
+		{[]string{"--timeout", "300ms"}, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			f := newFakeRelay(t)
+			r := startTail(t, f, nil, append([]string{"acme"}, tt.args...)...)
+			c := f.next(t)
+			c.send(t, hello("e1", 0), ev(1))
+			err := r.wait(t)
+			got, msg := cli.Code(err)
+			if got != tt.code || !strings.Contains(msg, tt.err) {
+				t.Fatalf("exit %d %q, want %d %q", got, msg, tt.code, tt.err)
+			}
+			if r.stdout.String() != ev(1) {
+				t.Fatalf("stdout %q", r.stdout.String())
+			}
+			if got := c.closeCode(t); got != 1000 {
+				t.Fatalf("close code %d, want 1000", got)
+			}
+		})
+	}
+}
+
+// TestTimeoutWhileConnecting: --timeout also bounds the wait for a relay
+// that is not there.
+func TestTimeoutWhileConnecting(t *testing.T) {
+	f := newFakeRelay(t)
+	f.srv.Close()
+	r := startTail(t, f, nil, "acme", "-c", "1", "--timeout", "200ms")
+	if got, msg := cli.Code(r.wait(t)); got != 1 || !strings.Contains(msg, "timeout: 0 of 1") {
+		t.Fatalf("exit %d %q", got, msg)
+	}
+	if !strings.Contains(r.stderr.String(), "cannot connect to") {
+		t.Fatalf("stderr %q", r.stderr.String())
+	}
+}
+
+// TestRefusals: a refusal retrying cannot fix ends the run at once with
+// status 1 and the relay's reason; others are retried.
+func TestRefusals(t *testing.T) {
+	tests := []struct {
+		refuse   []int
+		args     []string
+		attempts int
+		err      string
+	}{
+		{[]int{400}, nil, 1, "relay answered 400 Bad Request: refused with 400"},
+		{[]int{401}, nil, 1, "401 Unauthorized: refused with 401 (the token comes from TL_TOKEN or --token-file)"},
+		{[]int{403}, nil, 1, "403 Forbidden"},
+		{[]int{404}, nil, 1, "404 Not Found"},
+		{[]int{503, 503, 503}, []string{"--max-retries", "2"}, 3, "503 Service Unavailable: refused with 503 (giving up: --max-retries 2)"},
+		{[]int{429, 500, 401}, nil, 3, "401 Unauthorized"},
+		{[]int{502}, []string{"--max-retries", "0"}, 1, "502 Bad Gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.refuse), func(t *testing.T) {
+			f := newFakeRelay(t)
+			f.refuse = tt.refuse
+			r := startTail(t, f, nil, append([]string{"acme"}, tt.args...)...)
+			got, msg := cli.Code(r.wait(t))
+			if got != 1 || !strings.Contains(msg, tt.err) {
+				t.Fatalf("exit %d %q, want 1 containing %q", got, msg, tt.err)
+			}
+			if f.attempts() != tt.attempts {
+				t.Fatalf("%d attempts, want %d", f.attempts(), tt.attempts)
+			}
+		})
+	}
+}
+
+// TestResume: across dropped connections tl-tail resumes with since and
+// epoch, prints no event twice (even one a relay sends again) and misses
+// none.
+func TestResume(t *testing.T) {
+	f := newFakeRelay(t)
+	r := startTail(t, f, nil, "acme")
+	c := f.next(t)
+	c.send(t, hello("e1", 0), evs(1, 5))
+	waitFor(t, "events 1..5", func() bool { return r.stdout.String() == evs(1, 5) })
+	c.drop()
+
+	c = f.next(t)
+	if got := c.query.Encode(); got != "epoch=e1&since=5" {
+		t.Fatalf("resume query %q", got)
+	}
+	c.send(t, hello("e1", 7), ev(5), evs(6, 7))
+	c.send(t, evs(8, 8))
+	waitFor(t, "events 1..8", func() bool { return r.stdout.String() == evs(1, 8) })
+	c.ws.Close() // a close without a close frame either
+
+	c = f.next(t)
+	if got := c.query.Encode(); got != "epoch=e1&since=8" {
+		t.Fatalf("resume query %q", got)
+	}
+	c.send(t, hello("e1", 8), evs(9, 9))
+	waitFor(t, "events 1..9", func() bool { return r.stdout.String() == evs(1, 9) })
+	for _, want := range []string{"connection lost", "reconnecting in", "reconnected to " + f.srv.URL + ": resumed after seq 5", "resumed after seq 8"} {
+		if !strings.Contains(r.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr.String())
+		}
+	}
+}
+
+// TestResumeLiveAndLast: a live tail that printed nothing resumes after the
+// seq that was newest when it came; a tail with -n that printed nothing
+// asks for the last N again, and after printing resumes from there.
+func TestResumeLiveAndLast(t *testing.T) {
+	f := newFakeRelay(t)
+	startTail(t, f, nil, "acme")
+	c := f.next(t)
+	c.send(t, hello("e1", 41))
+	c.drop()
+	if got := f.next(t).query.Encode(); got != "epoch=e1&since=41" {
+		t.Fatalf("live resume query %q", got)
+	}
+
+	f = newFakeRelay(t)
+	r := startTail(t, f, nil, "acme", "-n", "3")
+	c = f.next(t)
+	c.send(t, hello("e1", 41))
+	c.drop()
+	c = f.next(t)
+	if got := c.query.Encode(); got != "last=3" {
+		t.Fatalf("-n resume before any event: query %q", got)
+	}
+	c.send(t, hello("e1", 41), evs(39, 40))
+	waitFor(t, "39..40", func() bool { return r.stdout.String() == evs(39, 40) })
+	c.drop()
+	if got := f.next(t).query.Encode(); got != "epoch=e1&since=40" {
+		t.Fatalf("-n resume query %q", got)
+	}
+}
+
+// TestEpochChange: after a relay restart that lost its history, the epoch
+// change is reported and the stream goes on with the new numbering.
+func TestEpochChange(t *testing.T) {
+	f := newFakeRelay(t)
+	r := startTail(t, f, nil, "acme")
+	c := f.next(t)
+	c.send(t, hello("e1", 0), evs(1, 3))
+	waitFor(t, "1..3", func() bool { return r.stdout.String() == evs(1, 3) })
+	c.drop()
+	c = f.next(t)
+	if got := c.query.Encode(); got != "epoch=e1&since=3" {
+		t.Fatalf("query %q", got)
+	}
+	c.send(t, hello("e2", 2), gap(4, 4, "epoch"), evs(1, 2))
+	want := evs(1, 3) + evs(1, 2)
+	waitFor(t, "the new epoch's events", func() bool { return r.stdout.String() == want })
+	if !strings.Contains(r.stderr.String(), "the relay's history restarted (epoch e2, was e1)") {
+		t.Fatalf("no epoch change report:\n%s", r.stderr.String())
+	}
+	c.drop()
+	if got := f.next(t).query.Encode(); got != "epoch=e2&since=2" {
+		t.Fatalf("query after the epoch change %q", got)
+	}
+}
+
+// TestQuiet: -q hides progress but not losses.
+func TestQuiet(t *testing.T) {
+	f := newFakeRelay(t)
+	r := startTail(t, f, nil, "acme", "-q", "-c", "1")
+	c := f.next(t)
+	c.send(t, hello("e1", 0), gap(1, 2, "evicted"), ev(3))
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.stderr.String(), "tl-tail: gap: 2 events lost (seq 1..2): older than the relay's history (evicted)\n"; got != want {
+		t.Fatalf("stderr %q, want %q", got, want)
+	}
+}
+
+// TestBrokenPipe: when stdout's reader goes away, tl-tail closes its
+// WebSocket with 1000 and ends quietly with status 141, even if no further
+// event comes.
+func TestBrokenPipe(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	f := newFakeRelay(t)
+	r := startTail(t, f, pw, "acme")
+	c := f.next(t)
+	c.send(t, hello("e1", 0), evs(1, 3))
+	buf := make([]byte, len(ev(1)))
+	if _, err := io.ReadFull(pr, buf); err != nil || string(buf) != ev(1) {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	pr.Close()
+	err = r.wait(t)
+	if got, msg := cli.Code(err); got != ExitBrokenPipe || msg != "" {
+		t.Fatalf("exit %d %q, want %d and no message", got, msg, ExitBrokenPipe)
+	}
+	if got := c.closeCode(t); got != 1000 {
+		t.Fatalf("close code %d, want 1000", got)
+	}
+	if r.stderr.String() != "tl-tail: connected to "+f.srv.URL+", tenant acme (epoch e1, newest seq 0)\n" {
+		t.Fatalf("stderr %q", r.stderr.String())
+	}
+}
+
+// TestInterruptFlushes: on interrupt the lines already received reach
+// stdout, the WebSocket is closed with 1000, and the run ends as cancelled
+// (130/143 from cli.Main), also when a lossless write was waiting.
+func TestInterruptFlushes(t *testing.T) {
+	for _, lossless := range []bool{false, true} {
+		t.Run(map[bool]string{false: "lossy", true: "lossless"}[lossless], func(t *testing.T) {
+			f := newFakeRelay(t)
+			args := []string{"acme"}
+			if lossless {
+				args = append(args, "--lossless")
+			}
+			r := startTail(t, f, nil, args...)
+			c := f.next(t)
+			c.send(t, hello("e1", 0), evs(1, 100))
+			waitFor(t, "events", func() bool { return r.stdout.String() == evs(1, 100) })
+			r.cancel()
+			if err := r.wait(t); code(err) != cli.ExitInterrupted {
+				t.Fatalf("exit %v", err)
+			}
+			if got := c.closeCode(t); got != 1000 {
+				t.Fatalf("close code %d", got)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	top := func(n int64) int64 { return n - 1 }
+	b := backoff{base: 500 * time.Millisecond, cap: 30 * time.Second, rand: top}
+	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+		16 * time.Second, 30 * time.Second, 30 * time.Second}
+	for i, w := range want {
+		if got := b.delay(i + 1); got != w {
+			t.Errorf("ceiling of attempt %d = %v, want %v", i+1, got, w)
+		}
+	}
+	if got := b.delay(1000); got != 30*time.Second {
+		t.Errorf("attempt 1000: %v", got)
+	}
+	b.rand = func(int64) int64 { return 0 }
+	if got := b.delay(5); got != 0 {
+		t.Errorf("full jitter floor = %v, want 0", got)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		h    string
+		want time.Duration
+	}{{"", 0}, {"7", 7 * time.Second}, {"-3", 0}, {"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second}} {
+		h := http.Header{}
+		if tt.h != "" {
+			h.Set("Retry-After", tt.h)
+		}
+		if got := retryAfter(h, now); got != tt.want {
+			t.Errorf("Retry-After %q = %v, want %v", tt.h, got, tt.want)
+		}
+	}
+}
