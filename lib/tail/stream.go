@@ -416,7 +416,10 @@ func (t *tail) onGap(c controlLine) {
 			t.lastSeq, t.haveSeq = c.ToSeq, true
 		}
 	case "epoch":
-		why = "the relay restarted without its history (epoch)"
+		if n == 0 {
+			return // the new epoch lost nothing: the hello said it all
+		}
+		why = "the relay restarted without its history, and these of the new epoch are gone too (epoch)"
 	}
 	t.status.loss("gap: %d %s lost (seq %d..%d): %s", n, plural(n, "event"), c.FromSeq, c.ToSeq, why)
 }

@@ -305,11 +305,14 @@ func TestEpochChange(t *testing.T) {
 	if got := c.query.Encode(); got != "epoch=e1&since=3" {
 		t.Fatalf("query %q", got)
 	}
-	c.send(t, hello("e2", 2), gap(4, 4, "epoch"), evs(1, 2))
+	c.send(t, hello("e2", 2), gap(1, 0, "epoch"), evs(1, 2))
 	want := evs(1, 3) + evs(1, 2)
 	waitFor(t, "the new epoch's events", func() bool { return r.stdout.String() == want })
 	if !strings.Contains(r.stderr.String(), "the relay's history restarted (epoch e2, was e1)") {
 		t.Fatalf("no epoch change report:\n%s", r.stderr.String())
+	}
+	if strings.Contains(r.stderr.String(), "gap") {
+		t.Fatalf("an empty epoch gap was reported:\n%s", r.stderr.String())
 	}
 	c.drop()
 	if got := f.next(t).query.Encode(); got != "epoch=e2&since=2" {
