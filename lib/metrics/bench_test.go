@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
-	"time"
 )
 
 // TestConcurrentUse runs the hot path from many goroutines while scrapes
@@ -39,7 +38,7 @@ func TestConcurrentUse(t *testing.T) {
 			for i := range rounds {
 				tn.Accepted(1, uint64(i+1))
 				s := tn.Subscribe(uint64(i))
-				s.Wrote(1, uint64(i+1), time.Now())
+				s.Wrote(1, uint64(i+1), uint64(i+1))
 				s.Gap(GapEvicted, 1, 2)
 				s.Close()
 			}
@@ -68,15 +67,35 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 // BenchmarkWrote is the per-delivery cost a subscriber's writer pays: one
-// call per message written.
-func BenchmarkWrote(b *testing.B) {
+// call per message written, here by a subscriber that keeps up (its message
+// starts at the newest append).
+func BenchmarkWrote(b *testing.B) { benchWrote(b, 2*acceptSlots) }
+
+// BenchmarkWroteLagging is the same for a subscriber more than a ring behind:
+// the look-up walks every slot.
+func BenchmarkWroteLagging(b *testing.B) { benchWrote(b, 1) }
+
+func benchWrote(b *testing.B, first uint64) {
 	m := New(Options{})
-	s := m.Tenant("acme").Subscribe(0)
-	accepted := time.Now()
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		s.Wrote(1, uint64(i), accepted)
+	tn := m.Tenant("acme")
+	s := tn.Subscribe(0)
+	for i := range 2 * acceptSlots {
+		tn.Accepted(1, uint64(i+1))
 	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Wrote(1, first, first)
+	}
+}
+
+// BenchmarkClock is what the latency observation's clock read costs here,
+// for comparison.
+func BenchmarkClock(b *testing.B) {
+	var sink int64
+	for b.Loop() {
+		sink += nowNano()
+	}
+	_ = sink
 }
 
 // BenchmarkWroteNoLatency is the same without the latency observation.
@@ -85,7 +104,7 @@ func BenchmarkWroteNoLatency(b *testing.B) {
 	s := m.Tenant("acme").Subscribe(0)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		s.Wrote(1, uint64(i), time.Time{})
+		s.Wrote(1, 0, uint64(i))
 	}
 }
 
@@ -94,15 +113,17 @@ func BenchmarkWroteNoLatency(b *testing.B) {
 func BenchmarkWroteParallel(b *testing.B) {
 	m := New(Options{})
 	tn := m.Tenant("acme")
-	accepted := time.Now()
+	tn.Subscribe(0).Close()
+	for i := range 2 * acceptSlots {
+		tn.Accepted(1, uint64(i+1))
+	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		s := tn.Subscribe(0)
+		s.live = 1 // count what follows as live
 		defer s.Close()
-		var i uint64
 		for pb.Next() {
-			i++
-			s.Wrote(1, i, accepted)
+			s.Wrote(1, 2*acceptSlots, 2*acceptSlots)
 		}
 	})
 }
@@ -132,5 +153,41 @@ func BenchmarkScrape100k(b *testing.B) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		io.Copy(io.Discard, rec.Body)
+	}
+}
+
+func TestAcceptRing(t *testing.T) {
+	var r acceptRing
+	if _, ok := r.acceptedAt(1); ok {
+		t.Fatal("an empty ring knows a time")
+	}
+	// Appends of seqs 1-3 at 100, 4 at 200, 5-9 at 300.
+	r.record(3, 100)
+	r.record(4, 200)
+	r.record(9, 300)
+	tests := []struct {
+		seq    uint64
+		want   int64
+		wantOK bool
+	}{
+		{1, 100, true},
+		{3, 100, true},
+		{4, 200, true},
+		{5, 300, true},
+		{9, 300, true},
+		{10, 0, false}, // not accepted yet
+	}
+	for _, tt := range tests {
+		got, ok := r.acceptedAt(tt.seq)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("acceptedAt(%d) = %d, %v; want %d, %v", tt.seq, got, ok, tt.want, tt.wantOK)
+		}
+	}
+	// After more appends than slots, an old seq gets the oldest time held.
+	for i := range acceptSlots {
+		r.record(uint64(100+i), int64(1000+i))
+	}
+	if got, ok := r.acceptedAt(2); !ok || got != 1000 {
+		t.Errorf("acceptedAt(2) after wrap = %d, %v; want 1000 (a lower bound), true", got, ok)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestCountersByValue runs a known workload through the hot-path API and
@@ -20,18 +19,20 @@ func TestCountersByValue(t *testing.T) {
 	}
 
 	acme.Accepted(3, 3)
+	s1 := acme.Subscribe(3) // live from seq 4
+	s2 := acme.Subscribe(3)
+	s3 := beta.Subscribe(0)
 	acme.Accepted(2, 5)
 	beta.Accepted(1, 1)
-	s1 := acme.Subscribe(0)
-	s2 := acme.Subscribe(5)
-	s3 := beta.Subscribe(0)
-	now := time.Now()
-	s1.Wrote(4, 4, now)         // lag 1
-	s3.Wrote(1, 1, now)         // caught up
-	s2.Wrote(0, 5, time.Time{}) // control lines only: no latency observed
-	s1.Gap(GapEvicted, 5, 5)    // lost seq 5
-	s3.Gap(GapEpoch, 2, 1)      // an epoch gap with an empty range drops nothing
-	s3.Gap("made-up", 7, 9)     // unknown reason: counted as other
+	s1.Wrote(1, 4, 4) // live: one latency observation
+	s3.Wrote(1, 1, 1) // live: another
+	s2.Wrote(0, 0, 5) // control lines only: none
+	s4 := acme.Subscribe(0)
+	s4.Wrote(3, 1, 3) // a replay of history: deliveries, but no latency
+	s4.Close()
+	s1.Gap(GapEvicted, 5, 5) // lost seq 5; its cursor moves to 5
+	s3.Gap(GapEpoch, 2, 1)   // an epoch gap with an empty range drops nothing
+	s3.Gap("made-up", 7, 9)  // unknown reason: counted as other
 	m.PublishRefused(ReasonInvalid)
 	m.PublishRefused(ReasonInvalid)
 	m.PublishRefused(ReasonTooLarge)
@@ -80,10 +81,13 @@ func TestCountersByValue(t *testing.T) {
 	// Lag: a subscriber behind the head shows, and closing subscribers keeps
 	// their deliveries in the count.
 	acme.Accepted(10, 15)
-	s1.Wrote(3, 8, now)
+	s1.Wrote(3, 6, 8)
 	fams = scrape(t, metricsOnly(m))
 	if got := val(t, fams, "tl_relay_subscriber_lag_max_events", "tenant", "acme"); got != 10 { // s2 at 5
 		t.Errorf("lag max = %v, want 10", got)
+	}
+	if got := val(t, fams, "tl_relay_delivery_latency_seconds"); got != 3 {
+		t.Errorf("latency observations = %v, want 3", got)
 	}
 	s1.Close()
 	s1.Close() // twice is fine
@@ -148,7 +152,7 @@ func TestTenantCardinality(t *testing.T) {
 		tn.Accepted(n, uint64(n))
 		total += uint64(n)
 		if i%10 == 0 {
-			tn.Subscribe(0).Wrote(1, 1, time.Time{})
+			tn.Subscribe(0).Wrote(1, 1, 1)
 			subs++
 		}
 	}

@@ -3,7 +3,6 @@ package metrics
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // counts are a tenant's cumulative counters at one moment.
@@ -44,7 +43,8 @@ type Tenant struct {
 	optIn bool // always labeled; fixed at creation
 
 	accepted atomic.Uint64
-	head     atomic.Uint64 // newest seq in the tenant's log, for lag
+	head     atomic.Uint64              // newest seq in the tenant's log, for lag
+	ring     atomic.Pointer[acceptRing] // set by the first Subscribe
 	dropped  atomic.Uint64
 	gaps     [3]atomic.Uint64
 
@@ -64,11 +64,15 @@ type Tenant struct {
 // Name is the tenant's name.
 func (t *Tenant) Name() string { return t.name }
 
-// Accepted counts n events appended to the tenant's log, whose newest seq is
-// now head.
+// Accepted counts n events just appended to the tenant's log, whose newest
+// seq is now head; call it when the append returns, which is the moment of
+// acceptance that delivery latency is measured from.
 func (t *Tenant) Accepted(n int, head uint64) {
 	t.accepted.Add(uint64(n))
 	t.head.Store(head)
+	if r := t.ring.Load(); r != nil {
+		r.record(head, nowNano())
+	}
 }
 
 // Head records the newest seq of the tenant's log when it moved without an
@@ -78,7 +82,12 @@ func (t *Tenant) Head(head uint64) { t.head.Store(head) }
 // Subscribe counts a new subscriber whose cursor is at seq cursor (the last
 // seq it has been sent, or the one before where it starts).
 func (t *Tenant) Subscribe(cursor uint64) *Sub {
-	s := &Sub{t: t}
+	if t.ring.Load() == nil {
+		t.ring.CompareAndSwap(nil, new(acceptRing))
+	}
+	// Lines up to the head now are history (a replay): their age is not a
+	// delivery latency.
+	s := &Sub{t: t, live: t.head.Load() + 1}
 	s.cursor.Store(cursor)
 	t.mu.Lock()
 	t.subs[s] = struct{}{}
@@ -132,24 +141,28 @@ func (t *Tenant) snapshot(drop bool) (c counts, subs int, maxLag uint64, wasGone
 // and Gap; Close may come from anywhere.
 type Sub struct {
 	t         *Tenant
+	live      uint64 // first seq accepted after it subscribed
 	delivered atomic.Uint64
 	cursor    atomic.Uint64
 	closed    atomic.Bool
 }
 
 // Wrote records one message written to the subscriber's socket: lines
-// deliveries in it, the cursor now at seq cursor (past any lines a filter
-// skipped), and oldest, when the oldest line in it was accepted (the zero
-// time skips the latency observation, as for a message of control lines).
-// Cost: two uncontended atomic stores and, with a time, one histogram
-// observation; see BenchmarkWrote.
-func (s *Sub) Wrote(lines int, cursor uint64, oldest time.Time) {
+// deliveries in it, the seq of its first delivery (0 for none, as for a
+// message of control lines), and the cursor now at seq cursor (past any
+// lines a filter skipped). The message's first line is its oldest, so the
+// latency observed is the worst of the message's. Cost: two uncontended
+// atomic stores, and for a live message a look-up of when its first line
+// was accepted and one histogram observation; see BenchmarkWrote.
+func (s *Sub) Wrote(lines int, first, cursor uint64) {
 	if lines > 0 {
 		s.delivered.Add(uint64(lines))
 	}
 	s.cursor.Store(cursor)
-	if !oldest.IsZero() {
-		s.t.m.latency.Observe(time.Since(oldest).Seconds())
+	if first >= s.live {
+		if at, ok := s.t.ring.Load().acceptedAt(first); ok {
+			s.t.m.latency.Observe(float64(nowNano()-at) / 1e9)
+		}
 	}
 }
 
