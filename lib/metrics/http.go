@@ -13,29 +13,61 @@ import (
 // walking random URLs would otherwise grow a series per path.
 const Unmatched = "unmatched"
 
-// Instrument wraps the relay's *http.ServeMux and counts each request when
-// it ends, by route pattern and status code. Wrap the mux itself (or a
-// handler that hands it the same *Request): the mux records the pattern in
-// the Request it is given, and a copy made in between would hide it. A hijacked request (a WebSocket)
-// counts as 101 once its connection is handed over.
-func (m *Metrics) Instrument(next http.Handler) http.Handler {
+// Instrument wraps the relay's handler and counts each request when it
+// ends, by route and status code. route names a request's route, from a
+// small fixed set (a pattern like "POST /v1/tenants/{tenant}/events", never
+// the raw path); nil takes Request.Pattern, which an *http.ServeMux sets when
+// next is the mux itself. An empty route counts as Unmatched. done, if not
+// nil, is called after each request with its route and status, so that the
+// caller can count or log refusals in one place. A hijacked request (a
+// WebSocket) counts as 101 once its connection is handed over.
+func (m *Metrics) Instrument(next http.Handler, route func(*http.Request) string, done func(r *http.Request, route string, code int)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
-			// ServeMux sets r.Pattern on the request it was given, before
-			// calling the handler; a handler that shadows r does not hide it.
-			route := r.Pattern
-			if route == "" {
-				route = Unmatched
+			var rt string
+			if route != nil {
+				rt = route(r)
+			} else {
+				rt = r.Pattern
+			}
+			if rt == "" {
+				rt = Unmatched
 			}
 			code := sw.code
 			if code == 0 {
 				code = http.StatusOK // nothing written: net/http answers 200
 			}
-			m.requests.WithLabelValues(route, statusText(code)).Inc()
+			m.requests.WithLabelValues(rt, statusText(code)).Inc()
+			if done != nil {
+				done(r, rt, code)
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// ReasonFor maps an HTTP status of a refusal to its reason label.
+func ReasonFor(code int) string {
+	switch code {
+	case http.StatusBadRequest:
+		return ReasonInvalid
+	case http.StatusUnauthorized:
+		return ReasonUnauthorized
+	case http.StatusForbidden:
+		return ReasonForbidden
+	case http.StatusMethodNotAllowed:
+		return ReasonMethod
+	case http.StatusRequestEntityTooLarge:
+		return ReasonTooLarge
+	case http.StatusUnsupportedMediaType:
+		return ReasonUnsupported
+	case http.StatusTooManyRequests:
+		return ReasonRateLimited
+	case http.StatusServiceUnavailable:
+		return ReasonUnavailable
+	}
+	return ReasonOther
 }
 
 // statusText formats a status code without allocating for the usual ones.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -300,7 +301,18 @@ func TestInstrument(t *testing.T) {
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", m.Handler())
-	srv := httptest.NewServer(m.Instrument(mux))
+	type ended struct {
+		route string
+		code  int
+	}
+	var mu sync.Mutex
+	var ends []ended
+	done := func(r *http.Request, route string, code int) {
+		mu.Lock()
+		ends = append(ends, ended{route, code})
+		mu.Unlock()
+	}
+	srv := httptest.NewServer(m.Instrument(mux, nil, done))
 	defer srv.Close()
 
 	do := func(method, path string) {
@@ -322,7 +334,12 @@ func TestInstrument(t *testing.T) {
 	do("GET", "/no/such/path/2")
 	do("DELETE", "/healthz")
 
-	fams := scrape(t, m.Instrument(mux))
+	mu.Lock()
+	if len(ends) != 12 || ends[0] != (ended{"POST /v1/tenants/{tenant}/events", 202}) || ends[11] != (ended{Unmatched, 405}) {
+		t.Errorf("done hook saw %v", ends)
+	}
+	mu.Unlock()
+	fams := scrape(t, m.Instrument(mux, nil, nil))
 	tests := []struct {
 		route, code string
 		want        float64
@@ -382,6 +399,59 @@ func TestAdminHandler(t *testing.T) {
 		}
 		if b.Len() == 0 {
 			t.Errorf("GET %s: empty body", tt.path)
+		}
+	}
+}
+
+// TestInstrumentRouteFunc: a handler that routes by itself (no ServeMux)
+// names its routes through the route function.
+func TestInstrumentRouteFunc(t *testing.T) {
+	m := New(Options{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	})
+	route := func(r *http.Request) string {
+		if strings.HasPrefix(r.URL.Path, "/v1/tenants/") {
+			return "/v1/tenants/{tenant}/events"
+		}
+		return ""
+	}
+	srv := httptest.NewServer(m.Instrument(h, route, nil))
+	defer srv.Close()
+	for _, p := range []string{"/v1/tenants/a/events", "/v1/tenants/b/events", "/elsewhere"} {
+		resp, err := srv.Client().Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	fams := scrape(t, metricsOnly(m))
+	for _, tt := range []struct {
+		route, code string
+		want        float64
+	}{
+		{"/v1/tenants/{tenant}/events", "429", 2},
+		{Unmatched, "200", 1},
+	} {
+		if got := val(t, fams, "tl_relay_http_requests_total", "route", tt.route, "code", tt.code); got != tt.want {
+			t.Errorf("requests{route=%q,code=%s} = %v, want %v", tt.route, tt.code, got, tt.want)
+		}
+	}
+}
+
+func TestReasonFor(t *testing.T) {
+	for _, tt := range []struct {
+		code int
+		want string
+	}{
+		{400, ReasonInvalid}, {401, ReasonUnauthorized}, {403, ReasonForbidden}, {405, ReasonMethod},
+		{413, ReasonTooLarge}, {415, ReasonUnsupported}, {429, ReasonRateLimited}, {503, ReasonUnavailable},
+		{500, ReasonOther}, {418, ReasonOther},
+	} {
+		if got := ReasonFor(tt.code); got != tt.want {
+			t.Errorf("ReasonFor(%d) = %q, want %q", tt.code, got, tt.want)
 		}
 	}
 }
