@@ -89,6 +89,10 @@ func Params(dir string) testscript.Params {
 			"relay-stop":  cmdRelaySignal(syscall.SIGTERM),
 			"relay-kill":  cmdRelaySignal(syscall.SIGKILL),
 			"sleep":       cmdSleep,
+			// stream_test.go: read a tenant's deliveries; a proxy losing 202s.
+			"stream":        cmdStream,
+			"stream-match":  cmdStreamMatch,
+			"swallow-proxy": cmdSwallowProxy,
 		},
 	}
 }

@@ -1,7 +1,10 @@
 package post
 
 import (
+	"fmt"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,5 +71,43 @@ func TestPacerStops(t *testing.T) {
 	p := &pacer{rate: 1, now: c.now, sleep: func(time.Duration) bool { return false }}
 	if !p.wait(noTimestamp) || p.wait(noTimestamp) {
 		t.Fatal("want the first event released at once and the second stopped")
+	}
+}
+
+// TestPacingLowerBound runs tl-post with a real clock: events spanning T of
+// their own time, replayed at speed S, cannot all be published before T/S;
+// n events at --rate R not before (n-1)/R. (Only lower bounds: a loaded
+// machine makes runs slower, never faster.)
+func TestPacingLowerBound(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		ts   []int64
+		min  time.Duration
+	}{
+		{"replay 5x", []string{"--replay", "5"}, []int64{0, 100, 400, 400, 1000}, 200 * time.Millisecond},
+		{"replay 1x", []string{"--replay"}, []int64{0, 150, 300}, 300 * time.Millisecond},
+		{"rate 50/s", []string{"--rate", "50"}, make([]int64, 11), 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeRelay()
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			var in strings.Builder
+			for i, ts := range tt.ts {
+				fmt.Fprintf(&in, `{"timestamp":%d,"type":"click","path":"/%d"}`+"\n", 1795824000000+ts, i)
+			}
+			start := time.Now()
+			r := runPost(t, nil, srv.URL, strings.NewReader(in.String()), append(tt.args, "acme", "--linger", "1ms")...)
+			took := time.Since(start)
+			events, _, _, _ := f.snapshot()
+			if r.code != 0 || len(events["acme"]) != len(tt.ts) {
+				t.Fatalf("exit %d, %d events; stderr:\n%s", r.code, len(events["acme"]), r.stderr)
+			}
+			if took < tt.min {
+				t.Errorf("published in %v, faster than the pace allows (%v)", took, tt.min)
+			}
+		})
 	}
 }

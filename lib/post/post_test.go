@@ -114,7 +114,7 @@ func TestPublish(t *testing.T) {
 					t.Errorf("a batch held %d events, more than %d", b, tt.batch)
 				}
 			}
-			if !strings.Contains(r.stderr, fmt.Sprintf("published %d events to 3 tenants", tt.n)) {
+			if !strings.Contains(r.stderr, fmt.Sprintf("published %s events to 3 tenants", commas(int64(tt.n)))) {
 				t.Errorf("summary missing from stderr:\n%s", r.stderr)
 			}
 			if r.stdout != "" {

@@ -148,7 +148,7 @@ type result struct {
 }
 
 // runPost runs tl-post in-process with stdin and args against relay URL.
-func runPost(t *testing.T, ctx context.Context, url string, stdin io.Reader, args ...string) result {
+func runPost(t testing.TB, ctx context.Context, url string, stdin io.Reader, args ...string) result {
 	t.Helper()
 	if stdin == nil {
 		stdin = strings.NewReader("")

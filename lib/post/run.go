@@ -153,10 +153,11 @@ func (p *poster) run(ctx context.Context) error {
 
 	pace := &pacer{rate: p.o.Rate, replay: p.o.Replay, now: p.now, sleep: p.sleep}
 	route := func(it *item) bool {
-		if !pace.wait(it.ts) {
+		if !pace.wait(it.ts) || !p.lane(it.tenant).add(it.wire, it.ref) {
+			p.stats.unsent.Add(1) // read and good, but the run stopped
 			return false
 		}
-		return p.lane(it.tenant).add(it.wire, it.ref)
+		return true
 	}
 
 	readDone := make(chan struct{})
@@ -184,7 +185,7 @@ func (p *poster) run(ctx context.Context) error {
 		}
 		for i := range held {
 			if !route(&held[i]) {
-				p.stats.unsent.Add(int64(len(held) - i))
+				p.stats.unsent.Add(int64(len(held) - i - 1))
 				return
 			}
 		}

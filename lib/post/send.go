@@ -30,6 +30,7 @@ type answer struct {
 	retryAfter time.Duration // -1 when absent
 	msg        string        // the relay's "error", or the transport error
 	line       int           // the relay's "line" (1-based in the batch), 0 if none
+	cut        bool          // abandoned after Ctrl-C: it may or may not have been published
 }
 
 func (a answer) String() string {
@@ -64,7 +65,7 @@ func (p *poster) attempt(ctx context.Context, tenant string, body []byte, key st
 	p.cfg.Authorize(req.Header)
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return answer{retryAfter: -1, msg: transportError(err)}
+		return answer{retryAfter: -1, msg: transportError(err), cut: p.sendCtx.Err() != nil}
 	}
 	defer resp.Body.Close()
 	a := answer{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now())}
@@ -185,6 +186,11 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 		}
 
 		// Retryable: a transport error, 408, 429 or a 5xx but 501.
+		if a.cut {
+			p.con.printf("tl-post: %s: abandoned the batch in flight (tenant %s); it may or may not have been published", p.span(refs), l.tenant)
+			p.stats.unsent.Add(int64(len(refs)))
+			return
+		}
 		wait := a.retryAfter
 		if wait < 0 {
 			wait = backoff(n)
@@ -229,9 +235,10 @@ func without(body []byte, refs []ref, k int) ([]byte, []ref) {
 	return nb, nr
 }
 
+// plural says "1 event" or "1,234 events".
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return fmt.Sprintf("%d %s", n, many)
+	return commas(int64(n)) + " " + many
 }
