@@ -93,6 +93,12 @@ func Params(dir string) testscript.Params {
 			"stream":        cmdStream,
 			"stream-match":  cmdStreamMatch,
 			"swallow-proxy": cmdSwallowProxy,
+			// netcmds_test.go: free ports, a proxy that cuts connections, output checks.
+			"free-port":   cmdFreePort,
+			"proxy-start": cmdProxyStart,
+			"proxy-cut":   cmdProxyCut,
+			"wait-lines":  cmdWaitLines,
+			"seq-check":   cmdSeqCheck,
 		},
 	}
 }
