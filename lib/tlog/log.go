@@ -1,0 +1,67 @@
+// Package tlog owns the tenant log: the append-only, bounded sequence of a
+// tenant's encoded event lines that the relay appends to on ingest and that
+// every subscriber reads from with its own cursor. Log is the interface its
+// backings share (memory here; a data directory or Redis elsewhere); Keys
+// is the small store of recent Idempotency-Keys beside it.
+package tlog
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+)
+
+// Log is one tenant's history. Lines are delivered lines (`{"seq":N,` +
+// body, see event.AppendDelivery), numbered from 1 with no holes; a log
+// keeps a window oldest..newest of them and drops the oldest first.
+//
+// Every method is safe for concurrent use. Lines returned by Read are
+// shared with the log and other readers: never modify them.
+type Log interface {
+	// Append assigns the next len(bodies) seqs, in order, to the bodies
+	// (each event.AppendBody output, newline included) and appends them
+	// as one atomic step: a reader sees all of them or none. It returns
+	// the first and last seq assigned. It never waits for a reader.
+	Append(bodies [][]byte) (first, last uint64, err error)
+
+	// Read appends to dst the lines from seq `from` on, at most maxLines
+	// lines and, past the first line, at most maxBytes bytes. next is the
+	// seq to read from next time. When `from` is older than the oldest line
+	// held, gap names the lines lost (From = `from`, To = oldest-1) and the
+	// lines returned start at the oldest held. from = newest+1 returns no
+	// lines: wait on Notify.
+	Read(from uint64, dst [][]byte, maxLines, maxBytes int) (lines [][]byte, next uint64, gap Gap, err error)
+
+	// Notify returns a channel closed by the next Append (or Close). Take
+	// it before calling Read, so an append between the two is not missed.
+	Notify() <-chan struct{}
+
+	// Bounds returns the oldest and newest seq held; oldest = newest+1
+	// when the log holds none (newest is 0 before the first append).
+	Bounds() (oldest, newest uint64)
+
+	// Epoch names this history's life: it changes whenever the numbering
+	// restarts (PROTOCOL.md).
+	Epoch() string
+
+	// Close releases the log; later calls fail with ErrClosed. Safe to
+	// call more than once.
+	Close() error
+}
+
+// Gap is a range of seqs, From..To inclusive, that a reader will never get.
+// The zero Gap means none.
+type Gap struct{ From, To uint64 }
+
+// Empty reports whether g names no seq.
+func (g Gap) Empty() bool { return g.From == 0 && g.To == 0 }
+
+// ErrClosed is returned by a closed log.
+var ErrClosed = errors.New("tenant log closed")
+
+// NewEpoch returns a fresh random epoch name (16 hex digits).
+func NewEpoch() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
+	return hex.EncodeToString(b[:])
+}
