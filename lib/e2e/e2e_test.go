@@ -99,6 +99,10 @@ func Params(dir string) testscript.Params {
 			"proxy-cut":   cmdProxyCut,
 			"wait-lines":  cmdWaitLines,
 			"seq-check":   cmdSeqCheck,
+			// relay_cmds_test.go: plain HTTP requests and background subscribers.
+			"http":      cmdHTTP,
+			"sub-start": cmdSubStart,
+			"sub-wait":  cmdSubWait,
 		},
 	}
 }

@@ -1,0 +1,12 @@
+// Command tl-relay is the tl relay: per-tenant event ingestion and live
+// fan-out over WebSocket and chunked NDJSON. See lib/relay.
+package main
+
+import (
+	"os"
+
+	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/relay"
+)
+
+func main() { os.Exit(cli.Main("tl-relay", relay.Run)) }

@@ -1,0 +1,132 @@
+package relay
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tl-sh/tl/lib/tlog"
+)
+
+// Defaults of the relay's settings (the flags of tl-relay).
+const (
+	DefaultListen               = "127.0.0.1:8787"
+	DefaultMaxBody              = 8 << 20 // PROTOCOL.md: request body limit
+	DefaultMaxSubscribers       = 50_000  // whole relay; the fd limit usually bites first
+	DefaultMaxTenantSubscribers = 5_000   // per tenant, as in the original design
+	DefaultPingInterval         = 30 * time.Second
+	DefaultDrainTimeout         = 10 * time.Second
+	// DefaultTenantIdle is how long a tenant with no subscriber and no
+	// request stays in memory. It is longer than the 10 minutes that
+	// Idempotency-Keys are kept, which live and die with their tenant.
+	DefaultTenantIdle = 15 * time.Minute
+)
+
+// Tuning constants.
+const (
+	maxHeaderBytes = 32 << 10 // request headers; net/http answers 431 beyond
+	// maxMessageLines and maxMessageBytes cap one WebSocket message (or one
+	// chunked write): under load a writer packs up to this much.
+	maxMessageLines = 256
+	maxMessageBytes = 64 << 10
+	// wsReadLimit bounds a client message: clients only send control frames.
+	wsReadLimit = 512
+	// wsReadBuffer and wsWriteBuffer are the per-connection buffers. Reads are
+	// tiny; writes go through pooled buffers (held only while a message is
+	// written) and the rest of a large message is written straight from our
+	// bytes by gorilla's single-frame fast path.
+	wsReadBuffer  = 256
+	wsWriteBuffer = 4096
+	// closeGrace is how long a closing writer waits for the client to answer
+	// its close frame before closing the socket.
+	closeGrace = time.Second
+	// retryAfter is the Retry-After (seconds) sent with a 503.
+	retryAfter = "1"
+)
+
+// Scope is what a request wants to do, for the Authorize hook.
+type Scope string
+
+// The scopes of PROTOCOL.md.
+const (
+	ScopePublish   Scope = "publish"
+	ScopeSubscribe Scope = "subscribe"
+	ScopeAdmin     Scope = "admin"
+)
+
+// HTTPError is an error with the HTTP status to answer it with. Hooks return
+// it (for example 401 or 403 from Authorize).
+type HTTPError struct {
+	Status int
+	Msg    string
+	Header http.Header // extra response headers, may be nil
+}
+
+func (e *HTTPError) Error() string { return e.Msg }
+
+func httpErrorf(status int, format string, a ...any) *HTTPError {
+	return &HTTPError{Status: status, Msg: fmt.Sprintf(format, a...)}
+}
+
+// Config is the relay's configuration. The zero value of a field selects its
+// default (see New). The function fields are the points where other
+// backings and checks slot in.
+type Config struct {
+	HistoryEvents        int   // lines kept per tenant
+	HistoryBytes         int   // bytes of lines kept per tenant
+	MaxBody              int64 // bytes of a POST body
+	MaxSubscribers       int
+	MaxTenantSubscribers int
+	PingInterval         time.Duration
+	TenantIdle           time.Duration
+
+	// OpenLog opens a tenant's log (default: a tlog.Memory).
+	OpenLog func(tenant string) (tlog.Log, error)
+	// OpenKeys opens a tenant's Idempotency-Key store (default:
+	// tlog.MemoryKeys).
+	OpenKeys func(tenant string) tlog.Keys
+	// Authorize, when set, is called for every tenant request before any
+	// work; an error refuses it (an *HTTPError carries its status, anything
+	// else is a 403).
+	Authorize func(r *http.Request, tenant string, scope Scope) error
+	// CheckOrigin checks a WebSocket upgrade's Origin (default: gorilla's
+	// same-origin check, which allows requests without Origin).
+	CheckOrigin func(r *http.Request) bool
+
+	Logger *slog.Logger // default: discard
+}
+
+func (c *Config) setDefaults() {
+	if c.HistoryEvents <= 0 {
+		c.HistoryEvents = tlog.DefaultMaxEvents
+	}
+	if c.HistoryBytes <= 0 {
+		c.HistoryBytes = tlog.DefaultMaxBytes
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxSubscribers <= 0 {
+		c.MaxSubscribers = DefaultMaxSubscribers
+	}
+	if c.MaxTenantSubscribers <= 0 {
+		c.MaxTenantSubscribers = DefaultMaxTenantSubscribers
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.TenantIdle <= 0 {
+		c.TenantIdle = DefaultTenantIdle
+	}
+	if c.OpenLog == nil {
+		events, bytes := c.HistoryEvents, c.HistoryBytes
+		c.OpenLog = func(string) (tlog.Log, error) { return tlog.NewMemory(events, bytes), nil }
+	}
+	if c.OpenKeys == nil {
+		c.OpenKeys = func(string) tlog.Keys { return tlog.NewMemoryKeys() }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}

@@ -1,0 +1,214 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/ndjson"
+)
+
+// maxIdempotencyKey is the longest Idempotency-Key (PROTOCOL.md).
+const maxIdempotencyKey = 128
+
+// ingest is the reusable state of one POST: a validator, a line scanner and
+// the encoded bodies. Pooled, so a steady stream of POSTs allocates little.
+type ingest struct {
+	v      event.Validator
+	sc     *ndjson.Scanner
+	buf    []byte   // the encoded bodies, back to back
+	ends   []int    // end offset of each body in buf
+	bodies [][]byte // views of buf, built once buf stops growing
+}
+
+var ingestPool = sync.Pool{New: func() any {
+	return &ingest{sc: ndjson.NewScanner(nil, event.MaxEventSize)}
+}}
+
+// maxPooledBuf keeps a rare huge batch's buffer out of the pool.
+const maxPooledBuf = 1 << 20
+
+func (in *ingest) reset() {
+	in.buf, in.ends, in.bodies = in.buf[:0], in.ends[:0], in.bodies[:0]
+	in.sc.Reset(nil)
+}
+
+func (in *ingest) add(tenant string, now int64) {
+	in.buf = in.v.AppendBody(in.buf, tenant, now)
+	in.ends = append(in.ends, len(in.buf))
+}
+
+func (in *ingest) views() [][]byte {
+	start := 0
+	for _, end := range in.ends {
+		in.bodies = append(in.bodies, in.buf[start:end])
+		start = end
+	}
+	return in.bodies
+}
+
+// publish serves POST /v1/tenants/{tenant}/events.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
+	if !s.beginPost() {
+		writeError(w, unavailable("the relay is shutting down"))
+		return
+	}
+	defer s.endPost()
+
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ndjsonBody := false
+	switch ct {
+	case "application/x-ndjson", "application/ndjson":
+		ndjsonBody = true
+	case "application/json":
+	default:
+		writeError(w, httpErrorf(http.StatusUnsupportedMediaType,
+			"Content-Type must be application/json (one event) or application/x-ndjson (events, one per line), not %q", r.Header.Get("Content-Type")))
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if _, ok := r.Header["Idempotency-Key"]; ok {
+		if err := checkKey(key); err != nil {
+			writeError(w, httpErrorf(http.StatusBadRequest, "%v", err))
+			return
+		}
+	}
+
+	t, err := s.reg.acquire(name, false)
+	if err != nil {
+		writeError(w, err.(*HTTPError))
+		return
+	}
+	defer s.reg.release(t, false)
+
+	if key != "" {
+		for {
+			answer, wait, claimed := t.keys.Claim(key)
+			if answer != nil {
+				writeAccepted(w, answer)
+				return
+			}
+			if claimed {
+				break
+			}
+			select {
+			case <-wait:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+	answer, herr, line := s.ingest(w, r, t, ndjsonBody)
+	if key != "" {
+		if herr != nil {
+			t.keys.Release(key)
+		} else {
+			t.keys.Complete(key, answer)
+		}
+	}
+	if herr != nil {
+		writeErrorLine(w, herr, line)
+		return
+	}
+	writeAccepted(w, answer)
+}
+
+// ingest validates and appends the body of r, returning the 202 body, or the
+// error to answer and the NDJSON line it concerns.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjsonBody bool) ([]byte, *HTTPError, int) {
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	now := time.Now().UnixMilli()
+	in := ingestPool.Get().(*ingest)
+	defer func() {
+		in.reset()
+		if cap(in.buf) <= maxPooledBuf {
+			ingestPool.Put(in)
+		}
+	}()
+
+	if ndjsonBody {
+		in.sc.Reset(body)
+		for in.sc.Scan() {
+			n := in.sc.Line()
+			if in.sc.LineErr() != nil {
+				return nil, httpErrorf(http.StatusRequestEntityTooLarge, "line %d: event is larger than 64 KiB", n), n
+			}
+			if err := in.v.Validate(in.sc.Bytes(), t.name); err != nil {
+				return nil, lineError(n, err), n
+			}
+			in.add(t.name, now)
+		}
+		if err := in.sc.Err(); err != nil {
+			return nil, bodyError(err, s.cfg.MaxBody), 0
+		}
+	} else {
+		data, err := io.ReadAll(io.LimitReader(body, event.MaxEventSize+4096))
+		if err != nil {
+			return nil, bodyError(err, s.cfg.MaxBody), 0
+		}
+		if err := in.v.Validate(data, t.name); err != nil {
+			return nil, lineError(0, err), 0
+		}
+		in.add(t.name, now)
+	}
+	if len(in.ends) == 0 {
+		return nil, httpErrorf(http.StatusBadRequest, "the body holds no event"), 0
+	}
+	first, last, err := t.log.Append(in.views())
+	if err != nil {
+		s.log.Error("append failed", "tenant", t.name, "err", err)
+		return nil, unavailable("tenant %s: %v", t.name, err), 0
+	}
+	answer := fmt.Appendf(nil, `{"accepted":%d,"first_seq":%d,"last_seq":%d,"epoch":%s}`,
+		len(in.ends), first, last, strconv.Quote(t.log.Epoch()))
+	return answer, nil, 0
+}
+
+// lineError turns a validation error into a 400 (413 for a large event),
+// prefixed with its line number when there is one.
+func lineError(line int, err error) *HTTPError {
+	status := http.StatusBadRequest
+	if errors.Is(err, event.ErrTooLarge) {
+		status = http.StatusRequestEntityTooLarge
+	}
+	if line > 0 {
+		return httpErrorf(status, "line %d: %v", line, err)
+	}
+	return httpErrorf(status, "%v", err)
+}
+
+// bodyError answers a failure to read the body.
+func bodyError(err error, limit int64) *HTTPError {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return httpErrorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", limit)
+	}
+	return httpErrorf(http.StatusBadRequest, "reading the request body: %v", err)
+}
+
+func writeAccepted(w http.ResponseWriter, answer []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(answer)+1))
+	w.WriteHeader(http.StatusAccepted)
+	w.Write(append(answer[:len(answer):len(answer)], '\n'))
+}
+
+// checkKey checks an Idempotency-Key: 1 to 128 printable ASCII characters.
+func checkKey(k string) error {
+	if k == "" || len(k) > maxIdempotencyKey {
+		return fmt.Errorf("Idempotency-Key must be 1 to %d printable ASCII characters", maxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return fmt.Errorf("Idempotency-Key must be 1 to %d printable ASCII characters", maxIdempotencyKey)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/tlog"
+)
+
+const usage = `usage: tl-relay [flags]
+
+tl-relay is the tl relay: apps POST events per tenant, and subscribers
+(tl-tail, any WebSocket client, curl -N) watch them live. Each tenant has its
+own history, so a subscriber can replay the newest events (last=N) or resume
+where it left off (since=SEQ&epoch=E). See PROTOCOL.md and tl-relay(1).
+
+It stops gracefully on SIGINT or SIGTERM: /readyz turns 503, in-flight
+POSTs finish, subscribers receive everything accepted and a 1001 close, and
+it exits 0 within --drain-timeout.
+
+flags:
+`
+
+// Run is tl-relay's entry point.
+func Run(ctx context.Context, args []string, env *cli.Env) error {
+	fs := pflag.NewFlagSet("tl-relay", pflag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.SortFlags = false
+	var cfg Config
+	listen := fs.String("listen", DefaultListen, "listen on `ADDR` (host:port; port 0 picks a free one)")
+	historyBytes := sizeValue(tlog.DefaultMaxBytes)
+	maxBody := sizeValue(DefaultMaxBody)
+	fs.IntVar(&cfg.HistoryEvents, "history-events", tlog.DefaultMaxEvents, "keep up to `N` events per tenant")
+	fs.Var(&historyBytes, "history-bytes", "keep up to `SIZE` of events per tenant (bytes, or with KiB, MiB, GiB)")
+	fs.Var(&maxBody, "max-body", "refuse request bodies over `SIZE` with 413")
+	fs.IntVar(&cfg.MaxSubscribers, "max-subscribers", DefaultMaxSubscribers, "accept at most `N` subscribers in all")
+	fs.IntVar(&cfg.MaxTenantSubscribers, "max-tenant-subscribers", DefaultMaxTenantSubscribers, "accept at most `N` subscribers per tenant")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", DefaultPingInterval, "ping WebSocket subscribers every `DURATION`; close those silent for two")
+	drain := fs.Duration("drain-timeout", DefaultDrainTimeout, "on SIGTERM/SIGINT, give subscribers at most `DURATION` to drain")
+	fs.DurationVar(&cfg.TenantIdle, "tenant-idle", DefaultTenantIdle, "forget a tenant with no subscriber and no request for `DURATION`")
+	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	help := fs.BoolP("help", "h", false, "print this help and exit")
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			*help = true
+		} else {
+			return cli.Usagef("%v\ntry 'tl-relay --help'", err)
+		}
+	}
+	if *help {
+		fmt.Fprint(env.Stdout, usage+fs.FlagUsages())
+		return nil
+	}
+	if *version {
+		fmt.Fprintln(env.Stdout, cli.VersionLine("tl-relay"))
+		return nil
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("unexpected argument %q\ntry 'tl-relay --help'", fs.Arg(0))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cli.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	for _, c := range []struct {
+		name string
+		bad  bool
+	}{
+		{"--history-events", cfg.HistoryEvents < 1},
+		{"--history-bytes", historyBytes < 1},
+		{"--max-body", maxBody < 1},
+		{"--max-subscribers", cfg.MaxSubscribers < 1},
+		{"--max-tenant-subscribers", cfg.MaxTenantSubscribers < 1},
+		{"--ping-interval", cfg.PingInterval <= 0},
+		{"--drain-timeout", *drain <= 0},
+		{"--tenant-idle", cfg.TenantIdle <= 0},
+	} {
+		if c.bad {
+			return cli.Usagef("%s must be positive\ntry 'tl-relay --help'", c.name)
+		}
+	}
+	cfg.HistoryBytes = int(historyBytes)
+	cfg.MaxBody = int64(maxBody)
+	cfg.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// The first line on stderr: tests and scripts read the address here.
+	fmt.Fprintf(env.Stderr, "tl-relay: listening on http://%s\n", l.Addr())
+
+	s := New(cfg)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	select {
+	case err := <-served:
+		s.Shutdown(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	s.Shutdown(dctx)
+	<-served
+	cfg.Logger.Info("stopped")
+	// A requested stop is a success: exit 0 even after a signal.
+	return cli.Exit(cli.ExitOK, nil)
+}
+
+// sizeValue is a byte size flag: 1048576, 1MiB, 64KiB, 1GiB (K, M, G and
+// KB, MB, GB are taken as powers of 1024 too).
+type sizeValue int64
+
+func (v *sizeValue) String() string { return formatSize(int64(*v)) }
+
+func (v *sizeValue) Type() string { return "size" }
+
+func (v *sizeValue) Set(s string) error {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
+		{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size (like 1048576, 64KiB, 8MiB)", s)
+	}
+	*v = sizeValue(n * mult)
+	return nil
+}
+
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10)
+}

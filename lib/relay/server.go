@@ -1,0 +1,328 @@
+// Package relay is tl-relay: the HTTP and WebSocket server of PROTOCOL.md.
+// Each tenant owns an append-only log (lib/tlog); a POST validates its
+// events once, encodes them once and appends them; each subscriber is a
+// cursor into the log, served by its own writer goroutine that packs as many
+// lines per message as are waiting. Ingestion never waits for a subscriber.
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tl-sh/tl/lib/event"
+)
+
+// Server is a relay. Create it with New, serve with Serve, stop it with
+// Shutdown.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	reg      *registry
+	upgrader websocket.Upgrader
+	ticks    *broadcast // the shared ping ticker
+	http     *http.Server
+
+	mu         sync.Mutex // guards the fields below
+	draining   bool
+	posts      int                      // POSTs in flight
+	postsIdle  chan struct{}            // closed once draining with no POST in flight
+	streams    map[*subscriber]struct{} // live subscribers, to force-close them
+	subsWG     sync.WaitGroup           // subscribers; Add only under mu while not draining
+	stop       chan struct{}            // closed when subscribers must drain and close
+	quit       chan struct{}            // closed when the background goroutines must end
+	bg         sync.WaitGroup           // the pinger and the janitor
+	shutdownMu sync.Mutex               // serialises Shutdown
+}
+
+// New returns a relay with cfg (zero fields take their defaults) and starts
+// its background goroutines (the ping ticker and the idle-tenant janitor);
+// Shutdown ends them.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		postsIdle: make(chan struct{}),
+		streams:   map[*subscriber]struct{}{},
+		stop:      make(chan struct{}),
+		quit:      make(chan struct{}),
+	}
+	s.reg = newRegistry(&s.cfg)
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  wsReadBuffer,
+		WriteBufferSize: wsWriteBuffer,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     cfg.CheckOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			writeError(w, &HTTPError{Status: status, Msg: reason.Error()})
+		},
+	}
+	s.ticks = newBroadcast()
+	s.http = &http.Server{
+		Handler:           s,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.bg.Add(2)
+	go s.pinger()
+	go s.janitor()
+	return s
+}
+
+// Serve accepts connections on l until Shutdown. It returns nil after a
+// Shutdown, like http.Server.Serve returns ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown drains the relay: /readyz turns 503 and new requests are refused,
+// the listeners close, in-flight POSTs finish, then every subscriber gets
+// everything accepted and a 1001 close. When ctx ends first, whatever is
+// left is closed at once. Every goroutine the relay started has ended when
+// Shutdown returns. It returns ctx's error if the drain was cut short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownMu.Lock()
+	defer s.shutdownMu.Unlock()
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return nil
+	}
+	s.draining = true
+	if s.posts == 0 {
+		close(s.postsIdle)
+	}
+	s.mu.Unlock()
+	start := time.Now()
+	_, subs := s.reg.counts()
+	s.log.Info("draining", "subscribers", subs)
+
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.Shutdown(ctx) }()
+
+	var cut error
+	select {
+	case <-s.postsIdle:
+	case <-ctx.Done():
+		cut = ctx.Err()
+	}
+	close(s.stop)
+	subsDone := make(chan struct{})
+	go func() { s.subsWG.Wait(); close(subsDone) }()
+	select {
+	case <-subsDone:
+	case <-ctx.Done():
+		cut = ctx.Err()
+	}
+	if err := <-httpDone; err != nil && cut == nil {
+		cut = err
+	}
+	if cut != nil {
+		// Out of time: close what is left.
+		s.http.Close()
+		s.mu.Lock()
+		for sub := range s.streams {
+			sub.forceClose()
+		}
+		s.mu.Unlock()
+		<-subsDone
+	}
+	close(s.quit)
+	s.bg.Wait()
+	s.reg.closeAll()
+	if cut != nil {
+		s.log.Warn("drain cut short", "err", cut, "took", time.Since(start).Round(time.Millisecond))
+	} else {
+		s.log.Info("drained", "took", time.Since(start).Round(time.Millisecond))
+	}
+	return cut
+}
+
+// ServeHTTP routes a request (PROTOCOL.md).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		s.health(w, r, true)
+		return
+	case "/readyz":
+		s.mu.Lock()
+		ready := !s.draining
+		s.mu.Unlock()
+		s.health(w, r, ready)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/tenants/")
+	i := strings.LastIndexByte(rest, '/')
+	if !ok || i < 0 {
+		writeError(w, httpErrorf(http.StatusNotFound, "no such endpoint %s", r.URL.Path))
+		return
+	}
+	name, action := rest[:i], rest[i+1:]
+	var scope Scope
+	var allow string
+	switch action {
+	case "events":
+		scope, allow = ScopePublish, http.MethodPost
+	case "stream":
+		scope, allow = ScopeSubscribe, http.MethodGet
+	default:
+		writeError(w, httpErrorf(http.StatusNotFound, "no such endpoint %s", r.URL.Path))
+		return
+	}
+	if r.Method != allow {
+		e := httpErrorf(http.StatusMethodNotAllowed, "method %s not allowed, use %s", r.Method, allow)
+		e.Header = http.Header{"Allow": {allow}}
+		writeError(w, e)
+		return
+	}
+	if err := event.CheckTenant(name); err != nil {
+		writeError(w, httpErrorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	if s.cfg.Authorize != nil {
+		if err := s.cfg.Authorize(r, name, scope); err != nil {
+			var he *HTTPError
+			if !errors.As(err, &he) {
+				he = httpErrorf(http.StatusForbidden, "%v", err)
+			}
+			writeError(w, he)
+			return
+		}
+	}
+	if scope == ScopePublish {
+		s.publish(w, r, name)
+	} else {
+		s.subscribe(w, r, name)
+	}
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request, ok bool) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		e := httpErrorf(http.StatusMethodNotAllowed, "method %s not allowed, use GET", r.Method)
+		e.Header = http.Header{"Allow": {"GET, HEAD"}}
+		writeError(w, e)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !ok {
+		w.Header().Set("Retry-After", retryAfter)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("draining\n"))
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// Stats are the relay's current counts.
+type Stats struct {
+	Tenants     int
+	Subscribers int
+}
+
+// Stats returns the relay's current counts.
+func (s *Server) Stats() Stats {
+	t, n := s.reg.counts()
+	return Stats{Tenants: t, Subscribers: n}
+}
+
+// beginPost counts a POST in, unless the relay is draining.
+func (s *Server) beginPost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.posts++
+	return true
+}
+
+func (s *Server) endPost() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.posts--
+	if s.posts == 0 && s.draining {
+		close(s.postsIdle)
+	}
+}
+
+// beginStream registers a subscriber, unless the relay is draining.
+func (s *Server) beginStream(sub *subscriber) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.subsWG.Add(1)
+	s.streams[sub] = struct{}{}
+	return true
+}
+
+func (s *Server) endStream(sub *subscriber) {
+	s.mu.Lock()
+	delete(s.streams, sub)
+	s.mu.Unlock()
+	s.subsWG.Done()
+}
+
+// janitor drops idle tenants now and then until Shutdown.
+func (s *Server) janitor() {
+	defer s.bg.Done()
+	every := min(s.cfg.TenantIdle/2, time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case now := <-t.C:
+			if n := s.reg.dropIdle(now.Add(-s.cfg.TenantIdle)); n > 0 {
+				s.log.Debug("dropped idle tenants", "count", n)
+			}
+		}
+	}
+}
+
+// errorBody is the JSON body of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Line  int    `json:"line,omitempty"`
+}
+
+// writeError answers with e as JSON.
+func writeError(w http.ResponseWriter, e *HTTPError) {
+	writeErrorLine(w, e, 0)
+}
+
+// writeErrorLine answers with e as JSON, naming an NDJSON line when line > 0.
+func writeErrorLine(w http.ResponseWriter, e *HTTPError, line int) {
+	h := w.Header()
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // keep "<" and ">" readable in messages
+	enc.Encode(errorBody{Error: e.Msg, Line: line})
+	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(e.Status)
+	w.Write(b.Bytes())
+}

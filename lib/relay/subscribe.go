@@ -1,0 +1,206 @@
+package relay
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/tlog"
+)
+
+// filter is a subscriber's server-side filter (PROTOCOL.md: type, path).
+type filter struct {
+	types uint8    // bit 1<<event.Type per wanted type; 0 wants all
+	paths []string // path prefixes, any of which matches; none wants all
+}
+
+func (f *filter) all() bool { return f.types == 0 && len(f.paths) == 0 }
+
+// match reports whether the delivered line passes the filter.
+func (f *filter) match(line []byte) bool {
+	if f.all() {
+		return true
+	}
+	typ, path, ok := event.LineTypePath(line)
+	if !ok {
+		return true // not an event line: never hide it
+	}
+	if f.types != 0 && f.types&(1<<typ) == 0 {
+		return false
+	}
+	if len(f.paths) == 0 {
+		return true
+	}
+	for _, p := range f.paths {
+		if event.PathHasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// streamQuery is a parsed subscribe request.
+type streamQuery struct {
+	filter   filter
+	last     int64 // -1: not asked
+	since    uint64
+	hasSince bool
+	epoch    string
+}
+
+func parseStreamQuery(q url.Values) (streamQuery, *HTTPError) {
+	sq := streamQuery{last: -1}
+	for _, v := range q["type"] {
+		for _, name := range strings.Split(v, ",") {
+			typ := event.ParseType(strings.TrimSpace(name))
+			if typ == event.TypeNone {
+				return sq, httpErrorf(http.StatusBadRequest, "type %q: type must be one of pageview, click, custom", name)
+			}
+			sq.filter.types |= 1 << typ
+		}
+	}
+	for _, p := range q["path"] {
+		if p == "" {
+			continue
+		}
+		sq.filter.paths = append(sq.filter.paths, p)
+	}
+	if v := q.Get("last"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return sq, httpErrorf(http.StatusBadRequest, "last=%q: must be a number of events >= 0", v)
+		}
+		sq.last = n
+	}
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return sq, httpErrorf(http.StatusBadRequest, "since=%q: must be a seq >= 0", v)
+		}
+		sq.since, sq.hasSince = n, true
+	}
+	sq.epoch = q.Get("epoch")
+	if sq.hasSince && sq.last >= 0 {
+		return sq, httpErrorf(http.StatusBadRequest, "use either last or since, not both")
+	}
+	return sq, nil
+}
+
+// start returns the cursor a new subscriber starts at, and the gap line to
+// send first when its resume epoch is not the log's.
+func (sq *streamQuery) start(oldest, newest uint64, epoch string) (cursor uint64, epochGap *tlog.Gap) {
+	switch {
+	case sq.hasSince && sq.epoch != "" && sq.epoch != epoch:
+		// The numbering restarted: replay the whole new history, after
+		// one gap line naming what of it is gone (1..oldest-1; To is 0
+		// when nothing is).
+		return oldest, &tlog.Gap{From: 1, To: oldest - 1}
+	case sq.hasSince:
+		if sq.since >= newest {
+			return newest + 1, nil
+		}
+		return sq.since + 1, nil // Read reports an eviction gap
+	case sq.last >= 0:
+		if held := newest + 1 - oldest; uint64(sq.last) >= held {
+			return oldest, nil
+		}
+		return newest + 1 - uint64(sq.last), nil
+	default:
+		return newest + 1, nil
+	}
+}
+
+// subscribe serves GET /v1/tenants/{tenant}/stream: a WebSocket when the
+// request asks for an upgrade, else chunked NDJSON.
+func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) {
+	sq, herr := parseStreamQuery(r.URL.Query())
+	if herr != nil {
+		writeError(w, herr)
+		return
+	}
+	t, err := s.reg.acquire(name, true)
+	if err != nil {
+		writeError(w, err.(*HTTPError))
+		return
+	}
+	defer s.reg.release(t, true)
+	sub := &subscriber{s: s, t: t, filter: sq.filter}
+	if !s.beginStream(sub) {
+		writeError(w, unavailable("the relay is shutting down"))
+		return
+	}
+	defer s.endStream(sub)
+
+	oldest, newest := t.log.Bounds()
+	epoch := t.log.Epoch()
+	var epochGap *tlog.Gap
+	sub.cursor, epochGap = sq.start(oldest, newest, epoch)
+
+	if !websocket.IsWebSocketUpgrade(r) {
+		sub.serveNDJSON(w, r)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	sub.mu.Lock()
+	sub.ws = ws
+	sub.mu.Unlock()
+	hello := appendHello(nil, name, epoch, newest)
+	if epochGap != nil {
+		hello = appendGap(hello, *epochGap, "epoch")
+	}
+	sub.serveWS(hello)
+}
+
+// subscriber is one stream: a cursor into its tenant's log. The goroutine
+// that serves the request is its writer; a WebSocket also has a reader.
+type subscriber struct {
+	s      *Server
+	t      *tenant
+	filter filter
+	cursor uint64 // the next seq to send; owned by the writer
+
+	mu sync.Mutex      // guards ws (set once, read by forceClose)
+	ws *websocket.Conn // nil for a chunked stream
+
+	lastPong   time.Time     // guarded by pongMu
+	pongMu     sync.Mutex    // guards lastPong
+	readerDone chan struct{} // closed when the WebSocket reader ends
+}
+
+// forceClose closes the subscriber's socket at once (drain timeout).
+func (sub *subscriber) forceClose() {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.ws != nil {
+		sub.ws.NetConn().Close()
+	}
+}
+
+func appendHello(dst []byte, tenant, epoch string, lastSeq uint64) []byte {
+	dst = append(dst, `{"control":"hello","tenant":"`...)
+	dst = append(dst, tenant...) // a checked tenant name needs no escaping
+	dst = append(dst, `","epoch":`...)
+	dst = strconv.AppendQuote(dst, epoch)
+	dst = append(dst, `,"last_seq":`...)
+	dst = strconv.AppendUint(dst, lastSeq, 10)
+	return append(dst, "}\n"...)
+}
+
+func appendGap(dst []byte, g tlog.Gap, reason string) []byte {
+	dst = append(dst, `{"control":"gap","from_seq":`...)
+	dst = strconv.AppendUint(dst, g.From, 10)
+	dst = append(dst, `,"to_seq":`...)
+	dst = strconv.AppendUint(dst, g.To, 10)
+	dst = append(dst, `,"reason":"`...)
+	dst = append(dst, reason...)
+	return append(dst, "\"}\n"...)
+}

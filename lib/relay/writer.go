@@ -1,0 +1,221 @@
+package relay
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tl-sh/tl/lib/tlog"
+)
+
+// Buffers shared by the writers and held only while a message is built and
+// written, so an idle subscriber holds none.
+var (
+	linesPool = sync.Pool{New: func() any { b := make([][]byte, 0, maxMessageLines); return &b }}
+	msgPool   = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+)
+
+// writeWait is how long one write may block before the subscriber is
+// dropped: two ping intervals, so a client that stops reading for less
+// than that (a paused pipe) lags in the log and gets a gap line instead.
+func (s *Server) writeWait() time.Duration { return 2 * s.cfg.PingInterval }
+
+// pump is the writer's loop: send what the log holds past the cursor, then
+// wait for an append, a tick, the relay's stop or the end of the
+// connection. send writes one message; tick is called on each ping tick and
+// reports false to end the stream; gone ends it. It returns true when it
+// stopped because the relay is shutting down (everything accepted sent).
+func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) error, tick func() bool, gone <-chan struct{}) (draining bool) {
+	log := sub.t.log
+	stop := sub.s.stop
+	var target uint64 // with stop == nil: the last seq to send before closing
+	linesp := linesPool.Get().(*[][]byte)
+	defer linesPool.Put(linesp)
+	for {
+		notify := log.Notify()
+		ticks := sub.s.ticks.C()
+		lines, next, gap, err := log.Read(sub.cursor, (*linesp)[:0], maxMessageLines, maxMessageBytes)
+		if err != nil {
+			return false // the log closed: the relay is going away
+		}
+		*linesp = lines[:0]
+		if len(pending) > 0 || !gap.Empty() || len(lines) > 0 {
+			if err := sub.sendLines(pending, controls, gap, lines, send); err != nil {
+				return false
+			}
+			pending = nil
+			sub.cursor = next
+			if len(lines) > 0 || !gap.Empty() {
+				continue // there may be more
+			}
+		}
+		if stop == nil && sub.cursor > target {
+			return true
+		}
+		select {
+		case <-notify:
+		case <-ticks:
+			if !tick() {
+				return false
+			}
+		case <-stop:
+			stop = nil
+			_, target = log.Bounds()
+		case <-gone:
+			return false
+		}
+	}
+}
+
+// sendLines writes the pending control lines, the gap line (with controls)
+// and the lines that pass the filter as one message.
+func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, lines [][]byte, send func([]byte) error) error {
+	if len(pending) == 0 && gap.Empty() && len(lines) == 1 {
+		if !sub.filter.match(lines[0]) {
+			return nil
+		}
+		return send(lines[0]) // one line: no copy
+	}
+	msgp := msgPool.Get().(*[]byte)
+	msg := append((*msgp)[:0], pending...)
+	if controls && !gap.Empty() {
+		msg = appendGap(msg, gap, "evicted")
+	}
+	for _, l := range lines {
+		if sub.filter.match(l) {
+			msg = append(msg, l...)
+		}
+	}
+	var err error
+	if len(msg) > 0 {
+		err = send(msg)
+	}
+	if cap(msg) <= 2*maxMessageBytes {
+		*msgp = msg[:0]
+		msgPool.Put(msgp)
+	}
+	return err
+}
+
+// serveWS runs a WebSocket subscriber: this goroutine writes, a second one
+// reads (clients send only control frames: pongs and close).
+func (sub *subscriber) serveWS(hello []byte) {
+	ws := sub.ws
+	s := sub.s
+	sub.setPong(time.Now())
+	sub.readerDone = make(chan struct{})
+	ws.SetReadLimit(wsReadLimit)
+	ws.SetPongHandler(func(string) error { sub.setPong(time.Now()); return nil })
+	go func() {
+		defer close(sub.readerDone)
+		for {
+			if _, _, err := ws.NextReader(); err != nil {
+				return
+			}
+			sub.setPong(time.Now())
+		}
+	}()
+
+	send := func(msg []byte) error {
+		ws.SetWriteDeadline(time.Now().Add(s.writeWait()))
+		return ws.WriteMessage(websocket.TextMessage, msg)
+	}
+	tick := func() bool {
+		if time.Since(sub.pong()) > 2*s.cfg.PingInterval {
+			s.log.Debug("subscriber missed two pings, closing", "tenant", sub.t.name)
+			return false
+		}
+		return ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeWait())) == nil
+	}
+	if sub.pump(hello, true, send, tick, sub.readerDone) {
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay shutting down")
+		if ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) == nil {
+			t := time.NewTimer(closeGrace)
+			select {
+			case <-sub.readerDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	ws.Close()
+	<-sub.readerDone
+}
+
+// serveNDJSON runs a chunked NDJSON subscriber (deliveries only, a blank
+// keep-alive line every ping interval), for curl -N.
+func (sub *subscriber) serveNDJSON(w http.ResponseWriter, r *http.Request) {
+	s := sub.s
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	if rc.Flush() != nil {
+		return
+	}
+	send := func(msg []byte) error {
+		rc.SetWriteDeadline(time.Now().Add(s.writeWait()))
+		if _, err := w.Write(msg); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	tick := func() bool { return send([]byte("\n")) == nil }
+	sub.pump(nil, false, send, tick, r.Context().Done())
+}
+
+func (sub *subscriber) setPong(t time.Time) {
+	sub.pongMu.Lock()
+	sub.lastPong = t
+	sub.pongMu.Unlock()
+}
+
+func (sub *subscriber) pong() time.Time {
+	sub.pongMu.Lock()
+	defer sub.pongMu.Unlock()
+	return sub.lastPong
+}
+
+// broadcast wakes every waiter at once: C returns a channel that the next
+// fire closes. The relay's one ping ticker fires it, so a connection needs
+// no timer of its own.
+type broadcast struct {
+	mu sync.Mutex // guards ch
+	ch chan struct{}
+}
+
+func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+
+// C returns the channel the next fire closes.
+func (b *broadcast) C() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) fire() {
+	b.mu.Lock()
+	ch := b.ch
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+	close(ch)
+}
+
+// pinger fires the shared tick every ping interval until Shutdown.
+func (s *Server) pinger() {
+	defer s.bg.Done()
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			s.ticks.fire()
+		}
+	}
+}
