@@ -2,9 +2,11 @@ package post
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -249,10 +251,17 @@ func (p *poster) finish(took time.Duration) error {
 	case failErr != nil:
 		return failErr
 	case refused > 0 || st.failedFiles.Load() > 0:
-		if p.o.Quiet {
-			return fmt.Errorf("%s refused", plural(int(refused), "line", "lines"))
+		if !p.o.Quiet {
+			return cli.Exit(cli.ExitFailure, cli.Silent) // the summary said it
 		}
-		return cli.Exit(cli.ExitFailure, cli.Silent)
+		var why []string
+		if refused > 0 {
+			why = append(why, plural(int(refused), "line", "lines")+" refused")
+		}
+		if n := st.failedFiles.Load(); n > 0 {
+			why = append(why, plural(int(n), "input", "inputs")+" not read")
+		}
+		return errors.New(strings.Join(why, ", "))
 	}
 	return nil
 }
