@@ -1,0 +1,249 @@
+// Package redislog keeps tenant logs in Redis, so that several relays share
+// them: one seq order and one epoch per tenant, assigned atomically by a Lua
+// script, history in a bounded stream per tenant, idempotency keys shared.
+//
+// Per tenant T (under a configurable prefix, "tl:" by default):
+//
+//	tl:{T}:m       hash: epoch, seq (last assigned), bytes (appended this epoch)
+//	tl:{T}:s       stream of encoded lines; entry ID "N-0" is seq N, field "d" the line
+//	tl:{T}:i:KEY   an Idempotency-Key's first answer, expiring after IdemTTL
+//	tl:{T}:c       Pub/Sub channel: each appended batch, "EPOCH FIRST\n" + lines
+//
+// Stream IDs are seqs, so reading "from seq N" is XRANGE from N-0. The
+// epoch is born with the meta hash: whenever the hash is missing (first
+// use, or Redis lost its data) a script creates it with a fresh epoch and
+// seq 0 and drops any stale stream.
+//
+// A Store appends and reads; a Follower (follower.go) receives the batches
+// of the tenants a relay's subscribers want over one Pub/Sub connection,
+// and reads the stream to catch up (after subscribing, after a reconnect,
+// or on a hole in the seqs), so Pub/Sub's at-most-once delivery costs
+// nothing: the stream is the truth, the channel only the fast path.
+package redislog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Tuning constants.
+const (
+	// dialTimeout bounds a connection attempt: an unreachable broker must
+	// turn into a 503 quickly, not hang a publisher.
+	dialTimeout = 2 * time.Second
+	// ioTimeout bounds a single non-blocking command.
+	ioTimeout = 3 * time.Second
+	// healthPeriod is how often the health loop pings Redis; readiness
+	// follows within about this long.
+	healthPeriod = 500 * time.Millisecond
+	// DefaultIdemTTL is how long an Idempotency-Key is remembered (the
+	// protocol promises at least 10 minutes).
+	DefaultIdemTTL = 10 * time.Minute
+)
+
+// ErrUnavailable marks errors caused by an unreachable or failing broker:
+// the relay answers 503 with Retry-After.
+var ErrUnavailable = errors.New("broker unavailable")
+
+// Options configure a Store.
+type Options struct {
+	// URL is a redis:// or rediss:// URL as go-redis ParseURL reads it
+	// (user, password, database, TLS, query options).
+	URL string
+	// MaxEvents bounds each tenant's stream (approximately, MAXLEN ~).
+	MaxEvents int
+	// MaxBytes, when positive, also bounds it by bytes: the event bound is
+	// lowered to MaxBytes divided by the epoch's mean line size.
+	MaxBytes int64
+	// IdemTTL is how long Idempotency-Keys are kept (DefaultIdemTTL if 0).
+	IdemTTL time.Duration
+	// Prefix is put before every key ("tl:" if empty).
+	Prefix string
+	// Logger, if set, receives go-redis's own messages (it has one
+	// process-wide logger, which Open replaces).
+	Logger *slog.Logger
+}
+
+// slogAdapter gives go-redis's logger interface to a slog.Logger.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Printf(ctx context.Context, format string, v ...any) {
+	a.l.Warn(fmt.Sprintf(format, v...))
+}
+
+// Store is a handle on the shared tenant logs. It is safe for concurrent
+// use; Close releases its connections and stops its health loop.
+type Store struct {
+	rdb    *redis.Client
+	opts   Options
+	prefix string
+
+	ready atomic.Bool // the last health check (or command) reached Redis
+
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the health loop ends
+	closeOnce sync.Once
+}
+
+// Open parses the URL and starts the health loop. It does not wait for
+// Redis: a relay starts even while its broker is down, and reports
+// itself not ready until Redis answers.
+func Open(opts Options) (*Store, error) {
+	ro, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("broker url: %w", err)
+	}
+	// Never retry behind our back: a retried append whose first attempt
+	// reached Redis would publish twice. Callers retry (with
+	// Idempotency-Keys); followers resume from their last seq.
+	ro.MaxRetries = -1
+	if ro.DialTimeout == 0 || ro.DialTimeout > dialTimeout {
+		ro.DialTimeout = dialTimeout
+	}
+	if ro.ReadTimeout == 0 {
+		ro.ReadTimeout = ioTimeout
+	}
+	if ro.WriteTimeout == 0 {
+		ro.WriteTimeout = ioTimeout
+	}
+	// One dial attempt per command: an unreachable broker must fail fast
+	// (the follower and the health loop do the retrying).
+	ro.DialerRetries = 1
+	ro.DisableIdentity = true
+	if opts.Logger != nil {
+		// go-redis logs through one process-wide logger; route it to the
+		// relay's log instead of its own stderr format.
+		redis.SetLogger(slogAdapter{opts.Logger})
+	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = 10000
+	}
+	if opts.IdemTTL <= 0 {
+		opts.IdemTTL = DefaultIdemTTL
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "tl:"
+	}
+	s := &Store{
+		rdb:    redis.NewClient(ro),
+		opts:   opts,
+		prefix: opts.Prefix,
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	// One synchronous check, so that a relay that starts next to a
+	// healthy Redis is ready at once; failure is not fatal.
+	s.Ping(context.Background())
+	go s.health()
+	return s, nil
+}
+
+// Close stops the health loop and closes the connections. Safe twice.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		err = s.rdb.Close()
+	})
+	return err
+}
+
+// Ready reports whether Redis answered recently.
+func (s *Store) Ready() bool { return s.ready.Load() }
+
+// Ping checks Redis now and updates readiness.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
+	defer cancel()
+	err := s.rdb.Ping(ctx).Err()
+	s.ready.Store(err == nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// health pings Redis every healthPeriod until Close.
+func (s *Store) health() {
+	defer close(s.done)
+	t := time.NewTicker(healthPeriod)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-s.stop:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		s.Ping(ctx)
+		cancel()
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// unavailable wraps a Redis error as ErrUnavailable when it is one: a
+// network failure, timeout, or a server that cannot serve (loading,
+// read-only replica, out of memory...). Script errors that signal a bug
+// stay plain.
+func (s *Store) unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	s.ready.Store(false)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// Key names.
+func (s *Store) metaKey(t string) string   { return s.prefix + "{" + t + "}:m" }
+func (s *Store) streamKey(t string) string { return s.prefix + "{" + t + "}:s" }
+func (s *Store) idemKey(t, k string) string {
+	return s.prefix + "{" + t + "}:i:" + k
+}
+func (s *Store) channel(t string) string { return s.prefix + "{" + t + "}:c" }
+
+// tenantOf returns the tenant of a channel name, or "" if it is not one.
+func (s *Store) tenantOf(key string) string {
+	const suffix = "}:c"
+	if len(key) < len(s.prefix)+len(suffix)+2 || key[:len(s.prefix)] != s.prefix || key[len(s.prefix)] != '{' ||
+		key[len(key)-len(suffix):] != suffix {
+		return ""
+	}
+	return key[len(s.prefix)+1 : len(key)-len(suffix)]
+}
+
+// newEpoch returns a fresh random epoch name.
+func newEpoch() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// parseID returns the seq of a stream ID "N-0".
+func parseID(id string) (uint64, error) {
+	for i := 0; i < len(id); i++ {
+		if id[i] == '-' {
+			return strconv.ParseUint(id[:i], 10, 64)
+		}
+	}
+	return strconv.ParseUint(id, 10, 64)
+}
