@@ -31,25 +31,31 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 	log := sub.t.log
 	stop := sub.s.stop
 	var target uint64 // with stop == nil: the last seq to send before closing
-	linesp := linesPool.Get().(*[][]byte)
-	defer linesPool.Put(linesp)
 	for {
 		notify := log.Notify()
 		ticks := sub.s.ticks.C()
+		// The lines buffer is held only while this batch is sent, so an
+		// idle subscriber holds none.
+		linesp := linesPool.Get().(*[][]byte)
 		lines, next, gap, err := log.Read(sub.cursor, (*linesp)[:0], maxMessageLines, maxMessageBytes)
 		if err != nil {
+			linesPool.Put(linesp)
 			return false // the log closed: the relay is going away
 		}
+		n := len(lines)
+		if len(pending) > 0 || !gap.Empty() || n > 0 {
+			err = sub.sendLines(pending, controls, gap, lines, send)
+		}
+		clear(lines) // drop the references to the log's lines
 		*linesp = lines[:0]
-		if len(pending) > 0 || !gap.Empty() || len(lines) > 0 {
-			if err := sub.sendLines(pending, controls, gap, lines, send); err != nil {
-				return false
-			}
-			pending = nil
-			sub.cursor = next
-			if len(lines) > 0 || !gap.Empty() {
-				continue // there may be more
-			}
+		linesPool.Put(linesp)
+		if err != nil {
+			return false
+		}
+		pending = nil
+		sub.cursor = next
+		if n > 0 || !gap.Empty() {
+			continue // there may be more
 		}
 		if stop == nil && sub.cursor > target {
 			return true
