@@ -43,11 +43,12 @@ type Log struct {
 	tenant string
 	dir    string
 	wg     sync.WaitGroup // the committer goroutine
+	// onDisk: the tenant directory and meta file exist. Only the committer
+	// touches it (one committer at a time; handovers are ordered by mu).
+	onDisk bool
 
 	mu         sync.Mutex // guards the fields below (never held during I/O)
-	cond       *sync.Cond // the committer waits here for pending requests or close
 	epoch      string
-	onDisk     bool       // the tenant directory and meta file exist
 	segs       []*segment // oldest first; the last is the open one
 	next       uint64     // seq of the next record appended
 	durable    uint64     // newest durable seq (0: none yet)
@@ -61,7 +62,6 @@ type Log struct {
 
 func newLog(s *Store, tenant string) *Log {
 	l := &Log{store: s, tenant: tenant, dir: filepath.Join(s.dir, "tenants", tenant)}
-	l.cond = sync.NewCond(&l.mu)
 	return l
 }
 
@@ -236,8 +236,6 @@ func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
 		l.committing = true
 		l.wg.Add(1)
 		go l.commitLoop()
-	} else {
-		l.cond.Signal()
 	}
 	l.mu.Unlock()
 	<-r.done
@@ -248,17 +246,15 @@ func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
 }
 
 // commitLoop is the tenant's committer: it takes every pending request at
-// once, writes them, covers them with one fsync and answers them. It ends
-// when the log is closed and nothing is pending.
+// once, writes them, covers them with one fsync and answers them; requests
+// arriving meanwhile form the next batch. It ends when nothing is pending
+// (the next Append starts it again), so idle tenants cost no goroutine.
 func (l *Log) commitLoop() {
 	defer l.wg.Done()
 	var buf []byte
 	var spare []*request
 	for {
 		l.mu.Lock()
-		for len(l.pending) == 0 && !l.closed {
-			l.cond.Wait()
-		}
 		if len(l.pending) == 0 {
 			l.committing = false
 			l.mu.Unlock()
@@ -588,7 +584,6 @@ func (l *Log) close() error {
 		return nil
 	}
 	l.closed = true
-	l.cond.Broadcast()
 	l.mu.Unlock()
 	l.wg.Wait()
 	l.mu.Lock()
