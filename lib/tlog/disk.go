@@ -1,0 +1,269 @@
+package tlog
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tl-sh/tl/lib/disklog"
+	"github.com/tl-sh/tl/lib/event"
+)
+
+// The hot cache of a disk-backed log: the newest lines of each tenant stay
+// in a Memory ring, so live subscribers (the common case) share the lines in
+// memory and never touch the disk; a reader further behind reads from disk.
+// Sized to hold a few seconds of a busy tenant.
+const (
+	hotEvents = 16 << 10
+	hotBytes  = 8 << 20
+)
+
+// DiskOptions tune a data directory (see disklog.Options).
+type DiskOptions struct {
+	MaxEvents     int   // per tenant (<= 0: DefaultMaxEvents)
+	MaxBytes      int64 // per tenant (<= 0: DefaultMaxBytes)
+	MaxTotalBytes int64 // the whole directory (0: no cap)
+	Logger        *slog.Logger
+}
+
+// DiskStore is a data directory holding every tenant's log, so that history
+// and seq numbering survive restarts and crashes.
+type DiskStore struct {
+	store     *disklog.Store
+	hotEvents int
+	hotBytes  int
+
+	mu      sync.RWMutex // guards tenants and each diskTenant's refs
+	tenants map[string]*diskTenant
+}
+
+// diskTenant is what the open handles of one tenant share.
+type diskTenant struct {
+	disk *disklog.Log
+	hot  *Memory // the newest lines, fed in seq order after each fsync
+	refs int     // open handles; the hot cache goes with the last
+}
+
+// OpenDisk opens (or creates) the data directory dir, recovering every
+// tenant's log in it.
+func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = DefaultMaxEvents
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	s := &DiskStore{
+		hotEvents: min(o.MaxEvents, hotEvents),
+		hotBytes:  int(min(o.MaxBytes, hotBytes)),
+		tenants:   map[string]*diskTenant{},
+	}
+	st, err := disklog.Open(dir, disklog.Options{
+		MaxEvents:     o.MaxEvents,
+		MaxBytes:      o.MaxBytes,
+		MaxTotalBytes: o.MaxTotalBytes,
+		OnCommit:      s.onCommit,
+		NewEpoch:      NewEpoch,
+		Logger:        o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	return s, nil
+}
+
+// Tenants returns the tenants with a history on disk.
+func (s *DiskStore) Tenants() []string { return s.store.Tenants() }
+
+// Log opens a handle on the tenant's log. Handles of one tenant share its
+// history and hot cache; each is closed on its own.
+func (s *DiskStore) Log(tenant string) (*Disk, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tenants[tenant]
+	if t == nil {
+		dl, err := s.store.Log(tenant)
+		if err != nil {
+			if errors.Is(err, disklog.ErrClosed) {
+				return nil, ErrClosed
+			}
+			return nil, err
+		}
+		_, newest := dl.Bounds()
+		hot := NewMemory(s.hotEvents, s.hotBytes)
+		hot.epoch = dl.Epoch()
+		hot.oldest = newest + 1
+		t = &diskTenant{disk: dl, hot: hot}
+		s.tenants[tenant] = t
+	}
+	t.refs++
+	return &Disk{store: s, tenant: tenant, disk: t.disk, hot: t.hot}, nil
+}
+
+// onCommit feeds each durable batch to its tenant's hot cache, in seq
+// order; only then do subscribers see it, so nothing a crash could still
+// take away is ever delivered. A tenant without open handles has no cache
+// (the next Log starts one where the disk is).
+func (s *DiskStore) onCommit(tenant string, first uint64, bodies [][]byte) {
+	s.mu.RLock()
+	t := s.tenants[tenant]
+	s.mu.RUnlock()
+	if t == nil {
+		return
+	}
+	h := t.hot
+	h.mu.Lock()
+	if next := h.oldest + uint64(h.n); next != first && !h.closed {
+		// The cache was started while this batch was being committed:
+		// restart it at the batch, rather than number lines wrongly.
+		clear(h.ring)
+		h.head, h.n, h.bytes, h.oldest = 0, 0, 0, first
+	}
+	h.mu.Unlock()
+	h.Append(bodies)
+}
+
+// release drops a handle; the last one takes the hot cache with it.
+func (s *DiskStore) release(tenant string, hot *Memory) {
+	s.mu.Lock()
+	t := s.tenants[tenant]
+	last := false
+	if t != nil && t.hot == hot {
+		t.refs--
+		if t.refs == 0 {
+			delete(s.tenants, tenant)
+			last = true
+		}
+	}
+	s.mu.Unlock()
+	if last {
+		hot.Close()
+	}
+}
+
+// Close closes every log and the directory. Safe to call more than once.
+func (s *DiskStore) Close() error {
+	s.mu.Lock()
+	tenants := s.tenants
+	s.tenants = map[string]*diskTenant{}
+	s.mu.Unlock()
+	for _, t := range tenants {
+		t.hot.Close()
+	}
+	return s.store.Close()
+}
+
+// Disk is a handle on a tenant's Log kept in a data directory: Append
+// returns once the batch is on disk (fsync'd, shared with concurrent
+// appends), the newest lines are served from memory and older ones from
+// disk.
+type Disk struct {
+	store  *DiskStore
+	tenant string
+	disk   *disklog.Log
+	hot    *Memory
+	closed atomic.Bool
+}
+
+// Append implements Log: it returns once the bodies are durable.
+func (d *Disk) Append(bodies [][]byte) (first, last uint64, err error) {
+	if len(bodies) == 0 {
+		return 0, 0, nil
+	}
+	if d.closed.Load() {
+		return 0, 0, ErrClosed
+	}
+	first, last, err = d.disk.Append(bodies)
+	if errors.Is(err, disklog.ErrClosed) {
+		err = ErrClosed
+	}
+	return first, last, err
+}
+
+// Read implements Log. Lines from the hot cache are shared; lines read from
+// disk are built for this reader. Seqs lost to damage on disk are reported
+// as a gap like evicted ones.
+func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, Gap, error) {
+	if from == 0 {
+		from = 1
+	}
+	if d.closed.Load() {
+		return dst, from, Gap{}, ErrClosed
+	}
+	hotOldest, _ := d.hot.Bounds()
+	if from >= hotOldest {
+		return d.hot.Read(from, dst, maxLines, maxBytes)
+	}
+	var gap Gap
+	lose := func(a, b uint64) { // extend the gap by a..b, contiguous with it
+		if gap.Empty() {
+			gap.From = a
+		}
+		gap.To = b
+	}
+	oldest, _ := d.disk.Bounds()
+	if from < oldest {
+		lose(from, oldest-1)
+		from = oldest
+	}
+	if from < hotOldest {
+		recs, err := d.disk.Read(nil, from, maxLines, maxBytes)
+		if err != nil {
+			if errors.Is(err, disklog.ErrClosed) {
+				err = ErrClosed
+			}
+			return dst, from, gap, err
+		}
+		if len(recs) > 0 {
+			if recs[0].Seq > from {
+				lose(from, recs[0].Seq-1)
+			}
+			size := 0
+			for _, r := range recs {
+				size += len(r.Body) + seqOverhead
+			}
+			buf := make([]byte, 0, size)
+			next := recs[0].Seq
+			for _, r := range recs {
+				if r.Seq != next {
+					break // a hole: the next Read reports it
+				}
+				start := len(buf)
+				buf = event.AppendDelivery(buf, r.Seq, r.Body)
+				dst = append(dst, buf[start:len(buf):len(buf)])
+				next++
+			}
+			return dst, next, gap, nil
+		}
+		// Nothing left on disk before the cache: damaged or just evicted.
+		lose(from, hotOldest-1)
+		from = hotOldest
+	}
+	lines, next, g, err := d.hot.Read(from, dst, maxLines, maxBytes)
+	if !g.Empty() {
+		lose(g.From, g.To)
+	}
+	return lines, next, gap, err
+}
+
+// Notify implements Log.
+func (d *Disk) Notify() <-chan struct{} { return d.hot.Notify() }
+
+// Bounds implements Log.
+func (d *Disk) Bounds() (oldest, newest uint64) { return d.disk.Bounds() }
+
+// Epoch implements Log: it is kept on disk, so it survives restarts.
+func (d *Disk) Epoch() string { return d.disk.Epoch() }
+
+// Close implements Log. The history stays on disk for the next
+// DiskStore.Log; the hot cache goes with the tenant's last handle (which
+// wakes its waiters).
+func (d *Disk) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	d.store.release(d.tenant, d.hot)
+	return nil
+}
