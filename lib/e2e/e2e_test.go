@@ -103,6 +103,8 @@ func Params(dir string) testscript.Params {
 			"http":      cmdHTTP,
 			"sub-start": cmdSubStart,
 			"sub-wait":  cmdSubWait,
+			// durable_test.go: damage a file like a failing disk.
+			"corrupt": cmdCorrupt,
 		},
 	}
 }

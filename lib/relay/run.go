@@ -46,6 +46,9 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", DefaultPingInterval, "ping WebSocket subscribers every `DURATION`; close those silent for two")
 	drain := fs.Duration("drain-timeout", DefaultDrainTimeout, "on SIGTERM/SIGINT, give subscribers at most `DURATION` to drain")
 	fs.DurationVar(&cfg.TenantIdle, "tenant-idle", DefaultTenantIdle, "forget a tenant with no subscriber and no request for `DURATION`")
+	dataDir := fs.String("data-dir", "", "keep tenant histories in `DIR`, on disk before each 202, so they survive restarts and crashes")
+	dataMax := sizeValue(0)
+	fs.Var(&dataMax, "data-max-bytes", "with --data-dir, cap DIR at `SIZE`: the least recently written data of any tenant goes first (0: no cap)")
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	help := fs.BoolP("help", "h", false, "print this help and exit")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -91,7 +94,31 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	}
 	cfg.HistoryBytes = int(historyBytes)
 	cfg.MaxBody = int64(maxBody)
+	if dataMax > 0 && *dataDir == "" {
+		return cli.Usagef("--data-max-bytes needs --data-dir\ntry 'tl-relay --help'")
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	if *dataDir != "" {
+		// Recovery reads every segment before the relay listens, so a
+		// client never sees a history that is still being checked.
+		ds, err := tlog.OpenDisk(*dataDir, tlog.DiskOptions{
+			MaxEvents:     cfg.HistoryEvents,
+			MaxBytes:      int64(historyBytes),
+			MaxTotalBytes: int64(dataMax),
+			Logger:        cfg.Logger,
+		})
+		if err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		defer ds.Close() // after Shutdown: every accepted batch is committed by then
+		cfg.OpenLog = func(tenant string) (tlog.Log, error) {
+			d, err := ds.Log(tenant)
+			if err != nil {
+				return nil, err
+			}
+			return d, nil
+		}
+	}
 
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -1,0 +1,462 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// goRelay is a tl-relay process a Go test started.
+type goRelay struct {
+	url  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *bytes.Buffer // its stderr
+	mu   *sync.Mutex   // guards log
+}
+
+// startRelay starts tl-relay listening on addr (127.0.0.1:0 for any port)
+// with args and waits for its "listening on URL" line.
+func startRelay(t *testing.T, addr string, args ...string) *goRelay {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "tl-relay"), append([]string{"--listen", addr}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=" + os.Getenv("GORACE")}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	r := &goRelay{cmd: cmd, done: make(chan struct{}), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			r.mu.Lock()
+			r.log.WriteString(line + "\n")
+			r.mu.Unlock()
+			if i := strings.Index(line, "listening on "); i >= 0 {
+				select {
+				case urlc <- strings.TrimSpace(line[i+len("listening on "):]):
+				default:
+				}
+			}
+		}
+		pr.Close()
+	}()
+	go func() {
+		cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-r.done
+	})
+	select {
+	case r.url = <-urlc:
+	case <-r.done:
+		t.Fatalf("tl-relay exited before listening:\n%s", r.stderr())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("tl-relay did not report its address within 30s:\n%s", r.stderr())
+	}
+	return r
+}
+
+func (r *goRelay) stderr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.String()
+}
+
+// kill sends SIGKILL and waits for the process to go.
+func (r *goRelay) kill(t *testing.T) {
+	t.Helper()
+	r.cmd.Process.Kill()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("tl-relay did not die within 30s of SIGKILL")
+	}
+}
+
+// syncBuf is a bytes.Buffer safe to read while a process writes it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// accepted is a 202 answer.
+type accepted struct {
+	Accepted int    `json:"accepted"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	Epoch    string `json:"epoch"`
+}
+
+// publish POSTs an NDJSON batch; ok is false when no 202 came back (the
+// relay died, or refused).
+func publish(client *http.Client, url, tenant string, body []byte) (accepted, bool) {
+	resp, err := client.Post(url+"/v1/tenants/"+tenant+"/events", "application/x-ndjson", bytes.NewReader(body))
+	if err != nil {
+		return accepted{}, false
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		return accepted{}, false
+	}
+	var a accepted
+	if json.Unmarshal(data, &a) != nil {
+		return accepted{}, false
+	}
+	return a, true
+}
+
+// crashBatch is one batch a flooding client sent.
+type crashBatch struct {
+	id    string
+	n     int
+	acked bool
+	a     accepted
+}
+
+// delivery is the part of a delivered line the crash test checks.
+type delivery struct {
+	Seq      uint64            `json:"seq"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+// streamLines reads the chunked NDJSON stream of tenant from since (with
+// epoch) and sends every delivery to out until ctx ends or the connection
+// drops. It returns the seq of the last delivery it passed on.
+func streamLines(ctx context.Context, url, tenant string, since uint64, epoch string, out func(delivery, []byte)) (uint64, error) {
+	q := fmt.Sprintf("%s/v1/tenants/%s/stream?since=%d", url, tenant, since)
+	if epoch != "" {
+		q += "&epoch=" + epoch
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", q, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return since, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return since, fmt.Errorf("stream: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 1<<16), 1<<20)
+	last := since
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var d delivery
+		if err := json.Unmarshal(line, &d); err != nil {
+			return last, fmt.Errorf("stream line %q: %w", line, err)
+		}
+		if d.Seq == 0 {
+			continue // a control line
+		}
+		out(d, append([]byte(nil), line...))
+		last = d.Seq
+	}
+	return last, sc.Err()
+}
+
+// TestDurableCrash floods a relay on a data directory from several clients,
+// SIGKILLs it in the middle, restarts it on the same directory, and does so
+// again several times, while a tail resumes across every restart. Then:
+// every acknowledged batch is in the history exactly once, no batch is
+// there in part, seqs run 1..N without a hole, the epoch never changed,
+// and the resuming tail received exactly the history, each event once.
+func TestDurableCrash(t *testing.T) {
+	const (
+		tenant      = "crash"
+		clients     = 4
+		batchSize   = 50
+		ackedPerRun = 40 // kill once this many batches were acknowledged in a round
+	)
+	rounds := 5
+	if testing.Short() {
+		rounds = 2
+	}
+	dir := t.TempDir()
+	var (
+		mu      sync.Mutex
+		batches = map[string]*crashBatch{}
+		epoch   string
+	)
+	// The resuming tail: it follows whichever relay is current.
+	var cur atomic.Pointer[goRelay]
+	var tailMu sync.Mutex
+	tailSeqs := map[uint64]string{} // seq -> batch id/index
+	var tailErr error
+	var tailLast uint64
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	tailDone := make(chan struct{})
+	startTail := func() {
+		defer close(tailDone)
+		for tailCtx.Err() == nil {
+			r := cur.Load()
+			mu.Lock()
+			e := epoch
+			mu.Unlock()
+			last, _ := streamLines(tailCtx, r.url, tenant, tailLast, e, func(d delivery, line []byte) {
+				tailMu.Lock()
+				defer tailMu.Unlock()
+				key := d.Metadata["b"] + "/" + d.Metadata["i"]
+				if prev, dup := tailSeqs[d.Seq]; dup {
+					tailErr = fmt.Errorf("tail got seq %d twice (%s, then %s)", d.Seq, prev, key)
+				}
+				if d.Seq != tailLast+1 && tailErr == nil {
+					tailErr = fmt.Errorf("tail got seq %d after %d", d.Seq, tailLast)
+				}
+				tailSeqs[d.Seq] = key
+				tailLast = d.Seq
+			})
+			_ = last
+			select {
+			case <-tailCtx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+
+	// The real tl-tail follows the relay across every crash too: the relay
+	// comes back on the same address, and tl-tail resumes by itself.
+	addr := "127.0.0.1:0"
+	var tlTail *exec.Cmd
+	var tlTailOut, tlTailErr syncBuf
+	for round := 0; round < rounds; round++ {
+		r := startRelay(t, addr, "--data-dir", dir)
+		cur.Store(r)
+		if round == 0 {
+			addr = strings.TrimPrefix(r.url, "http://")
+			go startTail()
+			tlTail = exec.Command(filepath.Join(binDir, "tl-tail"), "--relay", r.url, "--since", "0", "--lossless", tenant)
+			tlTail.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=" + os.Getenv("GORACE")}
+			tlTail.Stdout, tlTail.Stderr = &tlTailOut, &tlTailErr
+			if err := tlTail.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tlTail.Process.Kill(); tlTail.Wait() })
+		}
+		var acked atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for c := 0; c < clients; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				client := &http.Client{Timeout: 30 * time.Second}
+				for b := 0; ; b++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					id := fmt.Sprintf("r%d-c%d-b%d", round, c, b)
+					var body bytes.Buffer
+					for i := 0; i < batchSize; i++ {
+						fmt.Fprintf(&body, `{"type":"custom","path":"/crash","metadata":{"b":%q,"i":"%d"}}`+"\n", id, i)
+					}
+					cb := &crashBatch{id: id, n: batchSize}
+					mu.Lock()
+					batches[id] = cb
+					mu.Unlock()
+					a, ok := publish(client, r.url, tenant, body.Bytes())
+					if !ok {
+						return // the relay is gone
+					}
+					mu.Lock()
+					cb.acked, cb.a = true, a
+					if epoch == "" {
+						epoch = a.Epoch
+					} else if a.Epoch != epoch {
+						t.Errorf("round %d: epoch %q, was %q", round, a.Epoch, epoch)
+					}
+					mu.Unlock()
+					if a.Accepted != batchSize || a.LastSeq-a.FirstSeq+1 != batchSize {
+						t.Errorf("202 %+v for a batch of %d", a, batchSize)
+					}
+					acked.Add(1)
+				}
+			}()
+		}
+		for acked.Load() < ackedPerRun {
+			select {
+			case <-r.done:
+				t.Fatalf("round %d: tl-relay exited:\n%s", round, r.stderr())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		r.kill(t) // in the middle of the flood
+		close(stop)
+		wg.Wait()
+	}
+
+	// A last start: publish a marker, then read the whole history.
+	r := startRelay(t, addr, "--data-dir", dir)
+	cur.Store(r)
+	a, ok := publish(http.DefaultClient, r.url, tenant, []byte(`{"type":"custom","path":"/crash","metadata":{"b":"marker","i":"0"}}`+"\n"))
+	if !ok {
+		t.Fatalf("marker not accepted:\n%s", r.stderr())
+	}
+	if a.Epoch != epoch {
+		t.Fatalf("epoch after restarts %q, want %q", a.Epoch, epoch)
+	}
+	history := map[uint64]string{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	streamLines(ctx, r.url, tenant, 0, epoch, func(d delivery, line []byte) {
+		history[d.Seq] = d.Metadata["b"] + "/" + d.Metadata["i"]
+		if d.Seq >= a.LastSeq {
+			cancel()
+		}
+	})
+	cancel()
+	if _, ok := history[a.LastSeq]; !ok {
+		t.Fatalf("history ends before the marker (seq %d); got %d lines", a.LastSeq, len(history))
+	}
+	// Seqs 1..marker, no hole; each batch whole or absent; acked ones there
+	// at the seqs their 202 named.
+	count := map[string]int{}
+	for s := uint64(1); s <= a.LastSeq; s++ {
+		k, ok := history[s]
+		if !ok {
+			t.Fatalf("seq %d missing from the history", s)
+		}
+		count[k[:strings.IndexByte(k, '/')]]++
+	}
+	nAcked, nWhole, nAbsent := 0, 0, 0
+	for id, b := range batches {
+		switch n := count[id]; {
+		case b.acked && n != b.n:
+			t.Errorf("acknowledged batch %s: %d of %d events in the history", id, n, b.n)
+		case n != 0 && n != b.n:
+			t.Errorf("batch %s half-appeared: %d of %d events", id, n, b.n)
+		case b.acked:
+			nAcked++
+			for i := 0; i < b.n; i++ {
+				if got := history[b.a.FirstSeq+uint64(i)]; got != fmt.Sprintf("%s/%d", id, i) {
+					t.Errorf("seq %d holds %s, the 202 for %s said it", b.a.FirstSeq+uint64(i), got, id)
+					break
+				}
+			}
+		case n == b.n:
+			nWhole++ // sent, never acknowledged, but durable: allowed
+		default:
+			nAbsent++
+		}
+	}
+	if nAcked < rounds*ackedPerRun {
+		t.Fatalf("only %d batches acknowledged", nAcked)
+	}
+	// The tail, resuming across every crash, got exactly the history.
+	deadline := time.After(60 * time.Second)
+	for {
+		tailMu.Lock()
+		done := tailLast >= a.LastSeq || tailErr != nil
+		tailMu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-deadline:
+			tailMu.Lock()
+			defer tailMu.Unlock()
+			t.Fatalf("the tail reached seq %d of %d", tailLast, a.LastSeq)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopTail()
+	<-tailDone
+	if tailErr != nil {
+		t.Fatal(tailErr)
+	}
+	for s, k := range history {
+		if tailSeqs[s] != k {
+			t.Fatalf("seq %d: tail got %q, history holds %q", s, tailSeqs[s], k)
+		}
+	}
+	// tl-tail printed the history, each event once, in order.
+	for !strings.Contains(tlTailOut.String(), `"b":"marker"`) {
+		select {
+		case <-deadline:
+			t.Fatalf("tl-tail never printed the marker; stderr:\n%s", tlTailErr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	tlTail.Process.Signal(syscall.SIGTERM)
+	tlTail.Wait()
+	var printed []uint64
+	for _, line := range strings.Split(strings.TrimSpace(tlTailOut.String()), "\n") {
+		var d delivery
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("tl-tail printed %q: %v", line, err)
+		}
+		if k := d.Metadata["b"] + "/" + d.Metadata["i"]; history[d.Seq] != k {
+			t.Fatalf("tl-tail printed seq %d as %s; the history holds %s", d.Seq, k, history[d.Seq])
+		}
+		printed = append(printed, d.Seq)
+	}
+	for i, s := range printed {
+		if s != uint64(i+1) {
+			t.Fatalf("tl-tail printed seq %d as its line %d (want every seq once, in order); stderr:\n%s", s, i+1, tlTailErr.String())
+		}
+	}
+	if uint64(len(printed)) != a.LastSeq {
+		t.Fatalf("tl-tail printed %d events, want %d", len(printed), a.LastSeq)
+	}
+	t.Logf("%d crashes: %d batches acknowledged; of those sent without a 202, %d kept whole and %d absent; %d events",
+		rounds, nAcked, nWhole, nAbsent, a.LastSeq)
+}
+
+// cmdCorrupt damages a file the way a failing disk would: corrupt FILE TEXT
+// flips the lowest bit of the first byte of the first occurrence of TEXT in
+// FILE (relative to $WORK), in place.
+func cmdCorrupt(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: corrupt FILE TEXT")
+	}
+	p := ts.MkAbs(args[0])
+	data, err := os.ReadFile(p)
+	ts.Check(err)
+	i := strings.Index(string(data), args[1])
+	if i < 0 {
+		ts.Fatalf("%s does not contain %q", args[0], args[1])
+	}
+	data[i] ^= 1
+	ts.Check(os.WriteFile(p, data, 0o644))
+}
