@@ -2,14 +2,19 @@
 # make demo: a relay on the in-memory default, a steady trickle of sample
 # events posted to tenant "acme", and a live tail of them on this terminal.
 #
-# Uses the binaries in ./bin (make builds them first): tl-relay, and tl-post,
-# tl-tail and tl-fmt when present (else curl for posting and tailing).
+# Uses the binaries in ./bin (make builds them first; or $TL_BIN): tl-relay,
+# and tl-post, tl-tail and tl-fmt when present (else curl for posting and
+# tailing).
 # Ctrl-C stops everything; DEMO_SECONDS=N stops by itself after N seconds.
 # DEMO_RATE sets events per second (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=./bin
+# The binaries: $TL_BIN, else ./bin, else wherever tl-relay is on PATH.
+bin=${TL_BIN:-./bin}
+if [ -z "${TL_BIN:-}" ] && [ ! -x "$bin/tl-relay" ] && command -v tl-relay >/dev/null 2>&1; then
+  bin=$(dirname "$(command -v tl-relay)")
+fi
 rate=${DEMO_RATE:-5}
 seconds=${DEMO_SECONDS:-0}
 tenant=acme
