@@ -105,6 +105,8 @@ func Params(dir string) testscript.Params {
 			"sub-wait":  cmdSubWait,
 			// durable_test.go: damage a file like a failing disk.
 			"corrupt": cmdCorrupt,
+			// certs_test.go: a test CA and server certificate.
+			"gencert": cmdGencert,
 		},
 	}
 }

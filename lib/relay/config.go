@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tl-sh/tl/lib/limit"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -16,7 +17,10 @@ const (
 	DefaultMaxSubscribers       = 50_000  // whole relay; the fd limit usually bites first
 	DefaultMaxTenantSubscribers = 5_000   // per tenant, as in the original design
 	DefaultPingInterval         = 30 * time.Second
-	DefaultDrainTimeout         = 10 * time.Second
+	// DefaultBodyTimeout bounds the reading of a POST body, so a client
+	// sending it a byte at a time cannot hold a request open for ever.
+	DefaultBodyTimeout  = time.Minute
+	DefaultDrainTimeout = 10 * time.Second
 	// DefaultTenantIdle is how long a tenant with no subscriber and no
 	// request stays in memory. It is longer than the 10 minutes that
 	// Idempotency-Keys are kept, which live and die with their tenant.
@@ -79,6 +83,7 @@ type Config struct {
 	MaxSubscribers       int
 	MaxTenantSubscribers int
 	PingInterval         time.Duration
+	BodyTimeout          time.Duration // to read a POST body; then 408
 	TenantIdle           time.Duration
 
 	// OpenLog opens a tenant's log (default: a tlog.Memory).
@@ -90,6 +95,9 @@ type Config struct {
 	// work; an error refuses it (an *HTTPError carries its status, anything
 	// else is a 403).
 	Authorize func(r *http.Request, tenant string, scope Scope) error
+	// PublishRate, when set, limits each tenant's accepted events per
+	// second (lib/limit's token bucket); over it a POST gets 429.
+	PublishRate *limit.Rate
 	// CheckOrigin checks a WebSocket upgrade's Origin (default: gorilla's
 	// same-origin check, which allows requests without Origin).
 	CheckOrigin func(r *http.Request) bool
@@ -115,6 +123,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = DefaultPingInterval
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = DefaultBodyTimeout
 	}
 	if c.TenantIdle <= 0 {
 		c.TenantIdle = DefaultTenantIdle

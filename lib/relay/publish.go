@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -60,6 +61,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	defer s.endPost()
+	// The body must arrive within BodyTimeout (net/http only bounds the
+	// headers); a slow-body client is cut off with 408.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
 
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	ndjsonBody := false
@@ -160,6 +164,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 	if len(in.ends) == 0 {
 		return nil, httpErrorf(http.StatusBadRequest, "the body holds no event"), 0
 	}
+	if ok, wait := s.cfg.PublishRate.Take(t.name, len(in.ends)); !ok {
+		e := httpErrorf(http.StatusTooManyRequests, "tenant %s is over its publish rate limit; retry in %d s", t.name, wait/time.Second)
+		e.Header = http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}}
+		return nil, e, 0
+	}
 	first, last, err := t.log.Append(in.views())
 	if err != nil {
 		s.log.Error("append failed", "tenant", t.name, "err", err)
@@ -188,6 +197,9 @@ func bodyError(err error, limit int64) *HTTPError {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return httpErrorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", limit)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return httpErrorf(http.StatusRequestTimeout, "the request body did not arrive in time")
 	}
 	return httpErrorf(http.StatusBadRequest, "reading the request body: %v", err)
 }

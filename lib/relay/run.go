@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/tlog"
 )
@@ -24,13 +25,19 @@ where it left off (since=SEQ&epoch=E). See PROTOCOL.md and tl-relay(1).
 
 It stops gracefully on SIGINT or SIGTERM: /readyz turns 503, in-flight
 POSTs finish, subscribers receive everything accepted and a 1001 close, and
-it exits 0 within --drain-timeout.
+it exits 0 within --drain-timeout. SIGHUP reloads --tokens and --tls-cert.
+
+On an address other than loopback it needs --tokens (or --insecure). Make
+the token file's lines with 'tl-relay token' (see tl-relay token --help).
 
 flags:
 `
 
 // Run is tl-relay's entry point.
 func Run(ctx context.Context, args []string, env *cli.Env) error {
+	if len(args) > 0 && args[0] == "token" {
+		return auth.RunToken(ctx, args[1:], env)
+	}
 	fs := pflag.NewFlagSet("tl-relay", pflag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.SortFlags = false
@@ -49,6 +56,8 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	dataDir := fs.String("data-dir", "", "keep tenant histories in `DIR`, on disk before each 202, so they survive restarts and crashes")
 	dataMax := sizeValue(0)
 	fs.Var(&dataMax, "data-max-bytes", "with --data-dir, cap DIR at `SIZE`: the least recently written data of any tenant goes first (0: no cap)")
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", DefaultBodyTimeout, "cut off a POST whose body has not arrived within `DURATION` (408)")
+	secFlags := addSecurityFlags(fs)
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	help := fs.BoolP("help", "h", false, "print this help and exit")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -87,6 +96,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 		{"--ping-interval", cfg.PingInterval <= 0},
 		{"--drain-timeout", *drain <= 0},
 		{"--tenant-idle", cfg.TenantIdle <= 0},
+		{"--body-timeout", cfg.BodyTimeout <= 0},
 	} {
 		if c.bad {
 			return cli.Usagef("%s must be positive\ntry 'tl-relay --help'", c.name)
@@ -98,6 +108,10 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 		return cli.Usagef("--data-max-bytes needs --data-dir\ntry 'tl-relay --help'")
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	sec, err := secFlags.setup(&cfg, *listen)
+	if err != nil {
+		return err
+	}
 	if *dataDir != "" {
 		// Recovery reads every segment before the relay listens, so a
 		// client never sees a history that is still being checked.
@@ -124,10 +138,13 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	l, scheme := sec.listener(l)
 	// The first line on stderr: tests and scripts read the address here.
-	fmt.Fprintf(env.Stderr, "tl-relay: listening on http://%s\n", l.Addr())
+	fmt.Fprintf(env.Stderr, "tl-relay: listening on %s://%s\n", scheme, l.Addr())
 
 	s := New(cfg)
+	stopHUP := sec.handleSIGHUP(s, cfg.Logger)
+	defer stopHUP()
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
 	select {

@@ -281,6 +281,31 @@ func (s *Server) endStream(sub *subscriber) {
 	s.subsWG.Done()
 }
 
+// Reauthorize asks Config.Authorize again about every live subscriber
+// (after the tokens changed: SIGHUP) and closes those now refused, a
+// WebSocket with 1008. Authorize then sees a request holding only the
+// method, path, Host and the Authorization and Origin headers. The others never notice. It returns how many it
+// closed.
+func (s *Server) Reauthorize() int {
+	if s.cfg.Authorize == nil {
+		return 0
+	}
+	s.mu.Lock()
+	subs := make([]*subscriber, 0, len(s.streams))
+	for sub := range s.streams {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, sub := range subs {
+		if err := s.cfg.Authorize(sub.authReq, sub.t.name, ScopeSubscribe); err != nil {
+			sub.revoke()
+			n++
+		}
+	}
+	return n
+}
+
 // janitor drops idle tenants now and then until Shutdown.
 func (s *Server) janitor() {
 	defer s.bg.Done()

@@ -129,7 +129,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		writeError(w, err.(*HTTPError))
 		return
 	}
-	sub := &subscriber{s: s, t: t, filter: sq.filter}
+	sub := &subscriber{s: s, t: t, filter: sq.filter, authReq: s.authRequest(r), revoked: make(chan struct{})}
 	if !s.beginStream(sub) {
 		s.reg.release(t, true)
 		writeError(w, unavailable("the relay is shutting down"))
@@ -186,6 +186,38 @@ type subscriber struct {
 	lastPong   time.Time     // guarded by pongMu
 	pongMu     sync.Mutex    // guards lastPong
 	readerDone chan struct{} // closed when the WebSocket reader ends
+
+	authReq    *http.Request // what Reauthorize shows Authorize again; nil without it
+	revoked    chan struct{} // closed by revoke: the writer closes with 1008
+	revokeOnce sync.Once
+}
+
+// authRequest keeps, for Reauthorize, only what Authorize looks at (Host
+// and the Authorization and Origin headers) rather than the whole request,
+// which an idle subscriber would otherwise hold for its life.
+func (s *Server) authRequest(r *http.Request) *http.Request {
+	if s.cfg.Authorize == nil {
+		return nil
+	}
+	h := http.Header{}
+	for _, k := range []string{"Authorization", "Origin"} {
+		if v, ok := r.Header[k]; ok {
+			h[k] = v
+		}
+	}
+	return &http.Request{Method: r.Method, Host: r.Host, Header: h, URL: &url.URL{Path: r.URL.Path}}
+}
+
+// revoke tells the writer that the subscriber lost its right to the stream.
+func (sub *subscriber) revoke() { sub.revokeOnce.Do(func() { close(sub.revoked) }) }
+
+func (sub *subscriber) isRevoked() bool {
+	select {
+	case <-sub.revoked:
+		return true
+	default:
+		return false
+	}
 }
 
 // forceClose closes the subscriber's socket at once (drain timeout).

@@ -71,6 +71,8 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 			_, target = log.Bounds()
 		case <-gone:
 			return false
+		case <-sub.revoked:
+			return false
 		}
 	}
 }
@@ -135,8 +137,13 @@ func (sub *subscriber) serveWS(hello []byte) {
 		}
 		return ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeWait())) == nil
 	}
-	if sub.pump(hello, true, send, tick, sub.readerDone) {
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay shutting down")
+	draining := sub.pump(hello, true, send, tick, sub.readerDone)
+	code, reason := websocket.CloseGoingAway, "relay shutting down"
+	if sub.isRevoked() {
+		draining, code, reason = true, websocket.ClosePolicyViolation, "token no longer allowed"
+	}
+	if draining {
+		msg := websocket.FormatCloseMessage(code, reason)
 		if ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) == nil {
 			t := time.NewTimer(closeGrace)
 			select {
