@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +19,7 @@ import (
 	"github.com/tl-sh/tl/lib/auth"
 )
 
-// secTokens are the tokens of the security tests and what each may secDo.
+// secTokens are the tokens of the security tests and what each may do.
 var secTokens = []struct {
 	name, token, scopes, tenants string
 }{
@@ -459,16 +457,3 @@ func TestSecurityTLS(t *testing.T) {
 		resp.Body.Close()
 	}
 }
-
-// secCountLines counts the NDJSON lines of a reader (for checks on streams).
-func secCountLines(r *bufio.Reader) int {
-	n := 0
-	for {
-		if _, err := r.ReadString('\n'); err != nil {
-			return n
-		}
-		n++
-	}
-}
-
-var _ = fmt.Sprint
