@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -420,5 +421,43 @@ func TestBackoff(t *testing.T) {
 		if got := retryAfter(h, now); got != tt.want {
 			t.Errorf("Retry-After %q = %v, want %v", tt.h, got, tt.want)
 		}
+	}
+}
+
+// gateWriter is a stdout that takes nothing until opened; entered is closed
+// by the first write.
+type gateWriter struct {
+	entered, open chan struct{}
+	once          sync.Once
+	buf           syncBuffer
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.once.Do(func() { close(g.entered) })
+	<-g.open
+	return g.buf.Write(p)
+}
+
+// TestInterruptFlushesStalledStdout: lines received but not yet taken by a
+// stalled stdout when the interrupt comes are still written once stdout
+// takes them (within the shutdown grace period).
+func TestInterruptFlushesStalledStdout(t *testing.T) {
+	g := &gateWriter{entered: make(chan struct{}), open: make(chan struct{})}
+	f := newFakeRelay(t)
+	r := startTail(t, f, g, "acme")
+	c := f.next(t)
+	c.send(t, hello("e1", 0), evs(1, 100))
+	<-g.entered
+	r.cancel()
+	time.Sleep(300 * time.Millisecond) // the interrupt is being handled; stdout still stalled
+	close(g.open)
+	if err := r.wait(t); code(err) != cli.ExitInterrupted {
+		t.Fatalf("exit %v", err)
+	}
+	if got := g.buf.String(); got != evs(1, 100) {
+		t.Fatalf("stdout got %d bytes, want all %d", len(got), len(evs(1, 100)))
+	}
+	if got := c.closeCode(t); got != 1000 {
+		t.Fatalf("close code %d", got)
 	}
 }
