@@ -53,7 +53,11 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"--history-bytes", "lots"}, 2, "", `"lots" is not a size`},
 		{[]string{"--ping-interval", "0s"}, 2, "", "--ping-interval must be positive"},
 		{[]string{"--log-level", "loud"}, 2, "", "--log-level"},
-		{[]string{"--listen", "256.0.0.1:99999"}, 1, "", "listen"},
+		{[]string{"--listen", "256.0.0.1:99999", "--insecure"}, 1, "", "listen"},
+		{[]string{"--listen", "0.0.0.0:0"}, 2, "", "refusing to listen on 0.0.0.0:0 without --tokens"},
+		{[]string{"--tls-cert", "c.pem"}, 2, "", "--tls-cert and --tls-key go together"},
+		{[]string{"--allow-origin", "evil.com"}, 2, "", "--allow-origin"},
+		{[]string{"--tokens", "/nonexistent/tokens"}, 1, "", "token file"},
 	}
 	for _, c := range cases {
 		env, out, errb := testEnv()
