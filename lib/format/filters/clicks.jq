@@ -1,0 +1,2 @@
+# Click events only.
+def clicks: select(.type == "click");

@@ -1,0 +1,2 @@
+# Custom events only.
+def customs: select(.type == "custom");

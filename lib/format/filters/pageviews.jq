@@ -1,0 +1,2 @@
+# Pageview events only.
+def pageviews: select(.type == "pageview");

@@ -1,0 +1,207 @@
+package format
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/itchyny/gojq"
+
+	"github.com/tl-sh/tl/lib/cli"
+)
+
+// program is a compiled jq program, ready to run on every line.
+type program struct {
+	code   *gojq.Code
+	fast   *fastProg // nil when the fast path does not apply
+	values []any     // the variables' values, in the order code expects
+	// sequential: the program reads further inputs (input, inputs), writes
+	// to stderr (debug, stderr) or stops the run (halt): lines are then
+	// processed one by one, in order, on one goroutine.
+	sequential bool
+	inputs     *inputIter
+}
+
+// seqFuncs are the builtins that make a program sequential.
+var seqFuncs = map[string]bool{
+	"input": true, "inputs": true, "debug": true, "stderr": true,
+	"halt": true, "halt_error": true, "input_filename": true, "input_line_number": true,
+}
+
+// compile parses and compiles the program once.
+func compile(o *options, env *cli.Env) (*program, error) {
+	files, err := loadLibrary(o, env.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	libDefs, err := parseLibrary(files)
+	if err != nil {
+		return nil, err
+	}
+	q, err := gojq.Parse(o.filter)
+	if err != nil {
+		name := "<arg>"
+		if o.fromFile != "" {
+			name = o.fromFile
+		}
+		return nil, parseError(name, o.filter, err, o.fromFile != "")
+	}
+	p := &program{}
+	if !o.noFast && !o.nullInput && !shadowsFastBuiltins(libDefs) {
+		p.fast = compileFast(q)
+	}
+	q.FuncDefs = append(libDefs, q.FuncDefs...)
+	p.sequential = o.nullInput || callsAny(q, seqFuncs)
+
+	vars := append([]string(nil), o.vars...)
+	p.values = append([]any(nil), o.values...)
+	vars = append(vars, "$ARGS")
+	p.values = append(p.values, map[string]any{"named": o.named, "positional": []any{}})
+	opts := []gojq.CompilerOption{
+		gojq.WithModuleLoader(gojq.NewModuleLoader(o.libDirs)),
+		// $ENV and env: the process environment, read once here.
+		gojq.WithEnvironLoader(os.Environ),
+		gojq.WithVariables(vars),
+	}
+	if p.sequential {
+		p.inputs = &inputIter{}
+		opts = append(opts, gojq.WithInputIter(p.inputs))
+	}
+	code, err := gojq.Compile(q, opts...)
+	if err != nil {
+		var qe interface {
+			QueryParseError() (string, string, error)
+		}
+		if errors.As(err, &qe) {
+			name, src, perr := qe.QueryParseError()
+			return nil, parseError(name, src, perr, true)
+		}
+		return nil, cli.Exit(exitCompile, fmt.Errorf("compile error: %w", err))
+	}
+	p.code = code
+	return p, nil
+}
+
+// shadowsFastBuiltins reports whether the library redefines a builtin the
+// fast path assumes (select, not).
+func shadowsFastBuiltins(defs []*gojq.FuncDef) bool {
+	for _, d := range defs {
+		if (d.Name == "select" && len(d.Args) == 1) || (d.Name == "not" && len(d.Args) == 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// callsAny reports whether q calls, directly or through the functions it
+// defines, any of names. It walks gojq's syntax tree by reflection, which
+// keeps it correct as the tree's shape grows.
+func callsAny(q *gojq.Query, names map[string]bool) bool {
+	found := false
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		if found {
+			return
+		}
+		switch v.Kind() {
+		case reflect.Pointer, reflect.Interface:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
+		case reflect.Slice:
+			for i := range v.Len() {
+				walk(v.Index(i))
+			}
+		case reflect.Struct:
+			if v.CanAddr() {
+				if f, ok := v.Addr().Interface().(*gojq.Func); ok && names[f.Name] {
+					found = true
+					return
+				}
+			}
+			for i := range v.NumField() {
+				if v.Type().Field(i).IsExported() {
+					walk(v.Field(i))
+				}
+			}
+		}
+	}
+	walk(reflect.ValueOf(q))
+	return found
+}
+
+// parseError words a syntax error with a caret under the fault, as jq and
+// gojq do:
+//
+//	tl-fmt: syntax error: unexpected token "]"
+//	    .a | ]
+//	         ^
+//
+// and with the file and line number when the program came from a file.
+func parseError(name, src string, err error, file bool) error {
+	var pe *gojq.ParseError
+	if !errors.As(err, &pe) {
+		return cli.Exit(exitCompile, fmt.Errorf("syntax error: %w", err))
+	}
+	offset := min(max(pe.Offset-len(pe.Token), 0), len(src))
+	lineStart := strings.LastIndexByte(src[:offset], '\n') + 1
+	lineEnd := strings.IndexByte(src[offset:], '\n')
+	if lineEnd < 0 {
+		lineEnd = len(src)
+	} else {
+		lineEnd += offset
+	}
+	line := src[lineStart:lineEnd]
+	col := utf8.RuneCountInString(src[lineStart:offset])
+	lineNo := strings.Count(src[:offset], "\n") + 1
+	var b strings.Builder
+	if file || strings.Contains(src, "\n") {
+		fmt.Fprintf(&b, "syntax error in %s:%d: %v\n", name, lineNo, pe)
+	} else {
+		fmt.Fprintf(&b, "syntax error: %v\n", pe)
+	}
+	fmt.Fprintf(&b, "    %s\n    %s^", strings.TrimRight(line, "\r"), strings.Repeat(" ", col))
+	return cli.Exit(exitCompile, errors.New(b.String()))
+}
+
+// parseJSONValue decodes one JSON text as gojq expects its inputs.
+func parseJSONValue(s string) (any, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data")
+	}
+	return v, nil
+}
+
+// decodeLine decodes a line that validLine accepted or could not judge.
+func decodeLine(line []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if off := dec.InputOffset(); skipSpace(line, int(off)) != len(line) {
+		// Word it as encoding/json does.
+		var x any
+		if err := json.Unmarshal(line, &x); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("invalid JSON")
+	}
+	return v, nil
+}
+
+// marshal writes v as compact jq-style JSON.
+func marshal(v any) ([]byte, error) { return gojq.Marshal(v) }
