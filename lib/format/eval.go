@@ -111,7 +111,7 @@ func (w *worker) runValue(v any, line []byte, name string, n int) {
 				return
 			}
 			w.runtime = true
-			w.errs = fmt.Appendf(w.errs, "tl-fmt: error (at %s:%d): %v\n", displayName(name), n, err)
+			w.errs = fmt.Appendf(w.errs, "tl-fmt: error (at %s:%d)%s\n", displayName(name), n, errorText(err))
 			return
 		}
 		switch out := out.(type) {
@@ -138,6 +138,28 @@ func (w *worker) runValue(v any, line []byte, name string, n int) {
 		}
 		w.emitValue(out)
 	}
+}
+
+// errorText words a runtime error as jq does: error("msg") as ": msg",
+// error({...}) as " (not a string): {...}", input past the end as ": No
+// more inputs".
+func errorText(err error) string {
+	var ve gojq.ValueError
+	if errors.As(err, &ve) {
+		switch v := ve.Value().(type) {
+		case string:
+			return ": " + v
+		case nil:
+			return ": null (null) not a string"
+		default:
+			b, _ := marshal(v)
+			return " (not a string): " + string(b)
+		}
+	}
+	if err.Error() == "break" {
+		return ": No more inputs"
+	}
+	return ": " + err.Error()
 }
 
 // sameMap reports whether out is the very input map (select, ., and the

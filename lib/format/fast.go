@@ -67,6 +67,10 @@ func compileFast(q *gojq.Query) *fastProg {
 		return nil
 	}
 	p := &fastProg{}
+	if pred := p.predOf(q); pred != nil {
+		p.pred = pred
+		return p
+	}
 	for q.Op == gojq.OpPipe {
 		sel := p.selectOf(q.Left)
 		if sel == nil {
@@ -159,6 +163,12 @@ func literalOf(q *gojq.Query) []byte {
 		return nil
 	}
 	switch t.Type {
+	case gojq.TermTypeUnary:
+		// -1 parses as unary minus applied to 1.
+		if u := t.Unary; u.Op == gojq.OpSub && u.Term != nil && u.Term.Type == gojq.TermTypeNumber &&
+			len(u.Term.SuffixList) == 0 && smallInt([]byte(u.Term.Number)) && u.Term.Number != "0" {
+			return []byte("-" + u.Term.Number)
+		}
 	case gojq.TermTypeNull:
 		return []byte("null")
 	case gojq.TermTypeTrue:

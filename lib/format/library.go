@@ -29,6 +29,7 @@ var embedded embed.FS
 type libFile struct {
 	name, path, desc string // path is "" for an embedded file
 	src              string
+	usage            string // its public definitions, "top_paths, top_paths($n)"
 }
 
 // configFilterDir is where a user's own named filters live.
@@ -96,7 +97,8 @@ func newLibFile(name, path, src string) libFile {
 // parseLibrary parses the files' definitions.
 func parseLibrary(files []libFile) ([]*gojq.FuncDef, error) {
 	var defs []*gojq.FuncDef
-	for _, f := range files {
+	for i := range files {
+		f := &files[i]
 		// A file holds definitions only; give it a body so it parses as a query.
 		q, err := gojq.Parse(f.src + "\n.")
 		if err != nil {
@@ -110,6 +112,19 @@ func parseLibrary(files []libFile) ([]*gojq.FuncDef, error) {
 			return nil, cli.Exit(exitCompile, fmt.Errorf("filter file %s: imports are not supported in filter files", f.path))
 		}
 		defs = append(defs, q.FuncDefs...)
+		var uses []string
+		for _, d := range q.FuncDefs {
+			if strings.HasPrefix(d.Name, "_") {
+				continue
+			}
+			u := d.Name
+			if len(d.Args) > 0 {
+				u += "(" + strings.Join(d.Args, "; ") + ")"
+			}
+			uses = append(uses, u)
+		}
+		slices.Sort(uses)
+		f.usage = strings.Join(uses, ", ")
 	}
 	return defs, nil
 }
@@ -121,6 +136,7 @@ func listFilters(o *options, env *cli.Env) error {
 		return err
 	}
 	if _, err := parseLibrary(files); err != nil {
+		// parseLibrary fills in each file's usage.
 		return err
 	}
 	seen := map[string]int{}
@@ -138,7 +154,7 @@ func listFilters(o *options, env *cli.Env) error {
 	}
 	width := 0
 	for _, f := range list {
-		width = max(width, len(f.name))
+		width = max(width, len(f.usage))
 	}
 	var b strings.Builder
 	for _, f := range list {
@@ -146,7 +162,7 @@ func listFilters(o *options, env *cli.Env) error {
 		if f.path != "" {
 			desc += " (" + f.path + ")"
 		}
-		fmt.Fprintf(&b, "%-*s  %s\n", width, f.name, desc)
+		fmt.Fprintf(&b, "%-*s  %s\n", width, f.usage, desc)
 	}
 	_, err = fmt.Fprint(env.Stdout, b.String())
 	return quietPipe(err)

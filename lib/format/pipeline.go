@@ -263,13 +263,6 @@ func runSequential(ctx context.Context, o *options, prog *program, pal *palette,
 		}
 		fmt.Fprintf(env.Stderr, "tl-fmt: %s\n", msg)
 	})
-	src.beforeBlock = func() {
-		if werr == nil {
-			werr = out.Flush()
-		}
-	}
-	prog.inputs.src, prog.inputs.w = src, w
-	prog.inputs.flushErrs = flushErrs
 	emit := func() error {
 		flushErrs()
 		if len(w.out) > 0 && werr == nil {
@@ -278,6 +271,16 @@ func runSequential(ctx context.Context, o *options, prog *program, pal *palette,
 		w.out = w.out[:0]
 		return werr
 	}
+	// Before a read that may block, everything so far goes out, including
+	// what a program reading inputs has produced in the middle of its run.
+	src.beforeBlock = func() {
+		emit()
+		if werr == nil {
+			werr = out.Flush()
+		}
+	}
+	prog.inputs.src, prog.inputs.w = src, w
+	prog.inputs.flushErrs = flushErrs
 	finish := func() error {
 		if werr == nil {
 			werr = out.Flush()
@@ -352,15 +355,15 @@ func (it *inputIter) Next() (any, bool) {
 
 // chunk is a run of whole lines of one input, and what became of them.
 type chunk struct {
-	data   []byte // the lines, each ending in '\n'
-	name   string
-	first  int    // number of the first line
-	lines  int    // number of lines
-	notes  []byte // the reader's messages (unreadable file, long line)
-	out    []byte
-	errs   []byte
-	st     status
-	done   chan struct{} // closed when a worker has processed it
+	data  []byte // the lines, each ending in '\n'
+	name  string
+	first int    // number of the first line
+	lines int    // number of lines
+	notes []byte // the reader's messages (unreadable file, long line)
+	out   []byte
+	errs  []byte
+	st    status
+	done  chan struct{} // closed when a worker has processed it
 }
 
 // runParallel processes chunks of lines on every CPU, writing in order.

@@ -71,7 +71,27 @@ func compile(o *options, env *cli.Env) (*program, error) {
 	}
 	if p.sequential {
 		p.inputs = &inputIter{}
-		opts = append(opts, gojq.WithInputIter(p.inputs))
+		it := p.inputs
+		opts = append(opts, gojq.WithInputIter(it),
+			// As in jq: debug writes ["DEBUG:",v] and stderr v, compact, on
+			// stderr; input_filename names the current file (null for stdin).
+			gojq.WithFunction("debug", 0, 0, func(v any, _ []any) any {
+				b, _ := marshal([]any{"DEBUG:", v})
+				env.Stderr.Write(append(b, '\n'))
+				return v
+			}),
+			gojq.WithFunction("stderr", 0, 0, func(v any, _ []any) any {
+				b, _ := marshal(v)
+				env.Stderr.Write(b)
+				return v
+			}),
+			gojq.WithFunction("input_filename", 0, 0, func(any, []any) any {
+				if it.src == nil || it.src.name == "" || it.src.name == "-" {
+					return nil
+				}
+				return it.src.name
+			}),
+		)
 	}
 	code, err := gojq.Compile(q, opts...)
 	if err != nil {

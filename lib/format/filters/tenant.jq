@@ -1,2 +1,2 @@
-# tenant("acme"): the events of one tenant.
+# The events of one tenant: tenant("acme").
 def tenant($name): select(.tenant_id == $name);

@@ -1,3 +1,3 @@
-# top_paths, top_paths(n): the ten most visited paths in each window of n events (default 1000).
+# The ten most visited paths, per window of n events (default 1000).
 def top_paths($n): _tl_window($n; .path) | {window, events, top: (_tl_top(10) | map({path: .key, count}))};
 def top_paths: top_paths(1000);

@@ -1,2 +1,2 @@
-# under("/checkout"): events whose path starts with a prefix.
+# Events whose path starts with a prefix: under("/checkout").
 def under($prefix): select(.path | startswith($prefix));
