@@ -197,7 +197,9 @@ func TestLive(t *testing.T) {
 // epipeWriter fails like a pipe whose reader has gone.
 type epipeWriter struct{}
 
-func (epipeWriter) Write([]byte) (int, error) { return 0, &os.PathError{Op: "write", Path: "|1", Err: syscall.EPIPE} }
+func (epipeWriter) Write([]byte) (int, error) {
+	return 0, &os.PathError{Op: "write", Path: "|1", Err: syscall.EPIPE}
+}
 
 func TestClosedPipeIsQuiet(t *testing.T) {
 	for _, args := range [][]string{{"."}, {"-n", "inputs"}, {"--list"}} {
