@@ -25,12 +25,14 @@ import (
 // The hostile test's sizes. Generous memory bounds: the point is "bounded",
 // not a number (and the race detector multiplies memory several times).
 const (
-	hostileGoodBatches   = 100 // batches the good publisher sends
-	hostileGoodBatchSize = 20  // events per batch
-	hostilePadding       = 2000
+	hostileGoodBatches   = 100  // batches the good publisher sends
+	hostileGoodBatchSize = 20   // events per batch
+	hostilePadding       = 8000 // bytes of metadata per good event: 16 MB in all, more than socket buffers hold
 	hostileBadPublishes  = 3000
 	hostileGarbageConns  = 200
 	hostileSlowConns     = 100
+	hostileFloodConns    = 500       // silent TCP connections held at once
+	hostileSprayTenants  = 1000      // tenants that each get one event
 	hostileRSSLimit      = 768 << 20 // without -race
 	hostileRSSLimitRace  = 2 << 30   // with -race
 )
@@ -78,7 +80,8 @@ func (o *secObservations) String() string {
 // tenant publishes and subscribes, and checks that the relay stays up, its
 // memory stays bounded, and the good tenant loses nothing.
 func TestHostile(t *testing.T) {
-	p := secStartRelay(t, "--insecure", "--ping-interval", "1s", "--max-body", "1048576")
+	p := secStartRelay(t, "--insecure", "--ping-interval", "1s", "--max-body", "1MiB",
+		"--header-timeout", "2s", "--body-timeout", "2s", "--history-bytes", "64MiB")
 	host := strings.TrimPrefix(p.url, "http://")
 	obs := &secObservations{}
 
@@ -139,6 +142,9 @@ func TestHostile(t *testing.T) {
 	attack(func() { secBadFrames(t, p.url, obs) })
 	attack(func() { secBadPublishes(t, p.url, obs) })
 	attack(func() { secSilentWebSockets(t, p.url, obs) })
+	attack(func() { secSlowBodies(t, host, obs) })
+	attack(func() { secConnFlood(t, host, obs) })
+	attack(func() { secTenantSpray(t, p.url, obs) })
 
 	// The good publisher runs during the attacks.
 	var accepted []int64
@@ -175,8 +181,9 @@ func TestHostile(t *testing.T) {
 			t.Errorf("%s subscriber got %d seqs, accepted %d; first difference at %d", name, len(got), len(accepted), secFirstDiff(got, accepted))
 		}
 	}
-	// The subscriber that never read did not hold anyone up; the relay
-	// closed it or it still lags, but the relay is fine.
+	// The subscriber that never read held nobody up (checked above); the
+	// relay dropped it once its writes blocked for two ping intervals.
+	obs.add("ws: subscriber that never reads", secStalledOutcome(stalled))
 	if !p.alive() {
 		t.Fatal("the relay died")
 	}
@@ -643,4 +650,103 @@ func secBadPublishes(t *testing.T, base string, obs *secObservations) {
 	if hello.LastSeq != 0 {
 		t.Errorf("the evil tenant's history holds %d events after only bad publishes", hello.LastSeq)
 	}
+}
+
+// secStalledOutcome reads what the never-reading subscriber was sent, to see
+// whether the relay dropped it.
+func secStalledOutcome(c *websocket.Conn) string {
+	raw := c.UnderlyingConn()
+	raw.SetReadDeadline(time.Now().Add(60 * time.Second))
+	n, err := io.Copy(io.Discard, raw)
+	if err != nil && secIsTimeout(err) {
+		return fmt.Sprintf("still connected after %d MiB (not dropped)", n>>20)
+	}
+	return fmt.Sprintf("dropped by the relay after %d MiB", n>>20)
+}
+
+// secSlowBodies send a POST whose body comes a byte at a time and stops:
+// the relay must answer 408 after --body-timeout.
+func secSlowBodies(t *testing.T, host string, obs *secObservations) {
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", host, 10*time.Second)
+			if err != nil {
+				obs.add("slow body", "dial failed")
+				return
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "POST /v1/tenants/evil/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+			go func() {
+				for j := 0; j < 20; j++ {
+					time.Sleep(200 * time.Millisecond)
+					if _, err := c.Write([]byte(" ")); err != nil {
+						return
+					}
+				}
+			}()
+			ans := secAnswerOf(c)
+			obs.add("slow body (a byte every 200ms)", ans)
+			if ans != "HTTP 408" {
+				t.Errorf("slow body: %s, want HTTP 408", ans)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// secConnFlood opens many TCP connections at once and sends nothing: the
+// relay must close them all after --header-timeout.
+func secConnFlood(t *testing.T, host string, obs *secObservations) {
+	var conns []net.Conn
+	for i := 0; i < hostileFloodConns; i++ {
+		c, err := net.DialTimeout("tcp", host, 10*time.Second)
+		if err != nil {
+			obs.add("connection flood (silent)", "dial failed")
+			continue
+		}
+		conns = append(conns, c)
+	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			ans := secAnswerOf(c)
+			obs.add(fmt.Sprintf("connection flood (%d silent)", hostileFloodConns), ans)
+			if ans == "still open after 60s" {
+				t.Errorf("a silent connection was never closed")
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// secTenantSpray publishes one valid event to each of many new tenants:
+// every one is accepted and memory stays bounded.
+func secTenantSpray(t *testing.T, base string, obs *secObservations) {
+	client := secHTTPClient(nil)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := 0; i < hostileSprayTenants; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			req, _ := http.NewRequest("POST", fmt.Sprintf("%s/v1/tenants/spray-%d/events", base, i), strings.NewReader(secOneEvent))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				obs.add("tenant spray", "error")
+				return
+			}
+			resp.Body.Close()
+			obs.add(fmt.Sprintf("tenant spray (%d new tenants)", hostileSprayTenants), fmt.Sprint(resp.StatusCode))
+		}()
+	}
+	wg.Wait()
 }

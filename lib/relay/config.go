@@ -19,7 +19,12 @@ const (
 	DefaultPingInterval         = 30 * time.Second
 	// DefaultBodyTimeout bounds the reading of a POST body, so a client
 	// sending it a byte at a time cannot hold a request open for ever.
-	DefaultBodyTimeout  = time.Minute
+	DefaultBodyTimeout = time.Minute
+	// DefaultHeaderTimeout bounds the reading of request headers (and the
+	// TLS handshake): slowloris.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes a keep-alive connection with no request.
+	DefaultIdleTimeout  = 2 * time.Minute
 	DefaultDrainTimeout = 10 * time.Second
 	// DefaultTenantIdle is how long a tenant with no subscriber and no
 	// request stays in memory. It is longer than the 10 minutes that
@@ -84,6 +89,8 @@ type Config struct {
 	MaxTenantSubscribers int
 	PingInterval         time.Duration
 	BodyTimeout          time.Duration // to read a POST body; then 408
+	HeaderTimeout        time.Duration // to read request headers
+	IdleTimeout          time.Duration // a keep-alive connection without a request
 	TenantIdle           time.Duration
 
 	// OpenLog opens a tenant's log (default: a tlog.Memory).
@@ -126,6 +133,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.BodyTimeout <= 0 {
 		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.TenantIdle <= 0 {
 		c.TenantIdle = DefaultTenantIdle

@@ -57,6 +57,8 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	dataMax := sizeValue(0)
 	fs.Var(&dataMax, "data-max-bytes", "with --data-dir, cap DIR at `SIZE`: the least recently written data of any tenant goes first (0: no cap)")
 	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", DefaultBodyTimeout, "cut off a POST whose body has not arrived within `DURATION` (408)")
+	fs.DurationVar(&cfg.HeaderTimeout, "header-timeout", DefaultHeaderTimeout, "close a connection whose request headers have not arrived within `DURATION`")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a keep-alive connection idle for `DURATION`")
 	secFlags := addSecurityFlags(fs)
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	help := fs.BoolP("help", "h", false, "print this help and exit")
@@ -97,6 +99,8 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 		{"--drain-timeout", *drain <= 0},
 		{"--tenant-idle", cfg.TenantIdle <= 0},
 		{"--body-timeout", cfg.BodyTimeout <= 0},
+		{"--header-timeout", cfg.HeaderTimeout <= 0},
+		{"--idle-timeout", cfg.IdleTimeout <= 0},
 	} {
 		if c.bad {
 			return cli.Usagef("%s must be positive\ntry 'tl-relay --help'", c.name)
