@@ -31,10 +31,13 @@ type Record struct {
 
 // request is one Append waiting for the committer.
 type request struct {
-	first  uint64
-	bodies [][]byte
-	err    error
-	done   chan struct{}
+	first     uint64
+	n         int
+	buf       []byte        // the encoded records, written as they are
+	ready     chan struct{} // closed once buf is encoded (encodeErr set or not)
+	encodeErr error
+	err       error
+	done      chan struct{}
 }
 
 // Log is one tenant's log. Its methods are safe for concurrent use.
@@ -208,29 +211,47 @@ func (l *Log) newSegment(base uint64) error {
 
 // Append adds bodies as one batch of records and returns their seqs once
 // they are durable. A batch is atomic: after a crash it is on disk whole or
-// not at all. Bodies must not be modified until Append returns.
+// not at all.
 func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
-	if len(bodies) == 0 {
-		return 0, 0, errors.New("disklog: empty batch")
-	}
+	size := 0
 	for _, b := range bodies {
-		if len(b) > maxBody {
-			return 0, 0, fmt.Errorf("disklog: record of %d bytes is over %d", len(b), maxBody)
+		if len(b) > MaxBody {
+			return 0, 0, fmt.Errorf("disklog: record of %d bytes is over %d", len(b), MaxBody)
 		}
+		size += len(b)
 	}
-	r := &request{bodies: bodies, done: make(chan struct{})}
+	first, err = l.AppendFunc(len(bodies), size, func(dst []byte, _ uint64, i int) []byte {
+		return append(dst, bodies[i]...)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return first, first + uint64(len(bodies)) - 1, nil
+}
+
+// AppendFunc adds n records as one batch, like Append, and returns the
+// first seq once they are durable. Record i's body is what body appends to
+// dst, given its seq: seqs are reserved first, then the bodies are encoded
+// by the caller's goroutine (concurrently with other appends), so a body may
+// hold its own seq. size is a hint: the bodies' total length. A body must
+// not exceed MaxBody bytes.
+func (l *Log) AppendFunc(n, size int, body func(dst []byte, seq uint64, i int) []byte) (uint64, error) {
+	if n <= 0 {
+		return 0, errors.New("disklog: empty batch")
+	}
+	r := &request{n: n, ready: make(chan struct{}), done: make(chan struct{})}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return 0, 0, ErrClosed
+		return 0, ErrClosed
 	}
 	if l.err != nil {
 		err := l.err
 		l.mu.Unlock()
-		return 0, 0, err
+		return 0, err
 	}
 	r.first = l.next
-	l.next += uint64(len(bodies))
+	l.next += uint64(n)
 	l.pending = append(l.pending, r)
 	if !l.committing {
 		l.committing = true
@@ -238,11 +259,34 @@ func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
 		go l.commitLoop()
 	}
 	l.mu.Unlock()
+
+	// The seqs are taken: the committer waits for this encoding, whatever
+	// happens to it.
+	func() {
+		defer close(r.ready)
+		defer func() {
+			if p := recover(); p != nil {
+				r.encodeErr = fmt.Errorf("disklog: encoding a batch: %v", p)
+			}
+		}()
+		buf := make([]byte, 0, size+n*headerSize)
+		for i := 0; i < n; i++ {
+			start := len(buf)
+			buf = append(buf, make([]byte, headerSize)...)
+			buf = body(buf, r.first+uint64(i), i)
+			if len(buf)-start-headerSize > MaxBody {
+				r.encodeErr = fmt.Errorf("disklog: record of %d bytes is over %d", len(buf)-start-headerSize, MaxBody)
+				return
+			}
+			sealRecord(buf[start:], r.first+uint64(i), i == n-1)
+		}
+		r.buf = buf
+	}()
 	<-r.done
 	if r.err != nil {
-		return 0, 0, r.err
+		return 0, r.err
 	}
-	return r.first, r.first + uint64(len(bodies)) - 1, nil
+	return r.first, nil
 }
 
 // commitLoop is the tenant's committer: it takes every pending request at
@@ -251,7 +295,6 @@ func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
 // (the next Append starts it again), so idle tenants cost no goroutine.
 func (l *Log) commitLoop() {
 	defer l.wg.Done()
-	var buf []byte
 	var spare []*request
 	for {
 		l.mu.Lock()
@@ -265,19 +308,31 @@ func (l *Log) commitLoop() {
 		err := l.err
 		l.mu.Unlock()
 
-		var removed []*segment
-		if err == nil {
-			buf, removed, err = l.commit(batch, buf)
-			if err != nil {
-				l.store.log.Error("data directory: write failed; the tenant takes no more events until restart", "tenant", l.tenant, "err", err)
-				l.mu.Lock()
-				l.err = fmt.Errorf("data directory: %w", err)
-				l.mu.Unlock()
+		for _, r := range batch {
+			<-r.ready
+			if r.encodeErr != nil && err == nil {
+				// Its seqs were reserved and will never be written: the
+				// numbering can no longer be kept, so stop taking events.
+				err = r.encodeErr
 			}
 		}
+		var removed []*segment
+		if err == nil {
+			removed, err = l.commit(batch)
+		}
+		if err != nil {
+			l.mu.Lock()
+			if l.err == nil {
+				l.store.log.Error("data directory: write failed; the tenant takes no more events until restart", "tenant", l.tenant, "err", err)
+				l.err = fmt.Errorf("data directory: %w", err)
+			}
+			l.mu.Unlock()
+		}
 		if err == nil && l.store.opts.OnCommit != nil {
+			var bodies [][]byte
 			for _, r := range batch {
-				l.store.opts.OnCommit(l.tenant, r.first, r.bodies)
+				bodies = recordBodies(bodies[:0], r.buf)
+				l.store.opts.OnCommit(l.tenant, r.first, bodies)
 			}
 		}
 		for _, r := range batch {
@@ -291,12 +346,13 @@ func (l *Log) commitLoop() {
 	}
 }
 
-// commit writes a batch of requests to the open segment and fsyncs it. It
-// returns the segments that retention dropped, for the caller to delete.
-func (l *Log) commit(batch []*request, buf []byte) ([]byte, []*segment, error) {
+// commit writes a batch of encoded requests to the open segment and fsyncs
+// it. It returns the segments that retention dropped, for the caller to
+// delete.
+func (l *Log) commit(batch []*request) ([]*segment, error) {
 	if !l.onDisk {
 		if err := l.create(); err != nil {
-			return buf, nil, err
+			return nil, err
 		}
 	}
 	first := batch[0].first
@@ -314,51 +370,49 @@ func (l *Log) commit(batch []*request, buf []byte) ([]byte, []*segment, error) {
 	if !full {
 		off = seg.size
 	}
+	lastIdx := int64(-indexInterval)
+	if !full && len(seg.index) > 0 {
+		lastIdx = seg.index[len(seg.index)-1].off
+	}
 	l.mu.Unlock()
 	if full {
 		if err := l.newSegment(first); err != nil {
-			return buf, nil, err
+			return nil, err
 		}
 		l.mu.Lock()
 		seg = l.segs[len(l.segs)-1]
 		l.mu.Unlock()
 	}
 
-	// Encode every record; index entries are computed against off.
-	buf = buf[:0]
+	// Index entries for the records about to be written, and the writes.
 	var idx []indexEntry
-	l.mu.Lock()
-	lastIdx := int64(-indexInterval)
-	if n := len(seg.index); n > 0 {
-		lastIdx = seg.index[n-1].off
-	}
-	l.mu.Unlock()
-	count := 0
+	at, count := off, 0
 	for _, r := range batch {
-		for i, b := range r.bodies {
-			at := off + int64(len(buf))
-			seq := r.first + uint64(i)
-			if at-lastIdx >= indexInterval {
-				idx = append(idx, indexEntry{seq, at})
-				lastIdx = at
+		for p := 0; p < len(r.buf); {
+			h := readHeader(r.buf[p:])
+			if at+int64(p)-lastIdx >= indexInterval {
+				idx = append(idx, indexEntry{h.seq, at + int64(p)})
+				lastIdx = at + int64(p)
 			}
-			buf = appendRecord(buf, seq, b, i == len(r.bodies)-1)
+			p += headerSize + h.n
 			count++
 		}
-	}
-	if _, err := seg.f.WriteAt(buf, off); err != nil {
-		// Undo a partial write so that a later restart does not see it.
-		seg.f.Truncate(off)
-		return buf, nil, err
+		if _, err := seg.f.WriteAt(r.buf, at); err != nil {
+			// Undo a partial write so that a later restart does not see it.
+			seg.f.Truncate(off)
+			return nil, err
+		}
+		at += int64(len(r.buf))
 	}
 	if h := l.store.beforeSync; h != nil {
 		h(l)
 	}
 	if err := seg.f.Sync(); err != nil {
-		return buf, nil, err
+		return nil, err
 	}
 	last := batch[len(batch)-1]
-	lastSeq := last.first + uint64(len(last.bodies)) - 1
+	lastSeq := last.first + uint64(last.n) - 1
+	written := at - off
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -367,13 +421,13 @@ func (l *Log) commit(batch []*request, buf []byte) ([]byte, []*segment, error) {
 	}
 	seg.count += count
 	seg.last = lastSeq
-	seg.size += int64(len(buf))
+	seg.size += written
 	seg.index = append(seg.index, idx...)
 	seg.modTime = time.Now()
 	l.durable = lastSeq
-	l.bytes += int64(len(buf))
-	l.store.total.Add(int64(len(buf)))
-	return buf, l.retainLocked(), nil
+	l.bytes += written
+	l.store.total.Add(written)
+	return l.retainLocked(), nil
 }
 
 // create makes the tenant's directory and meta file on its first append.
@@ -541,7 +595,7 @@ func (l *Log) readSegment(seg *segment, dst []Record, off, end int64, from uint6
 			if st == recShort && p > 0 {
 				break // the record continues past this chunk: fetch it next
 			}
-			if st == recShort && h.n <= maxBody && int64(headerSize+h.n) <= end-off {
+			if st == recShort && h.n <= MaxBody && int64(headerSize+h.n) <= end-off {
 				// One record bigger than a chunk.
 				chunk = make([]byte, headerSize+h.n)
 				if _, err := seg.f.ReadAt(chunk, off); err != nil {

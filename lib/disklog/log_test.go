@@ -301,3 +301,38 @@ func TestFormatMismatch(t *testing.T) {
 		t.Fatal("Open accepted a foreign directory")
 	}
 }
+
+// TestAppendFunc: bodies are encoded after their seqs are known, so a
+// record can hold its own seq; a failed encoding stops the log, since its
+// reserved seqs can never be written.
+func TestAppendFunc(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{})
+	l := mustLog(t, s, "acme")
+	appendN(t, l, 2)
+	first, err := l.AppendFunc(3, 30, func(dst []byte, seq uint64, i int) []byte {
+		return append(dst, body("acme", int(seq))...)
+	})
+	if err != nil || first != 3 {
+		t.Fatalf("AppendFunc = %d, %v; want 3", first, err)
+	}
+	recs := readAllRecords(t, l)
+	if !equalSeqs(seqsOf(recs), seqRange(1, 5)) {
+		t.Fatalf("seqs %v", seqsOf(recs))
+	}
+	checkBodies(t, "acme", recs)
+
+	if _, err := l.AppendFunc(1, 0, func(dst []byte, seq uint64, i int) []byte { panic("boom") }); err == nil {
+		t.Fatal("a panicking encoder was accepted")
+	}
+	if _, _, err := l.Append([][]byte{body("acme", 6)}); err == nil {
+		t.Fatal("Append after a failed encoding succeeded: the numbering would have a hole")
+	}
+	if _, err := l.AppendFunc(1, 0, func(dst []byte, seq uint64, i int) []byte {
+		return append(dst, make([]byte, MaxBody+1)...)
+	}); err == nil {
+		t.Fatal("an oversized record was accepted")
+	}
+	if recs := readAllRecords(t, l); !equalSeqs(seqsOf(recs), seqRange(1, 5)) {
+		t.Fatalf("after failures: seqs %v", seqsOf(recs))
+	}
+}

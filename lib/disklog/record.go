@@ -19,9 +19,10 @@ import (
 // drops them all.
 const (
 	headerSize = 16
-	// maxBody bounds the length a header may claim (events are at most
-	// 64 KiB; this leaves room for framing while rejecting garbage lengths).
-	maxBody = 1 << 20
+	// MaxBody bounds a record's body, and the length a header may claim
+	// (events are at most 64 KiB; this leaves room for framing while
+	// rejecting garbage lengths).
+	MaxBody = 1 << 20
 	// batchEnd marks the last record of a batch in lenflags.
 	batchEnd = 1 << 31
 )
@@ -40,6 +41,30 @@ func appendRecord(dst []byte, seq uint64, body []byte, last bool) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
 	dst = append(dst, body...)
 	binary.LittleEndian.PutUint32(dst[start:], crc32.Checksum(dst[start+4:], castagnoli))
+	return dst
+}
+
+// sealRecord fills in the header of the record that fills rec (header
+// space, then the body): length, batch-end flag, seq and checksum.
+func sealRecord(rec []byte, seq uint64, last bool) {
+	lf := uint32(len(rec) - headerSize)
+	if last {
+		lf |= batchEnd
+	}
+	binary.LittleEndian.PutUint32(rec[4:], lf)
+	binary.LittleEndian.PutUint64(rec[8:], seq)
+	binary.LittleEndian.PutUint32(rec, crc32.Checksum(rec[4:], castagnoli))
+}
+
+// recordBodies appends to dst the bodies of the well-formed records in buf
+// (which the caller encoded), each capped at its own length.
+func recordBodies(dst [][]byte, buf []byte) [][]byte {
+	for p := 0; p < len(buf); {
+		n := readHeader(buf[p:]).n
+		end := p + headerSize + n
+		dst = append(dst, buf[p+headerSize:end:end])
+		p = end
+	}
 	return dst
 }
 
@@ -77,7 +102,7 @@ func parseRecord(b []byte) (header, int, parseStatus) {
 		return header{}, 0, recShort
 	}
 	h := readHeader(b)
-	if h.n > maxBody {
+	if h.n > MaxBody {
 		return h, 0, recCorrupt
 	}
 	size := headerSize + h.n

@@ -74,7 +74,9 @@ type Options struct {
 	SegmentBytes int64
 	// OnCommit, when set, is called by a tenant's committer after each
 	// durable batch, in seq order, before Append returns to its caller.
-	// It must not call back into the Log's Append.
+	// bodies alias the committed records, which are never reused: the
+	// callee may keep them (but not modify them). It must not call back
+	// into the Log's Append.
 	OnCommit func(tenant string, first uint64, bodies [][]byte)
 	// NewEpoch returns a fresh epoch for a tenant without one (default:
 	// 16 random hex digits).

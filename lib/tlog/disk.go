@@ -104,9 +104,10 @@ func (s *DiskStore) Log(tenant string) (*Disk, error) {
 
 // onCommit feeds each durable batch to its tenant's hot cache, in seq
 // order; only then do subscribers see it, so nothing a crash could still
-// take away is ever delivered. A tenant without open handles has no cache
-// (the next Log starts one where the disk is).
-func (s *DiskStore) onCommit(tenant string, first uint64, bodies [][]byte) {
+// take away is ever delivered. The lines are the records just written
+// (delivery lines, seq included), shared without a copy. A tenant without
+// open handles has no cache (the next Log starts one where the disk is).
+func (s *DiskStore) onCommit(tenant string, first uint64, lines [][]byte) {
 	s.mu.RLock()
 	t := s.tenants[tenant]
 	s.mu.RUnlock()
@@ -115,14 +116,23 @@ func (s *DiskStore) onCommit(tenant string, first uint64, bodies [][]byte) {
 	}
 	h := t.hot
 	h.mu.Lock()
-	if next := h.oldest + uint64(h.n); next != first && !h.closed {
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	if next := h.oldest + uint64(h.n); next != first {
 		// The cache was started while this batch was being committed:
 		// restart it at the batch, rather than number lines wrongly.
 		clear(h.ring)
 		h.head, h.n, h.bytes, h.oldest = 0, 0, 0, first
 	}
+	for _, line := range lines {
+		h.push(line)
+	}
+	ch := h.notify
+	h.notify = make(chan struct{})
 	h.mu.Unlock()
-	h.Append(bodies)
+	close(ch)
 }
 
 // release drops a handle; the last one takes the hot cache with it.
@@ -175,15 +185,26 @@ func (d *Disk) Append(bodies [][]byte) (first, last uint64, err error) {
 	if d.closed.Load() {
 		return 0, 0, ErrClosed
 	}
-	first, last, err = d.disk.Append(bodies)
-	if errors.Is(err, disklog.ErrClosed) {
-		err = ErrClosed
+	size := 0
+	for _, b := range bodies {
+		size += len(b) + seqOverhead
 	}
-	return first, last, err
+	// Records hold delivery lines, seq included: encoded once, by this
+	// goroutine, then written, cached and served as they are.
+	first, err = d.disk.AppendFunc(len(bodies), size, func(dst []byte, seq uint64, i int) []byte {
+		return event.AppendDelivery(dst, seq, bodies[i])
+	})
+	if err != nil {
+		if errors.Is(err, disklog.ErrClosed) {
+			err = ErrClosed
+		}
+		return 0, 0, err
+	}
+	return first, first + uint64(len(bodies)) - 1, nil
 }
 
 // Read implements Log. Lines from the hot cache are shared; lines read from
-// disk are built for this reader. Seqs lost to damage on disk are reported
+// disk are this reader's. Seqs lost to damage on disk are reported
 // as a gap like evicted ones.
 func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, Gap, error) {
 	if from == 0 {
@@ -220,19 +241,12 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 			if recs[0].Seq > from {
 				lose(from, recs[0].Seq-1)
 			}
-			size := 0
-			for _, r := range recs {
-				size += len(r.Body) + seqOverhead
-			}
-			buf := make([]byte, 0, size)
 			next := recs[0].Seq
 			for _, r := range recs {
 				if r.Seq != next {
 					break // a hole: the next Read reports it
 				}
-				start := len(buf)
-				buf = event.AppendDelivery(buf, r.Seq, r.Body)
-				dst = append(dst, buf[start:len(buf):len(buf)])
+				dst = append(dst, r.Body)
 				next++
 			}
 			return dst, next, gap, nil
