@@ -54,6 +54,8 @@ type Config struct {
 	// (DefaultSize when 0; raised to MinSize when smaller).
 	Size int
 	// Lossless makes WriteLines wait for room instead of dropping lines.
+	// Output to a regular file or a device like /dev/null is always
+	// lossless: no reader lags there, only the flusher can, for a moment.
 	Lossless bool
 	// OnDrop, when set, is called from the writer's reporting goroutine at
 	// most once per ReportInterval with the lines dropped since the last
@@ -103,7 +105,7 @@ func New(out io.Writer, cfg Config) *Writer {
 	size = max(size, MinSize)
 	w := &Writer{
 		size:     size,
-		lossless: cfg.Lossless,
+		lossless: cfg.Lossless || s.storage,
 		out:      s,
 		onDrop:   cfg.OnDrop,
 		pending:  make([]byte, 0, min(size, writeChunk)),

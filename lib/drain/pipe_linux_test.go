@@ -3,6 +3,7 @@ package drain
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -202,5 +203,62 @@ func TestCloseGivesUpOnStalledReader(t *testing.T) {
 	err := w.Close(ctx)
 	if err == nil || !strings.Contains(err.Error(), "gave up flushing") {
 		t.Fatalf("Close = %v, want a gave-up error", err)
+	}
+}
+
+// TestStorageNeverDrops: a regular file or /dev/null is written losslessly
+// (only the flusher can lag there), a pipe or a writer of unknown kind is not.
+func TestStorageNeverDrops(t *testing.T) {
+	file, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	pr, pw := stdoutPipe(t)
+	defer pr.Close()
+	defer pw.Close()
+	tests := []struct {
+		name     string
+		out      io.Writer
+		lossless bool
+	}{
+		{"regular file", file, true},
+		{"/dev/null", null, true},
+		{"pipe", pw, false},
+		{"other writer", io.Discard, false},
+	}
+	for _, tt := range tests {
+		w := New(tt.out, Config{Size: MinSize})
+		if w.lossless != tt.lossless {
+			t.Errorf("%s: lossless = %v, want %v", tt.name, w.lossless, tt.lossless)
+		}
+		if !tt.lossless {
+			w.Close(context.Background())
+			continue
+		}
+		const lineLen, total = 200, 20_000 // 4 MB through an 80 KiB buffer
+		for i := 0; i < total; i += 100 {
+			if err := w.WriteLines(context.Background(), lines(i, 100, lineLen)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if w.Dropped() != 0 {
+			t.Errorf("%s: %d lines dropped", tt.name, w.Dropped())
+		}
+	}
+	data, err := os.ReadFile(file.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := checkLines(t, data, 200); len(got) != 20_000 {
+		t.Fatalf("the file holds %d lines, want 20000", len(got))
 	}
 }

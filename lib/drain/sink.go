@@ -13,6 +13,11 @@ type sink struct {
 	pipe     *os.File              // the pipe to watch for its reader leaving; nil if none
 	reopened *os.File              // a description this package opened and must close
 	stop     func()                // ends the watcher; nil when none runs
+	// storage is true for a regular file or a device like /dev/null:
+	// nothing reads it at its own pace, so a full buffer only means the
+	// flusher has not had the CPU yet, and the writer waits instead of
+	// dropping (`tl-tail > capture.ndjson` must be complete).
+	storage bool
 }
 
 // interrupt makes a blocked write return at once. It reports whether it could.

@@ -14,15 +14,26 @@ import (
 // deadlines, while fd 1's own description, shared with the shell and other
 // processes, stays blocking. Terminals, regular files and sockets are used as
 // they are: they need no such care (and reopening a regular file would start
-// at offset 0).
+// at offset 0). Regular files and devices other than terminals are storage
+// (see sink).
 func openSink(out io.Writer) *sink {
 	f, ok := out.(*os.File)
 	if !ok {
 		return &sink{w: out}
 	}
 	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+	if err != nil {
 		return &sink{w: f}
+	}
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		return &sink{w: f, storage: true}
+	case m&os.ModeCharDevice != 0:
+		// f.Fd is harmless: a device file is not in the poller.
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		return &sink{w: f, storage: err != nil} // a terminal, or /dev/null and its kin
+	case m&os.ModeNamedPipe == 0:
+		return &sink{w: f} // a socket
 	}
 	s := &sink{w: f, pipe: f}
 	if pollable(f) {

@@ -50,8 +50,8 @@ Flags:
 Status on stderr: connected, reconnecting (with the wait), resumed, gaps
 (events the relay could no longer deliver, counted exactly), an epoch change
 (the relay restarted without its history), lines dropped because stdout did
-not keep up (at most one report a second; --lossless never drops). -q hides
-progress but never a loss of events.
+not keep up (at most one report a second; --lossless never drops, nor does
+output to a file or /dev/null). -q hides progress but never a loss of events.
 
 Exit status:
   0    -c N events were printed; or --timeout ended a stream without -c
