@@ -43,10 +43,9 @@ const (
 	ReasonUnsupported  = "unsupported"  // 415: content type
 	ReasonMethod       = "method"       // 405: wrong method
 	ReasonRateLimited  = "rate_limited" // 429: the tenant's rate limit
-	ReasonUnavailable  = "unavailable"  // 503: draining, or the broker is unreachable
+	ReasonUnavailable  = "unavailable"  // 503: draining, a full connection limit, or the broker is unreachable
 	ReasonUnauthorized = "unauthorized" // 401: no token, or an unknown one
 	ReasonForbidden    = "forbidden"    // 403: a token without this scope or tenant
-	ReasonLimit        = "limit"        // a connection limit (subscribers)
 	ReasonOther        = "other"        // anything not listed above
 )
 
@@ -59,7 +58,7 @@ const (
 
 var refuseReasons = []string{
 	ReasonInvalid, ReasonTooLarge, ReasonUnsupported, ReasonMethod, ReasonRateLimited,
-	ReasonUnavailable, ReasonUnauthorized, ReasonForbidden, ReasonLimit, ReasonOther,
+	ReasonUnavailable, ReasonUnauthorized, ReasonForbidden, ReasonOther,
 }
 
 var gapReasons = []string{GapEvicted, GapEpoch, GapOther}
