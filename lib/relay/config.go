@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/limit"
+	"github.com/tl-sh/tl/lib/metrics"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -110,6 +111,9 @@ type Config struct {
 	CheckOrigin func(r *http.Request) bool
 
 	Logger *slog.Logger // default: discard
+	// Metrics are the relay's metrics (default: metrics.New with its
+	// defaults, a registry of the relay's own).
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) setDefaults() {
@@ -152,5 +156,8 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.New(metrics.Options{})
 	}
 }

@@ -174,6 +174,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 		s.log.Error("append failed", "tenant", t.name, "err", err)
 		return nil, unavailable("tenant %s: %v", t.name, err), 0
 	}
+	t.m.Accepted(len(in.ends), last)
 	answer := fmt.Appendf(nil, `{"accepted":%d,"first_seq":%d,"last_seq":%d,"epoch":%s}`,
 		len(in.ends), first, last, strconv.Quote(t.log.Epoch()))
 	return answer, nil, 0

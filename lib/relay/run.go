@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -60,7 +59,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	fs.DurationVar(&cfg.HeaderTimeout, "header-timeout", DefaultHeaderTimeout, "close a connection whose request headers have not arrived within `DURATION`")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a keep-alive connection idle for `DURATION`")
 	secFlags := addSecurityFlags(fs)
-	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	obs := addObsFlags(fs)
 	help := fs.BoolP("help", "h", false, "print this help and exit")
 	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {}
@@ -81,10 +80,6 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	}
 	if fs.NArg() > 0 {
 		return cli.Usagef("unexpected argument %q\ntry 'tl-relay --help'", fs.Arg(0))
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return cli.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	for _, c := range []struct {
 		name string
@@ -111,7 +106,10 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if dataMax > 0 && *dataDir == "" {
 		return cli.Usagef("--data-max-bytes needs --data-dir\ntry 'tl-relay --help'")
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	var err error
+	if cfg.Logger, cfg.Metrics, err = obs.setup(env.Stderr); err != nil {
+		return cli.Usagef("%v\ntry 'tl-relay --help'", err)
+	}
 	sec, err := secFlags.setup(&cfg, *listen)
 	if err != nil {
 		return err
@@ -149,10 +147,20 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	s := New(cfg)
 	stopHUP := sec.handleSIGHUP(s, cfg.Logger)
 	defer stopHUP()
+	var admin *adminServer
+	if obs.adminListen != "" {
+		if admin, err = startAdmin(obs.adminListen, s, sec.store != nil, secFlags.insecure, env.Stderr); err != nil {
+			l.Close()
+			s.Shutdown(context.Background())
+			return err
+		}
+	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
+	cfg.Logger.Info("started", "listen", l.Addr().String(), "admin", admin.addr(), "version", cli.VersionLine("tl-relay"))
 	select {
 	case err := <-served:
+		admin.stop()
 		s.Shutdown(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
@@ -161,6 +169,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	defer cancel()
 	s.Shutdown(dctx)
 	<-served
+	admin.stop()
 	cfg.Logger.Info("stopped")
 	// A requested stop is a success: exit 0 even after a signal.
 	return cli.Exit(cli.ExitOK, nil)

@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/metrics"
 )
 
 // Server is a relay. Create it with New, serve with Serve, stop it with
@@ -32,6 +33,10 @@ type Server struct {
 	upgrader websocket.Upgrader
 	ticks    *broadcast // the shared ping ticker
 	http     *http.Server
+	metrics  *metrics.Metrics
+	// metricsHandler serves /metrics (built once: promhttp's handler is
+	// meant to be reused).
+	metricsHandler http.Handler
 
 	mu         sync.Mutex // guards the fields below
 	draining   bool
@@ -53,12 +58,14 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
+		metrics:   cfg.Metrics,
 		postsIdle: make(chan struct{}),
 		streams:   map[*subscriber]struct{}{},
 		stop:      make(chan struct{}),
 		quit:      make(chan struct{}),
 	}
 	s.reg = newRegistry(&s.cfg)
+	s.metricsHandler = s.metrics.Handler()
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  wsReadBuffer,
 		WriteBufferSize: wsWriteBuffer,
@@ -70,7 +77,7 @@ func New(cfg Config) *Server {
 	}
 	s.ticks = newBroadcast()
 	s.http = &http.Server{
-		Handler:           s,
+		Handler:           s.metrics.Instrument(s, routeOf, s.ended),
 		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
@@ -160,6 +167,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
 		s.health(w, r, true)
+		return
+	case routeMetrics:
+		s.serveMetrics(w, r)
 		return
 	case "/readyz":
 		s.mu.Lock()

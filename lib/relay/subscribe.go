@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/metrics"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -144,6 +145,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	epoch := t.log.Epoch()
 	var epochGap *tlog.Gap
 	sub.cursor, epochGap = sq.start(oldest, newest, epoch)
+	sub.remote = r.RemoteAddr
+	sub.m = t.m.Subscribe(sub.cursor - 1)
+	defer sub.m.Close()
 
 	if !websocket.IsWebSocketUpgrade(r) {
 		defer end()
@@ -161,6 +165,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	hello := appendHello(nil, name, epoch, newest)
 	if epochGap != nil {
 		hello = appendGap(hello, *epochGap, "epoch")
+		sub.m.Gap(metrics.GapEpoch, epochGap.From, epochGap.To)
 	}
 	// The writer runs in a goroutine of its own, so that this one (net/http's
 	// connection goroutine, with its deep stack, the request and the
@@ -179,6 +184,9 @@ type subscriber struct {
 	t      *tenant
 	filter filter
 	cursor uint64 // the next seq to send; owned by the writer
+	m      *metrics.Sub
+	remote string // the client's address, for logs
+	gapLog gapLog // owned by the writer
 
 	mu sync.Mutex      // guards ws (set once, read by forceClose)
 	ws *websocket.Conn // nil for a chunked stream

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tl-sh/tl/lib/metrics"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -14,6 +15,7 @@ type tenant struct {
 	name string
 	log  tlog.Log
 	keys tlog.Keys
+	m    *metrics.Tenant // its counters; dropped with it
 
 	// Guarded by registry.mu:
 	users    int       // requests and subscribers holding the tenant
@@ -39,15 +41,23 @@ func newRegistry(cfg *Config) *registry {
 // until release. A subscriber (sub) counts against the subscriber limits;
 // over them acquire fails with a 503.
 func (g *registry) acquire(name string, sub bool) (*tenant, error) {
+	t, created, err := g.acquireLocked(name, sub)
+	if created {
+		g.cfg.Logger.Info("tenant created", "tenant", name) // after the lock: a log line is I/O
+	}
+	return t, err
+}
+
+func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t := g.tenants[name]
+	t = g.tenants[name]
 	if sub {
 		if g.subs >= g.cfg.MaxSubscribers {
-			return nil, unavailable("the relay has its maximum of %d subscribers", g.cfg.MaxSubscribers)
+			return nil, false, unavailable("the relay has its maximum of %d subscribers", g.cfg.MaxSubscribers)
 		}
 		if t != nil && t.subs >= g.cfg.MaxTenantSubscribers {
-			return nil, unavailable("tenant %s has its maximum of %d subscribers", name, g.cfg.MaxTenantSubscribers)
+			return nil, false, unavailable("tenant %s has its maximum of %d subscribers", name, g.cfg.MaxTenantSubscribers)
 		}
 	}
 	if t == nil {
@@ -55,17 +65,18 @@ func (g *registry) acquire(name string, sub bool) (*tenant, error) {
 		// should open outside the lock (with a per-name once).
 		log, err := g.cfg.OpenLog(name)
 		if err != nil {
-			return nil, unavailable("opening the log of tenant %s: %v", name, err)
+			return nil, false, unavailable("opening the log of tenant %s: %v", name, err)
 		}
-		t = &tenant{name: name, log: log, keys: g.cfg.OpenKeys(name)}
+		t = &tenant{name: name, log: log, keys: g.cfg.OpenKeys(name), m: g.cfg.Metrics.Tenant(name)}
 		g.tenants[name] = t
+		created = true
 	}
 	t.users++
 	if sub {
 		t.subs++
 		g.subs++
 	}
-	return t, nil
+	return t, created, nil
 }
 
 // release undoes acquire.
@@ -91,21 +102,26 @@ func (g *registry) dropIdle(cutoff time.Time) int {
 		if t.users == 0 && t.lastUsed.Before(cutoff) {
 			idle = append(idle, t)
 			delete(g.tenants, name)
+			t.m.Drop() // under the lock: a new tenant of that name gets new counters
 		}
 	}
 	g.mu.Unlock()
 	for _, t := range idle {
 		t.log.Close()
+		g.cfg.Logger.Info("tenant dropped", "tenant", t.name, "idle", time.Since(t.lastUsed).Round(time.Second))
 	}
 	return len(idle)
 }
 
-// closeAll closes every tenant's log (at shutdown).
+// closeAll closes every tenant's log (at shutdown; not logged tenant by
+// tenant).
 func (g *registry) closeAll() {
-	g.dropIdle(time.Now().Add(time.Hour))
 	g.mu.Lock()
 	rest := g.tenants
 	g.tenants = map[string]*tenant{}
+	for _, t := range rest {
+		t.m.Drop()
+	}
 	g.mu.Unlock()
 	for _, t := range rest {
 		t.log.Close()

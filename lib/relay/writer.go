@@ -43,8 +43,9 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 			return false // the log closed: the relay is going away
 		}
 		n := len(lines)
+		var sent, first int
 		if len(pending) > 0 || !gap.Empty() || n > 0 {
-			err = sub.sendLines(pending, controls, gap, lines, send)
+			sent, first, err = sub.sendLines(pending, controls, gap, lines, send)
 		}
 		clear(lines) // drop the references to the log's lines
 		*linesp = lines[:0]
@@ -55,6 +56,7 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 		pending = nil
 		sub.cursor = next
 		if n > 0 || !gap.Empty() {
+			sub.wrote(n, sent, first, next, gap)
 			continue // there may be more
 		}
 		if stop == nil && sub.cursor > target {
@@ -78,25 +80,29 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 }
 
 // sendLines writes the pending control lines, the gap line (with controls)
-// and the lines that pass the filter as one message.
-func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, lines [][]byte, send func([]byte) error) error {
+// and the lines that pass the filter as one message. It returns how many
+// lines passed, and the index of the first.
+func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, lines [][]byte, send func([]byte) error) (n, first int, err error) {
 	if len(pending) == 0 && gap.Empty() && len(lines) == 1 {
 		if !sub.filter.match(lines[0]) {
-			return nil
+			return 0, 0, nil
 		}
-		return send(lines[0]) // one line: no copy
+		return 1, 0, send(lines[0]) // one line: no copy
 	}
 	msgp := msgPool.Get().(*[]byte)
 	msg := append((*msgp)[:0], pending...)
 	if controls && !gap.Empty() {
 		msg = appendGap(msg, gap, "evicted")
 	}
-	for _, l := range lines {
+	for i, l := range lines {
 		if sub.filter.match(l) {
+			if n == 0 {
+				first = i
+			}
+			n++
 			msg = append(msg, l...)
 		}
 	}
-	var err error
 	if len(msg) > 0 {
 		err = send(msg)
 	}
@@ -104,7 +110,7 @@ func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, li
 		*msgp = msg[:0]
 		msgPool.Put(msgp)
 	}
-	return err
+	return n, first, err
 }
 
 // serveWS runs a WebSocket subscriber: this goroutine writes, a second one
