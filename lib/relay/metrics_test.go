@@ -189,6 +189,11 @@ func TestMetricsByValue(t *testing.T) {
 	// after the client has read it: poll until the counts settle.
 	var fams map[string]*dto.MetricFamily
 	var bad []string
+	defer func() {
+		if len(bad) > 0 {
+			t.Logf("mismatches: %v", bad)
+		}
+	}()
 	eventually(t, "the expected metrics", func() bool {
 		var code int
 		code, fams = getMetrics(t, r.url+"/metrics")

@@ -137,6 +137,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	end := func() {
+		sub.m.Close()
 		s.endStream(sub)
 		s.reg.release(t, true)
 	}
@@ -146,8 +147,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	var epochGap *tlog.Gap
 	sub.cursor, epochGap = sq.start(oldest, newest, epoch)
 	sub.remote = r.RemoteAddr
-	sub.m = t.m.Subscribe(sub.cursor - 1)
-	defer sub.m.Close()
+	sub.m = t.m.Subscribe(sub.cursor - 1) // closed by end
 
 	if !websocket.IsWebSocketUpgrade(r) {
 		defer end()
