@@ -157,7 +157,11 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
-	cfg.Logger.Info("started", "listen", l.Addr().String(), "admin", admin.addr(), "version", cli.VersionLine("tl-relay"))
+	started := []any{"listen", l.Addr().String(), "version", cli.VersionLine("tl-relay")}
+	if admin != nil {
+		started = append(started, "admin", admin.addr())
+	}
+	cfg.Logger.Info("started", started...)
 	select {
 	case err := <-served:
 		admin.stop()

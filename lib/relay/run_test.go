@@ -125,8 +125,10 @@ func TestRunServesAndStops(t *testing.T) {
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
-	// One line per lifecycle event: listening, draining, drained, stopped.
-	if len(lines) != 4 || !strings.Contains(lines[1], "msg=draining") || !strings.Contains(lines[3], "msg=stopped") {
+	// One line per lifecycle event: listening, started, tenant created,
+	// draining, drained, stopped.
+	if len(lines) != 6 || !strings.Contains(lines[1], "msg=started") || !strings.Contains(lines[2], `msg="tenant created" tenant=acme`) ||
+		!strings.Contains(lines[3], "msg=draining") || !strings.Contains(lines[5], "msg=stopped") {
 		t.Errorf("stderr:\n%s", errb)
 	}
 }

@@ -78,13 +78,8 @@ type adminServer struct {
 	served chan error
 }
 
-// addr is the address bound ("" for none, on a nil *adminServer).
-func (a *adminServer) addr() string {
-	if a == nil {
-		return ""
-	}
-	return a.bound
-}
+// addr is the address bound.
+func (a *adminServer) addr() string { return a.bound }
 
 // startAdmin serves s.AdminHandler on addr, after the same check as the main
 // listener: an address other than loopback needs tokens (the admin scope)
