@@ -75,10 +75,14 @@ func (w *worker) line(raw []byte, name string, n int) {
 	w.runValue(v, line, name, n)
 }
 
-// decode decodes a line, checking it with the scanner first so that the
-// common invalid case is cheap to find.
+// decode decodes a line: the scanner checks it, and the hand-rolled
+// decoder builds the value; encoding/json words the errors, and takes the
+// rare line the scanner cannot judge.
 func (w *worker) decode(line []byte) (any, error) {
-	if validLine(line) == scanInvalid {
+	switch validLine(line) {
+	case scanOK:
+		return decodeValid(line), nil
+	case scanInvalid:
 		if _, err := decodeLine(line); err != nil {
 			return nil, err
 		}
@@ -176,7 +180,7 @@ func (w *worker) emitLine(line []byte, v any) {
 	case w.o.output == "line":
 		if v == nil {
 			var err error
-			if v, err = decodeLine(line); err != nil {
+			if v, err = w.decode(line); err != nil {
 				w.out = append(append(w.out, line...), '\n')
 				return
 			}

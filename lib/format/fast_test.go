@@ -3,6 +3,7 @@ package format
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -118,7 +119,37 @@ func FuzzScan(f *testing.F) {
 		if (st == scanOK) != ok {
 			t.Fatalf("validLine(%q) = %v, json.Valid = %v", b, st, ok)
 		}
+		if st == scanOK {
+			checkDecode(t, b)
+		}
 	})
+}
+
+// checkDecode holds decodeValid to encoding/json with UseNumber.
+func checkDecode(t *testing.T, line []byte) {
+	t.Helper()
+	want, err := decodeLine(line)
+	if err != nil {
+		t.Fatalf("decodeLine(%q): %v", line, err)
+	}
+	if got := decodeValid(line); !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodeValid(%q) = %#v, want %#v", line, got, want)
+	}
+}
+
+func TestDecodeMatchesEncodingJSON(t *testing.T) {
+	input := readTestdata(t, "events.ndjson") + readTestdata(t, "edge.ndjson") + readTestdata(t, "mixed.ndjson") +
+		`{"s":"\ud800 lone","t":"\u00e9\n\"","u":"\ud83d\ude00","n":[-0,1.5e-3,12345678901234567890],"e":{},"a":[]}` + "\n"
+	n := 0
+	for _, line := range strings.Split(input, "\n") {
+		if validLine([]byte(line)) == scanOK && strings.TrimSpace(line) != "" {
+			checkDecode(t, []byte(line))
+			n++
+		}
+	}
+	if n < 10000 {
+		t.Fatalf("only %d lines checked", n)
+	}
 }
 
 // FuzzFastEquivalence runs one line through a few fast programs with and
