@@ -60,7 +60,7 @@ func (w *worker) line(raw []byte, name string, n int) {
 			return
 		case fastTrue, fastPass:
 			w.last = lastTruthy
-			w.emitLine(line, nil)
+			w.emitLine(raw, nil)
 			return
 		case fastValue:
 			w.emitRaw(v)
@@ -72,7 +72,7 @@ func (w *worker) line(raw []byte, name string, n int) {
 		w.badLine(name, n, err)
 		return
 	}
-	w.runValue(v, line, name, n)
+	w.runValue(v, raw, name, n)
 }
 
 // decode decodes a line: the scanner checks it, and the hand-rolled
@@ -96,8 +96,8 @@ func (w *worker) badLine(name string, n int, err error) {
 	w.errs = fmt.Appendf(w.errs, "tl-fmt: %s:%d: not JSON, skipped: %v\n", displayName(name), n, err)
 }
 
-// runValue runs the program on one decoded input; line is its raw text
-// (nil under -n).
+// runValue runs the program on one decoded input; line is its text as it
+// came, without the newline (nil under -n).
 func (w *worker) runValue(v any, line []byte, name string, n int) {
 	iter := w.prog.code.RunWithContext(w.ctx, v, w.prog.values...)
 	for {
@@ -173,14 +173,14 @@ func sameMap(out map[string]any, in any) bool {
 	return ok && reflect.ValueOf(out).UnsafePointer() == reflect.ValueOf(m).UnsafePointer()
 }
 
-// emitLine writes an input line that passes through; v is its decoded
-// value when known.
+// emitLine writes an input line that passes through, exactly as it came
+// when the output is plain JSON; v is its decoded value when known.
 func (w *worker) emitLine(line []byte, v any) {
 	switch {
 	case w.o.output == "line":
 		if v == nil {
 			var err error
-			if v, err = w.decode(line); err != nil {
+			if v, err = w.decode(trimSpace(line)); err != nil {
 				w.out = append(append(w.out, line...), '\n')
 				return
 			}

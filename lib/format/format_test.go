@@ -179,7 +179,7 @@ func TestPredicatePassesBytes(t *testing.T) {
 	for _, prog := range []string{`.type == "click"`, `select(.type == "click")`, `.a == 1.5`, `.path | startswith("/")`} {
 		for _, noFast := range []bool{false, true} {
 			r := runFmt(t, in, nil, func(o *options) { o.noFast = noFast }, prog)
-			want := "{\"z\":1, \"type\":\"click\",\"path\":\"/\\u00e9\",\"a\":1.50}\n"
+			want := "  {\"z\":1, \"type\":\"click\",\"path\":\"/\\u00e9\",\"a\":1.50}\t\n"
 			if prog == `.path | startswith("/")` {
 				want += "{\"type\":\"pageview\",\"path\":\"/\"}\n"
 			}
