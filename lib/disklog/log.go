@@ -45,10 +45,12 @@ type Log struct {
 	store  *Store
 	tenant string
 	dir    string
-	wg     sync.WaitGroup // the committer goroutine
-	// onDisk: the tenant directory and meta file exist. Only the committer
-	// touches it (one committer at a time; handovers are ordered by mu).
-	onDisk bool
+	wg     sync.WaitGroup // the committer and the fsync goroutines
+	// Committer state: only the committer touches these (one committer at
+	// a time; handovers are ordered by mu).
+	onDisk bool          // the tenant directory and meta file exist
+	tail   *group        // the newest group written: the next one acks after it
+	syncs  chan struct{} // a slot per fsync in flight (maxSyncs)
 
 	mu         sync.Mutex // guards the fields below (never held during I/O)
 	epoch      string
@@ -64,8 +66,8 @@ type Log struct {
 }
 
 func newLog(s *Store, tenant string) *Log {
-	l := &Log{store: s, tenant: tenant, dir: filepath.Join(s.dir, "tenants", tenant)}
-	return l
+	return &Log{store: s, tenant: tenant, dir: filepath.Join(s.dir, "tenants", tenant),
+		syncs: make(chan struct{}, maxSyncs)}
 }
 
 // Epoch returns the tenant's epoch, which stays the same across restarts
@@ -155,6 +157,10 @@ func (s *Store) recover(tenant string) (*Log, error) {
 		}
 		st, _ := f.Stat()
 		seg.count, seg.first, seg.last, seg.index, seg.size = sc.count, sc.first, sc.last, sc.index, sc.end
+		seg.written, seg.wcount, seg.wLastIdx = sc.end, sc.count, -indexInterval
+		if n := len(sc.index); n > 0 {
+			seg.wLastIdx = sc.index[n-1].off
+		}
 		if st != nil {
 			seg.modTime = st.ModTime()
 		}
@@ -204,7 +210,7 @@ func (l *Log) newSegment(base uint64) error {
 		return err
 	}
 	l.mu.Lock()
-	l.segs = append(l.segs, &segment{base: base, path: p, f: f, modTime: time.Now()})
+	l.segs = append(l.segs, &segment{base: base, path: p, f: f, modTime: time.Now(), wLastIdx: -indexInterval})
 	l.mu.Unlock()
 	return nil
 }
@@ -287,147 +293,6 @@ func (l *Log) AppendFunc(n, size int, body func(dst []byte, seq uint64, i int) [
 		return 0, r.err
 	}
 	return r.first, nil
-}
-
-// commitLoop is the tenant's committer: it takes every pending request at
-// once, writes them, covers them with one fsync and answers them; requests
-// arriving meanwhile form the next batch. It ends when nothing is pending
-// (the next Append starts it again), so idle tenants cost no goroutine.
-func (l *Log) commitLoop() {
-	defer l.wg.Done()
-	var spare []*request
-	for {
-		l.mu.Lock()
-		if len(l.pending) == 0 {
-			l.committing = false
-			l.mu.Unlock()
-			return
-		}
-		batch := l.pending
-		l.pending = spare[:0]
-		err := l.err
-		l.mu.Unlock()
-
-		for _, r := range batch {
-			<-r.ready
-			if r.encodeErr != nil && err == nil {
-				// Its seqs were reserved and will never be written: the
-				// numbering can no longer be kept, so stop taking events.
-				err = r.encodeErr
-			}
-		}
-		var removed []*segment
-		if err == nil {
-			removed, err = l.commit(batch)
-		}
-		if err != nil {
-			l.mu.Lock()
-			if l.err == nil {
-				l.store.log.Error("data directory: write failed; the tenant takes no more events until restart", "tenant", l.tenant, "err", err)
-				l.err = fmt.Errorf("data directory: %w", err)
-			}
-			l.mu.Unlock()
-		}
-		if err == nil && l.store.opts.OnCommit != nil {
-			var bodies [][]byte
-			for _, r := range batch {
-				bodies = recordBodies(bodies[:0], r.buf)
-				l.store.opts.OnCommit(l.tenant, r.first, bodies)
-			}
-		}
-		for _, r := range batch {
-			r.err = err
-			close(r.done)
-		}
-		clear(batch)
-		spare = batch
-		l.removeFiles(removed, "retention")
-		l.store.enforceCap()
-	}
-}
-
-// commit writes a batch of encoded requests to the open segment and fsyncs
-// it. It returns the segments that retention dropped, for the caller to
-// delete.
-func (l *Log) commit(batch []*request) ([]*segment, error) {
-	if !l.onDisk {
-		if err := l.create(); err != nil {
-			return nil, err
-		}
-	}
-	first := batch[0].first
-	l.mu.Lock()
-	var seg *segment
-	if n := len(l.segs); n > 0 {
-		seg = l.segs[n-1]
-	}
-	full := seg == nil || seg.size >= l.store.segBytes ||
-		(l.store.opts.MaxEvents > 0 && seg.count >= max(l.store.opts.MaxEvents/segmentEventsPerBound, minSegmentEvents))
-	if seg != nil && seg.count == 0 && seg.base == first {
-		full = false // an empty open segment (just rolled, or a reserve marker)
-	}
-	off := int64(0)
-	if !full {
-		off = seg.size
-	}
-	lastIdx := int64(-indexInterval)
-	if !full && len(seg.index) > 0 {
-		lastIdx = seg.index[len(seg.index)-1].off
-	}
-	l.mu.Unlock()
-	if full {
-		if err := l.newSegment(first); err != nil {
-			return nil, err
-		}
-		l.mu.Lock()
-		seg = l.segs[len(l.segs)-1]
-		l.mu.Unlock()
-	}
-
-	// Index entries for the records about to be written, and the writes.
-	var idx []indexEntry
-	at, count := off, 0
-	for _, r := range batch {
-		for p := 0; p < len(r.buf); {
-			h := readHeader(r.buf[p:])
-			if at+int64(p)-lastIdx >= indexInterval {
-				idx = append(idx, indexEntry{h.seq, at + int64(p)})
-				lastIdx = at + int64(p)
-			}
-			p += headerSize + h.n
-			count++
-		}
-		if _, err := seg.f.WriteAt(r.buf, at); err != nil {
-			// Undo a partial write so that a later restart does not see it.
-			seg.f.Truncate(off)
-			return nil, err
-		}
-		at += int64(len(r.buf))
-	}
-	if h := l.store.beforeSync; h != nil {
-		h(l)
-	}
-	if err := seg.f.Sync(); err != nil {
-		return nil, err
-	}
-	last := batch[len(batch)-1]
-	lastSeq := last.first + uint64(last.n) - 1
-	written := at - off
-
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if seg.count == 0 {
-		seg.first = first
-	}
-	seg.count += count
-	seg.last = lastSeq
-	seg.size += written
-	seg.index = append(seg.index, idx...)
-	seg.modTime = time.Now()
-	l.durable = lastSeq
-	l.bytes += written
-	l.store.total.Add(written)
-	return l.retainLocked(), nil
 }
 
 // create makes the tenant's directory and meta file on its first append.

@@ -38,7 +38,13 @@ type segment struct {
 	index       []indexEntry
 	modTime     time.Time // last commit; the store-wide cap removes the least recently written first
 
-	refs    int  // readers using f right now
+	// Written by the committer ahead of fsync: bytes, records, and the
+	// offset of the last index entry. Only the committer touches them.
+	written  int64
+	wcount   int
+	wLastIdx int64
+
+	refs    int  // readers and fsyncs using f right now
 	removed bool // dropped from the log: f is closed once refs reaches 0
 }
 

@@ -100,7 +100,7 @@ type Store struct {
 	logs    map[string]*Log
 	closed  bool
 
-	beforeSync func(*Log) // tests: called by a committer before each fsync
+	syncFile func(*os.File) error // tests: replaces (*os.File).Sync for segment fsyncs
 }
 
 // Open opens (creating it if needed) the data directory dir and recovers
