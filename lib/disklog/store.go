@@ -214,6 +214,24 @@ func (s *Store) Log(tenant string) (*Log, error) {
 	return l, nil
 }
 
+// Forget drops the tenant's log from memory if nothing was ever appended
+// to it (it has no directory): a reader alone then leaves no trace. The
+// dropped Log is closed; a later Log call starts afresh, with a new epoch.
+func (s *Store) Forget(tenant string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logs[tenant]
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.next == 1 && len(l.segs) == 0 && !l.committing {
+		l.closed = true
+		delete(s.logs, tenant)
+	}
+}
+
 // TotalBytes returns the bytes held in segments across tenants.
 func (s *Store) TotalBytes() int64 { return s.total.Load() }
 

@@ -144,6 +144,9 @@ func (s *DiskStore) release(tenant string, hot *Memory) {
 		t.refs--
 		if t.refs == 0 {
 			delete(s.tenants, tenant)
+			// A tenant that only ever had readers leaves nothing behind
+			// (so a spray of made-up tenant names costs no memory).
+			s.store.Forget(tenant)
 			last = true
 		}
 	}

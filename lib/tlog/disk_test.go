@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -213,5 +214,31 @@ func TestDiskHandles(t *testing.T) {
 	}
 	if got, gaps := readFrom(t, c, 2, 100); !sameSeqs(got, span(2, 9)) || len(gaps) != 0 {
 		t.Fatalf("after reopen: %v %v", got, gaps)
+	}
+}
+
+// TestDiskReadersLeaveNoTrace: a tenant that was only read from is
+// forgotten with its last handle (no files, no memory), while one with
+// data keeps its epoch.
+func TestDiskReadersLeaveNoTrace(t *testing.T) {
+	dir := t.TempDir()
+	s := openDisk(t, dir, DiskOptions{}, 0)
+	for i := 0; i < 100; i++ {
+		d := diskLog(t, s, fmt.Sprintf("spray-%d", i))
+		d.Read(1, nil, 10, 1<<10)
+		d.Close()
+	}
+	if got := s.Tenants(); len(got) != 0 {
+		t.Fatalf("readers left %d tenants behind: %v", len(got), got[:3])
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "tenants")); len(ents) != 0 {
+		t.Fatalf("readers left %d directories", len(ents))
+	}
+	d := diskLog(t, s, "kept")
+	d.Append(bodies(1, 1))
+	e := d.Epoch()
+	d.Close()
+	if d2 := diskLog(t, s, "kept"); d2.Epoch() != e {
+		t.Fatalf("epoch %q after reopen, want %q", d2.Epoch(), e)
 	}
 }
