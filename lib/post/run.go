@@ -154,8 +154,12 @@ func (p *poster) run(ctx context.Context) error {
 	defer interruptIn()
 
 	pace := &pacer{rate: p.o.Rate, replay: p.o.Replay, now: p.now, sleep: p.sleep}
+	var last *lane // the reader's lane of the previous line: most lines skip the lookup
 	route := func(it *item) bool {
-		if !pace.wait(it.ts) || !p.lane(it.tenant).add(it.wire, it.ref) {
+		if last == nil || last.tenant != it.tenant {
+			last = p.lane(it.tenant)
+		}
+		if !pace.wait(it.ts) || !last.add(it.wire, it.ref) {
 			p.stats.unsent.Add(1) // read and good, but the run stopped
 			return false
 		}
