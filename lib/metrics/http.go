@@ -125,13 +125,15 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-func (w *statusWriter) Flush() {
+func (w *statusWriter) Flush() { w.FlushError() }
+
+// FlushError lets http.ResponseController see a failed flush (a stream
+// writer learns of a gone client this way).
+func (w *statusWriter) FlushError() error {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {

@@ -455,3 +455,19 @@ func TestReasonFor(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadFromReaders: with a log shared by several relays, appends made
+// elsewhere reach this relay only through its subscribers' reads; the head,
+// and so the lag, follows the furthest reader and never moves back.
+func TestHeadFromReaders(t *testing.T) {
+	m := New(Options{})
+	tn := m.Tenant("shared")
+	fast, slow := tn.Subscribe(0), tn.Subscribe(0)
+	fast.Wrote(20, 1, 20) // read seqs 1..20, appended by another relay
+	slow.Wrote(5, 1, 5)
+	tn.Accepted(1, 3) // a late report of an older append
+	fams := scrape(t, metricsOnly(m))
+	if got := val(t, fams, "tl_relay_subscriber_lag_max_events", "tenant", "shared"); got != 15 {
+		t.Errorf("lag = %v, want 15", got)
+	}
+}

@@ -69,15 +69,24 @@ func (t *Tenant) Name() string { return t.name }
 // acceptance that delivery latency is measured from.
 func (t *Tenant) Accepted(n int, head uint64) {
 	t.accepted.Add(uint64(n))
-	t.head.Store(head)
+	t.Head(head)
 	if r := t.ring.Load(); r != nil {
 		r.record(head, nowNano())
 	}
 }
 
-// Head records the newest seq of the tenant's log when it moved without an
-// Accepted call here (for example a shared log appended by another relay).
-func (t *Tenant) Head(head uint64) { t.head.Store(head) }
+// Head records that the tenant's log reaches seq head, when it may have
+// moved without an Accepted call here (a log shared with other relays);
+// Sub.Wrote calls it. The head only moves forward, whatever order
+// concurrent publishers report in.
+func (t *Tenant) Head(head uint64) {
+	for {
+		cur := t.head.Load()
+		if head <= cur || t.head.CompareAndSwap(cur, head) {
+			return
+		}
+	}
+}
 
 // Subscribe counts a new subscriber whose cursor is at seq cursor (the last
 // seq it has been sent, or the one before where it starts).
@@ -159,6 +168,7 @@ func (s *Sub) Wrote(lines int, first, cursor uint64) {
 		s.delivered.Add(uint64(lines))
 	}
 	s.cursor.Store(cursor)
+	s.t.Head(cursor)
 	if first >= s.live {
 		if at, ok := s.t.ring.Load().acceptedAt(first); ok {
 			s.t.m.latency.Observe(float64(nowNano()-at) / 1e9)

@@ -136,8 +136,17 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 		}
 	}
 
+	var adminL net.Listener
+	if obs.adminListen != "" {
+		if adminL, err = listenAdmin(obs.adminListen, sec.store != nil, secFlags.insecure); err != nil {
+			return err
+		}
+	}
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
+		if adminL != nil {
+			adminL.Close()
+		}
 		return fmt.Errorf("listen: %w", err)
 	}
 	l, scheme := sec.listener(l)
@@ -148,12 +157,8 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	stopHUP := sec.handleSIGHUP(s, cfg.Logger)
 	defer stopHUP()
 	var admin *adminServer
-	if obs.adminListen != "" {
-		if admin, err = startAdmin(obs.adminListen, s, sec.store != nil, secFlags.insecure, env.Stderr); err != nil {
-			l.Close()
-			s.Shutdown(context.Background())
-			return err
-		}
+	if adminL != nil {
+		admin = startAdmin(adminL, s, env.Stderr)
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()

@@ -81,10 +81,11 @@ type adminServer struct {
 // addr is the address bound.
 func (a *adminServer) addr() string { return a.bound }
 
-// startAdmin serves s.AdminHandler on addr, after the same check as the main
-// listener: an address other than loopback needs tokens (the admin scope)
-// or insecure. It prints the address bound on stderr, on a line of its own.
-func startAdmin(addr string, s *Server, tokens, insecure bool, stderr io.Writer) (*adminServer, error) {
+// listenAdmin binds --admin-listen's address, after the same check as the
+// main listener: an address other than loopback needs tokens (the admin
+// scope) or insecure. It binds before the main listener reports its
+// address, so that whoever reads that line finds the admin port open too.
+func listenAdmin(addr string, tokens, insecure bool) (net.Listener, error) {
 	if err := auth.CheckListen(addr, tokens, insecure); err != nil {
 		return nil, cli.Usagef("--admin-listen: %v", err)
 	}
@@ -92,6 +93,12 @@ func startAdmin(addr string, s *Server, tokens, insecure bool, stderr io.Writer)
 	if err != nil {
 		return nil, fmt.Errorf("admin listen: %w", err)
 	}
+	return l, nil
+}
+
+// startAdmin serves s.AdminHandler on l, and prints the address on stderr,
+// on a line of its own.
+func startAdmin(l net.Listener, s *Server, stderr io.Writer) *adminServer {
 	fmt.Fprintf(stderr, "tl-relay: admin on http://%s\n", l.Addr())
 	a := &adminServer{
 		http: &http.Server{
@@ -103,7 +110,7 @@ func startAdmin(addr string, s *Server, tokens, insecure bool, stderr io.Writer)
 		served: make(chan error, 1),
 	}
 	go func() { a.served <- a.http.Serve(l) }()
-	return a, nil
+	return a
 }
 
 // stop ends the admin server (a CPU profile in progress is cut short) and
