@@ -114,6 +114,10 @@ func (l *Log) write(g *group) error {
 			return err
 		}
 		l.mu.Lock()
+		if seg != nil {
+			seg.finalSize = seg.written
+			seg.sealed = seg.size == seg.finalSize
+		}
 		seg = l.segs[len(l.segs)-1]
 		l.mu.Unlock()
 	}
@@ -122,12 +126,14 @@ func (l *Log) write(g *group) error {
 	for _, r := range g.reqs {
 		for p := 0; p < len(r.buf); {
 			h := readHeader(r.buf[p:])
-			if at+int64(p)-seg.wLastIdx >= indexInterval {
-				g.idx = append(g.idx, indexEntry{h.seq, at + int64(p)})
-				seg.wLastIdx = at + int64(p)
+			if !h.key {
+				if at+int64(p)-seg.wLastIdx >= indexInterval {
+					g.idx = append(g.idx, indexEntry{h.seq, at + int64(p)})
+					seg.wLastIdx = at + int64(p)
+				}
+				g.count++
 			}
 			p += headerSize + h.n
-			g.count++
 		}
 		if _, err := seg.f.WriteAt(r.buf, at); err != nil {
 			// Undo a partial write so that a later restart does not see it.
@@ -177,6 +183,7 @@ func (l *Log) syncAndAck(g *group) {
 			seg.count += g.count
 			seg.last = g.last
 			seg.size += g.size
+			seg.sealed = seg.size == seg.finalSize
 			seg.index = append(seg.index, g.idx...)
 			seg.modTime = time.Now()
 			l.durable = g.last

@@ -14,6 +14,11 @@ func FuzzScanSegment(f *testing.F) {
 		good = appendRecord(good, i, body("acme", int(i)), i%2 == 1)
 	}
 	f.Add(good, true)
+	keyed := appendKeyRecord(nil, "idem-1", 1, 2)
+	keyed = appendRecord(keyed, 1, body("acme", 1), false)
+	keyed = appendRecord(keyed, 2, body("acme", 2), true)
+	f.Add(keyed, true)
+	f.Add(keyed[:len(keyed)-1], true)
 	f.Add(good[:len(good)-3], true)
 	f.Add(good[:len(good)-3], false)
 	flipped := append([]byte(nil), good...)

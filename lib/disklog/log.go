@@ -63,6 +63,22 @@ type Log struct {
 	committing bool // the committer goroutine runs
 	closed     bool
 	err        error // a failed write or fsync: the log takes no more appends
+	keys       []Key // Idempotency-Keys found at start-up, until TakeKeys
+}
+
+// maxKeys bounds the Idempotency-Keys kept from start-up per tenant: the
+// newest ones, as many as PROTOCOL.md promises to remember.
+const maxKeys = 10_000
+
+// TakeKeys returns the Idempotency-Keys found on disk at start-up with the
+// batches they published (the newest maxKeys), oldest first, and forgets
+// them.
+func (l *Log) TakeKeys() []Key {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := l.keys
+	l.keys = nil
+	return k
 }
 
 func newLog(s *Store, tenant string) *Log {
@@ -158,6 +174,7 @@ func (s *Store) recover(tenant string) (*Log, error) {
 		st, _ := f.Stat()
 		seg.count, seg.first, seg.last, seg.index, seg.size = sc.count, sc.first, sc.last, sc.index, sc.end
 		seg.written, seg.wcount, seg.wLastIdx = sc.end, sc.count, -indexInterval
+		seg.finalSize = -1 // open until sealed below
 		if n := len(sc.index); n > 0 {
 			seg.wLastIdx = sc.index[n-1].off
 		}
@@ -165,6 +182,10 @@ func (s *Store) recover(tenant string) (*Log, error) {
 			seg.modTime = st.ModTime()
 		}
 		reserve = max(reserve, sc.reserve)
+		l.keys = append(l.keys, sc.keys...)
+		if len(l.keys) > 2*maxKeys {
+			l.keys = append(l.keys[:0:0], l.keys[len(l.keys)-maxKeys:]...)
+		}
 		if sc.count > 0 {
 			lastSeq = sc.last
 		}
@@ -182,6 +203,12 @@ func (s *Store) recover(tenant string) (*Log, error) {
 			l.closeFiles()
 			return nil, err
 		}
+	}
+	if len(l.keys) > maxKeys {
+		l.keys = append(l.keys[:0:0], l.keys[len(l.keys)-maxKeys:]...)
+	}
+	for _, seg := range l.segs[:max(len(l.segs)-1, 0)] {
+		seg.finalSize, seg.sealed = seg.size, true // only the newest takes more records
 	}
 	l.durable = l.next - 1
 	if s.opts.MaxEvents > 0 && l.durable >= uint64(s.opts.MaxEvents) {
@@ -210,7 +237,7 @@ func (l *Log) newSegment(base uint64) error {
 		return err
 	}
 	l.mu.Lock()
-	l.segs = append(l.segs, &segment{base: base, path: p, f: f, modTime: time.Now(), wLastIdx: -indexInterval})
+	l.segs = append(l.segs, &segment{base: base, path: p, f: f, modTime: time.Now(), wLastIdx: -indexInterval, finalSize: -1})
 	l.mu.Unlock()
 	return nil
 }
@@ -226,7 +253,7 @@ func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
 		}
 		size += len(b)
 	}
-	first, err = l.AppendFunc(len(bodies), size, func(dst []byte, _ uint64, i int) []byte {
+	first, err = l.AppendFunc("", len(bodies), size, func(dst []byte, _ uint64, i int) []byte {
 		return append(dst, bodies[i]...)
 	})
 	if err != nil {
@@ -236,12 +263,14 @@ func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
 }
 
 // AppendFunc adds n records as one batch, like Append, and returns the
-// first seq once they are durable. Record i's body is what body appends to
+// first seq once they are durable. A non-empty key (an Idempotency-Key) is
+// written with the batch, atomically, and comes back from TakeKeys after a
+// restart. Record i's body is what body appends to
 // dst, given its seq: seqs are reserved first, then the bodies are encoded
 // by the caller's goroutine (concurrently with other appends), so a body may
 // hold its own seq. size is a hint: the bodies' total length. A body must
 // not exceed MaxBody bytes.
-func (l *Log) AppendFunc(n, size int, body func(dst []byte, seq uint64, i int) []byte) (uint64, error) {
+func (l *Log) AppendFunc(key string, n, size int, body func(dst []byte, seq uint64, i int) []byte) (uint64, error) {
 	if n <= 0 {
 		return 0, errors.New("disklog: empty batch")
 	}
@@ -275,7 +304,10 @@ func (l *Log) AppendFunc(n, size int, body func(dst []byte, seq uint64, i int) [
 				r.encodeErr = fmt.Errorf("disklog: encoding a batch: %v", p)
 			}
 		}()
-		buf := make([]byte, 0, size+n*headerSize)
+		buf := make([]byte, 0, size+n*headerSize+len(key)+headerSize+8)
+		if key != "" {
+			buf = appendKeyRecord(buf, key, r.first, r.first+uint64(n)-1)
+		}
 		for i := 0; i < n; i++ {
 			start := len(buf)
 			buf = append(buf, make([]byte, headerSize)...)
@@ -409,7 +441,7 @@ func (l *Log) Read(dst []Record, from uint64, maxRecords, maxBytes int) ([]Recor
 		if i+1 < len(l.segs) {
 			nextBase = l.segs[i+1].base
 		}
-		off, end := seg.locate(from), seg.size
+		off, end, sealed := seg.locate(from), seg.size, seg.sealed
 		seg.refs++
 		l.mu.Unlock()
 
@@ -431,6 +463,9 @@ func (l *Log) Read(dst []Record, from uint64, maxRecords, maxBytes int) ([]Recor
 			from = dst[len(dst)-1].Seq + 1
 		}
 		if lim.more() {
+			if !sealed {
+				return dst, nil // the rest is not durable yet
+			}
 			// The segment is exhausted: go on with the next one.
 			from = max(from, nextBase)
 		}
@@ -482,6 +517,10 @@ func (l *Log) readSegment(seg *segment, dst []Record, off, end int64, from uint6
 				}
 				off, p = next, 0
 				break
+			}
+			if h.key {
+				p += size // an Idempotency-Key, not an event
+				continue
 			}
 			if h.seq >= from {
 				dst = append(dst, Record{Seq: h.seq, Body: chunk[p+headerSize : p+size : p+size]})

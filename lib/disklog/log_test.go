@@ -307,7 +307,7 @@ func TestAppendFunc(t *testing.T) {
 	s := mustOpen(t, t.TempDir(), Options{})
 	l := mustLog(t, s, "acme")
 	appendN(t, l, 2)
-	first, err := l.AppendFunc(3, 30, func(dst []byte, seq uint64, i int) []byte {
+	first, err := l.AppendFunc("", 3, 30, func(dst []byte, seq uint64, i int) []byte {
 		return append(dst, body("acme", int(seq))...)
 	})
 	if err != nil || first != 3 {
@@ -319,13 +319,13 @@ func TestAppendFunc(t *testing.T) {
 	}
 	checkBodies(t, "acme", recs)
 
-	if _, err := l.AppendFunc(1, 0, func(dst []byte, seq uint64, i int) []byte { panic("boom") }); err == nil {
+	if _, err := l.AppendFunc("", 1, 0, func(dst []byte, seq uint64, i int) []byte { panic("boom") }); err == nil {
 		t.Fatal("a panicking encoder was accepted")
 	}
 	if _, _, err := l.Append([][]byte{body("acme", 6)}); err == nil {
 		t.Fatal("Append after a failed encoding succeeded: the numbering would have a hole")
 	}
-	if _, err := l.AppendFunc(1, 0, func(dst []byte, seq uint64, i int) []byte {
+	if _, err := l.AppendFunc("", 1, 0, func(dst []byte, seq uint64, i int) []byte {
 		return append(dst, make([]byte, MaxBody+1)...)
 	}); err == nil {
 		t.Fatal("an oversized record was accepted")

@@ -8,7 +8,8 @@ import (
 // A record on disk is a 16-byte header followed by the body, little endian:
 //
 //	offset 0  crc32c   uint32  Castagnoli CRC of bytes 4..16+len (header rest and body)
-//	offset 4  lenflags uint32  low 31 bits: body length; bit 31: last record of its batch
+//	offset 4  lenflags uint32  low 30 bits: body length; bit 31: last record of its batch;
+//	                           bit 30: a key record
 //	offset 8  seq      uint64  the record's sequence number
 //	offset 16 body     len bytes
 //
@@ -17,6 +18,11 @@ import (
 // atomic on disk: a crash in the middle of writing a batch leaves records
 // without a closing flag at the tail of the newest segment, and recovery
 // drops them all.
+//
+// A key record carries a batch's Idempotency-Key and opens that batch (so
+// the key is durable exactly when the batch is): its seq is the batch's
+// first seq, and its body the batch's last seq (8 bytes) and then the key.
+// It is not an event: readers skip it.
 const (
 	headerSize = 16
 	// MaxBody bounds a record's body, and the length a header may claim
@@ -25,6 +31,9 @@ const (
 	MaxBody = 1 << 20
 	// batchEnd marks the last record of a batch in lenflags.
 	batchEnd = 1 << 31
+	// keyRecord marks a key record in lenflags.
+	keyRecord = 1 << 30
+	lenMask   = keyRecord - 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -56,16 +65,46 @@ func sealRecord(rec []byte, seq uint64, last bool) {
 	binary.LittleEndian.PutUint32(rec, crc32.Checksum(rec[4:], castagnoli))
 }
 
-// recordBodies appends to dst the bodies of the well-formed records in buf
-// (which the caller encoded), each capped at its own length.
+// recordBodies appends to dst the bodies of the well-formed event records
+// in buf (which the caller encoded), each capped at its own length.
 func recordBodies(dst [][]byte, buf []byte) [][]byte {
 	for p := 0; p < len(buf); {
-		n := readHeader(buf[p:]).n
-		end := p + headerSize + n
-		dst = append(dst, buf[p+headerSize:end:end])
+		h := readHeader(buf[p:])
+		end := p + headerSize + h.n
+		if !h.key {
+			dst = append(dst, buf[p+headerSize:end:end])
+		}
 		p = end
 	}
 	return dst
+}
+
+// Key is an Idempotency-Key found on disk with the batch it published.
+type Key struct {
+	Key         string
+	First, Last uint64
+}
+
+// appendKeyRecord appends the key record opening the batch first..last.
+func appendKeyRecord(dst []byte, key string, first, last uint64) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, headerSize)...)
+	dst = binary.LittleEndian.AppendUint64(dst, last)
+	dst = append(dst, key...)
+	sealRecord(dst[start:], first, false)
+	lf := binary.LittleEndian.Uint32(dst[start+4:]) | keyRecord
+	binary.LittleEndian.PutUint32(dst[start+4:], lf)
+	binary.LittleEndian.PutUint32(dst[start:], crc32.Checksum(dst[start+4:], castagnoli))
+	return dst
+}
+
+// decodeKey reads a key record's body.
+func decodeKey(first uint64, body []byte) (Key, bool) {
+	if len(body) < 8 {
+		return Key{}, false
+	}
+	last := binary.LittleEndian.Uint64(body)
+	return Key{Key: string(body[8:]), First: first, Last: last}, last >= first
 }
 
 // header is a decoded, not yet verified, record header.
@@ -73,6 +112,7 @@ type header struct {
 	crc  uint32
 	n    int  // body length
 	last bool // batch end
+	key  bool // a key record
 	seq  uint64
 }
 
@@ -80,8 +120,9 @@ func readHeader(b []byte) header {
 	lf := binary.LittleEndian.Uint32(b[4:])
 	return header{
 		crc:  binary.LittleEndian.Uint32(b),
-		n:    int(lf &^ batchEnd),
+		n:    int(lf & lenMask),
 		last: lf&batchEnd != 0,
+		key:  lf&keyRecord != 0,
 		seq:  binary.LittleEndian.Uint64(b[8:]),
 	}
 }

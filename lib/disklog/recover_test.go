@@ -1,6 +1,7 @@
 package disklog
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -254,5 +255,61 @@ func TestLostMeta(t *testing.T) {
 	}
 	if _, n := l.Bounds(); n != 3 {
 		t.Fatalf("newest %d", n)
+	}
+}
+
+// TestKeysSurviveRestart: an Idempotency-Key written with its batch comes
+// back after a restart with the batch's seqs, unless the batch itself was
+// cut (a torn tail); key records are never served as events.
+func TestKeysSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{})
+	l := mustLog(t, s, "acme")
+	appendN(t, l, 2)
+	for _, key := range []string{"k-one", "k-two"} {
+		_, newest := l.Bounds()
+		if _, err := l.AppendFunc(key, 3, 0, func(dst []byte, seq uint64, _ int) []byte {
+			return append(dst, body("acme", int(seq))...)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, n := l.Bounds(); n != newest+3 {
+			t.Fatalf("newest %d after a keyed batch of 3, want %d", n, newest+3)
+		}
+	}
+	recs := readAllRecords(t, l)
+	if !equalSeqs(seqsOf(recs), seqRange(1, 8)) {
+		t.Fatalf("seqs %v", seqsOf(recs))
+	}
+	checkBodies(t, "acme", recs)
+	s.Close()
+
+	want := []Key{{"k-one", 3, 5}, {"k-two", 6, 8}}
+	s = mustOpen(t, dir, Options{})
+	l = mustLog(t, s, "acme")
+	if got := l.TakeKeys(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("TakeKeys = %v, want %v", got, want)
+	}
+	if got := l.TakeKeys(); got != nil {
+		t.Fatalf("second TakeKeys = %v", got)
+	}
+	recs = readAllRecords(t, l)
+	if !equalSeqs(seqsOf(recs), seqRange(1, 8)) {
+		t.Fatalf("after restart: seqs %v", seqsOf(recs))
+	}
+	checkBodies(t, "acme", recs)
+	s.Close()
+
+	// Cut the last batch short: its key goes with it.
+	files := segFiles(t, dir, "acme")
+	st, _ := os.Stat(files[len(files)-1])
+	os.Truncate(files[len(files)-1], st.Size()-5)
+	s = mustOpen(t, dir, Options{})
+	l = mustLog(t, s, "acme")
+	if got := l.TakeKeys(); fmt.Sprint(got) != fmt.Sprint(want[:1]) {
+		t.Fatalf("after a torn tail, TakeKeys = %v, want %v", got, want[:1])
+	}
+	if _, n := l.Bounds(); n != 5 {
+		t.Fatalf("newest %d after the torn batch, want 5", n)
 	}
 }

@@ -44,6 +44,14 @@ type segment struct {
 	wcount   int
 	wLastIdx int64
 
+	// A segment is sealed once no record will ever be added to it: it was
+	// rolled over and every group written to it is acknowledged. Only then
+	// may a reader that reached its end go on to the next segment (a group
+	// still in its fsync would otherwise be skipped). finalSize is its
+	// written size when rolled over (-1 while it is open).
+	sealed    bool
+	finalSize int64
+
 	refs    int  // readers and fsyncs using f right now
 	removed bool // dropped from the log: f is closed once refs reaches 0
 }
@@ -107,6 +115,7 @@ type scan struct {
 	end         int64    // keep [0, end); cut the rest
 	damage      []string // one description per damaged stretch, for the log
 	reserve     uint64   // a seq that a damaged but complete tail record carried: never reuse it
+	keys        []Key    // Idempotency-Keys of the batches kept
 }
 
 // scanSegment verifies every record of a segment's contents b. A record that
@@ -130,11 +139,21 @@ func scanSegment(b []byte, base uint64, newest bool) scan {
 		last  uint64
 		end   int64
 		idx   int
+		keys  int
 	}
 	committed := mark{last: prev}
 	var torn int64 // bytes of an unreadable tail
 	for off < int64(len(b)) {
 		h, size, st := parseRecord(b[off:])
+		if st == recOK && h.key && h.seq > prev {
+			// The Idempotency-Key of the batch that starts here: it
+			// takes no seq of its own.
+			if k, ok := decodeKey(h.seq, b[off+headerSize:off+int64(size)]); ok {
+				sc.keys = append(sc.keys, k)
+			}
+			off += int64(size)
+			continue
+		}
 		if st == recOK && h.seq > prev {
 			if sc.count == 0 {
 				sc.first = h.seq
@@ -147,7 +166,7 @@ func scanSegment(b []byte, base uint64, newest bool) scan {
 			sc.last, prev = h.seq, h.seq
 			off += int64(size)
 			if h.last {
-				committed = mark{sc.count, sc.last, off, len(sc.index)}
+				committed = mark{sc.count, sc.last, off, len(sc.index), len(sc.keys)}
 			}
 			continue
 		}
@@ -156,7 +175,7 @@ func scanSegment(b []byte, base uint64, newest bool) scan {
 			sc.damage = append(sc.damage, fmt.Sprintf("bytes %d-%d damaged, seqs %d-%d lost", off, next-1, prev+1, nh.seq-1))
 			off, reindex = next, true
 			// The records before the damage stand on their own.
-			committed = mark{sc.count, sc.last, off, len(sc.index)}
+			committed = mark{sc.count, sc.last, off, len(sc.index), len(sc.keys)}
 			continue
 		}
 		// Nothing valid follows: this is the tail.
@@ -177,6 +196,7 @@ func scanSegment(b []byte, base uint64, newest bool) scan {
 		// stopped in the middle (a crash), so it was never acknowledged.
 		off = committed.end
 		sc.count, sc.last, sc.index = committed.count, committed.last, sc.index[:committed.idx]
+		sc.keys = sc.keys[:committed.keys]
 	}
 	if cut := int64(len(b)) - off; cut > 0 {
 		if torn > 0 && !newest {

@@ -74,6 +74,19 @@ func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
 	return s, nil
 }
 
+// RecoveredKeys returns the Idempotency-Keys found on disk at start-up for
+// tenant, with the seqs of the batch each published (at most the newest
+// 10,000), once: a second call returns none. A relay loads them into the
+// tenant's Keys, so that a publisher retrying across a restart is answered
+// with its first 202 instead of publishing twice.
+func (s *DiskStore) RecoveredKeys(tenant string) []disklog.Key {
+	l, err := s.store.Log(tenant)
+	if err != nil {
+		return nil
+	}
+	return l.TakeKeys()
+}
+
 // Tenants returns the tenants with a history on disk.
 func (s *DiskStore) Tenants() []string { return s.store.Tenants() }
 
@@ -182,6 +195,12 @@ type Disk struct {
 
 // Append implements Log: it returns once the bodies are durable.
 func (d *Disk) Append(bodies [][]byte) (first, last uint64, err error) {
+	return d.AppendKeyed(bodies, "")
+}
+
+// AppendKeyed implements KeyedAppender: the key is written with the batch,
+// atomically, and DiskStore.RecoveredKeys returns it after a restart.
+func (d *Disk) AppendKeyed(bodies [][]byte, key string) (first, last uint64, err error) {
 	if len(bodies) == 0 {
 		return 0, 0, nil
 	}
@@ -194,7 +213,7 @@ func (d *Disk) Append(bodies [][]byte) (first, last uint64, err error) {
 	}
 	// Records hold delivery lines, seq included: encoded once, by this
 	// goroutine, then written, cached and served as they are.
-	first, err = d.disk.AppendFunc(len(bodies), size, func(dst []byte, seq uint64, i int) []byte {
+	first, err = d.disk.AppendFunc(key, len(bodies), size, func(dst []byte, seq uint64, i int) []byte {
 		return event.AppendDelivery(dst, seq, bodies[i])
 	})
 	if err != nil {

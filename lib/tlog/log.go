@@ -49,6 +49,14 @@ type Log interface {
 	Close() error
 }
 
+// KeyedAppender is a Log that can keep a batch's Idempotency-Key with the
+// batch itself, atomically, so that the key outlives a restart exactly
+// when the batch does.
+type KeyedAppender interface {
+	// AppendKeyed is Append for a request carrying Idempotency-Key key.
+	AppendKeyed(bodies [][]byte, key string) (first, last uint64, err error)
+}
+
 // Gap is a range of seqs, From..To inclusive, that a reader will never get.
 // The zero Gap means none.
 type Gap struct{ From, To uint64 }
