@@ -175,7 +175,11 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 		case a.status == http.StatusUnauthorized:
 			p.con.printf("%s: the relay refused the token: %s", p.span(refs), a)
 			p.stats.unsent.Add(int64(len(refs)))
-			p.fail(errors.New("the relay refused the token"))
+			if p.cfg.Token == "" {
+				p.fail(errors.New("the relay needs a token: set TL_TOKEN or use --token-file"))
+			} else {
+				p.fail(errors.New("the relay refused the token"))
+			}
 			return
 
 		case a.status != 0 && !retryable(a.status):
