@@ -24,17 +24,20 @@ type tenant struct {
 }
 
 // registry maps tenant names to tenants, opening them on first use and
-// dropping the idle ones.
+// dropping the idle ones. Opening and closing a log may do I/O (a data
+// directory, Redis), so neither happens under mu: a name being opened or
+// closed is marked busy, and acquire waits for it.
 type registry struct {
 	cfg *Config
 
-	mu      sync.Mutex // guards tenants, subs and the tenants' counts
+	mu      sync.Mutex // guards tenants, busy, subs and the tenants' counts
 	tenants map[string]*tenant
-	subs    int // subscribers over all tenants
+	busy    map[string]chan struct{} // names being opened or closed; closed when done
+	subs    int                      // subscribers over all tenants
 }
 
 func newRegistry(cfg *Config) *registry {
-	return &registry{cfg: cfg, tenants: map[string]*tenant{}}
+	return &registry{cfg: cfg, tenants: map[string]*tenant{}, busy: map[string]chan struct{}{}}
 }
 
 // acquire returns the tenant named name, opening it if needed, and holds it
@@ -51,32 +54,48 @@ func (g *registry) acquire(name string, sub bool) (*tenant, error) {
 func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	t = g.tenants[name]
-	if sub {
-		if g.subs >= g.cfg.MaxSubscribers {
-			return nil, false, unavailable("the relay has its maximum of %d subscribers", g.cfg.MaxSubscribers)
+	for {
+		t = g.tenants[name]
+		if sub {
+			if g.subs >= g.cfg.MaxSubscribers {
+				return nil, false, unavailable("the relay has its maximum of %d subscribers", g.cfg.MaxSubscribers)
+			}
+			if t != nil && t.subs >= g.cfg.MaxTenantSubscribers {
+				return nil, false, unavailable("tenant %s has its maximum of %d subscribers", name, g.cfg.MaxTenantSubscribers)
+			}
 		}
-		if t != nil && t.subs >= g.cfg.MaxTenantSubscribers {
-			return nil, false, unavailable("tenant %s has its maximum of %d subscribers", name, g.cfg.MaxTenantSubscribers)
+		if t != nil {
+			t.users++
+			if sub {
+				t.subs++
+				g.subs++
+			}
+			return t, created, nil
 		}
-	}
-	if t == nil {
-		// Opening a memory log is instant; a backing that does I/O here
-		// should open outside the lock (with a per-name once).
+		if done, ok := g.busy[name]; ok {
+			g.mu.Unlock()
+			<-done
+			g.mu.Lock()
+			continue
+		}
+		done := make(chan struct{})
+		g.busy[name] = done
+		g.mu.Unlock()
 		log, err := g.cfg.OpenLog(name)
+		var keys tlog.Keys
+		if err == nil {
+			keys = g.cfg.OpenKeys(name)
+		}
+		g.mu.Lock()
+		delete(g.busy, name)
+		close(done)
 		if err != nil {
 			return nil, false, unavailable("opening the log of tenant %s: %v", name, err)
 		}
-		t = &tenant{name: name, log: log, keys: g.cfg.OpenKeys(name), m: g.cfg.Metrics.Tenant(name)}
-		g.tenants[name] = t
+		g.tenants[name] = &tenant{name: name, log: log, keys: keys, m: g.cfg.Metrics.Tenant(name)}
 		created = true
+		// Loop: the limits are checked again, with the tenant in place.
 	}
-	t.users++
-	if sub {
-		t.subs++
-		g.subs++
-	}
-	return t, created, nil
 }
 
 // release undoes acquire.
@@ -96,36 +115,46 @@ func (g *registry) release(t *tenant, sub bool) {
 // dropIdle closes and forgets the tenants unused since before cutoff, and
 // returns how many it dropped.
 func (g *registry) dropIdle(cutoff time.Time) int {
-	var idle []*tenant
-	g.mu.Lock()
-	for name, t := range g.tenants {
-		if t.users == 0 && t.lastUsed.Before(cutoff) {
-			idle = append(idle, t)
-			delete(g.tenants, name)
-			t.m.Drop() // under the lock: a new tenant of that name gets new counters
-		}
-	}
-	g.mu.Unlock()
-	for _, t := range idle {
-		t.log.Close()
-		g.cfg.Logger.Info("tenant dropped", "tenant", t.name, "idle", time.Since(t.lastUsed).Round(time.Second))
-	}
-	return len(idle)
+	return g.drop(func(t *tenant) bool { return t.users == 0 && t.lastUsed.Before(cutoff) }, true)
 }
 
 // closeAll closes every tenant's log (at shutdown; not logged tenant by
 // tenant).
 func (g *registry) closeAll() {
+	g.drop(func(*tenant) bool { return true }, false)
+}
+
+// drop closes and forgets the tenants that pass cond. A name stays busy
+// until its log is closed, so reopening it waits (never two logs on one
+// data directory).
+func (g *registry) drop(cond func(*tenant) bool, logIt bool) int {
+	type closing struct {
+		t    *tenant
+		done chan struct{}
+	}
+	var gone []closing
 	g.mu.Lock()
-	rest := g.tenants
-	g.tenants = map[string]*tenant{}
-	for _, t := range rest {
-		t.m.Drop()
+	for name, t := range g.tenants {
+		if cond(t) {
+			c := closing{t, make(chan struct{})}
+			gone = append(gone, c)
+			delete(g.tenants, name)
+			g.busy[name] = c.done
+			t.m.Drop() // under the lock: a new tenant of that name gets new counters
+		}
 	}
 	g.mu.Unlock()
-	for _, t := range rest {
-		t.log.Close()
+	for _, c := range gone {
+		c.t.log.Close()
+		g.mu.Lock()
+		delete(g.busy, c.t.name)
+		g.mu.Unlock()
+		close(c.done)
+		if logIt {
+			g.cfg.Logger.Info("tenant dropped", "tenant", c.t.name, "idle", time.Since(c.t.lastUsed).Round(time.Second))
+		}
 	}
+	return len(gone)
 }
 
 // counts returns the number of tenants and subscribers.

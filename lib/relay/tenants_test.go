@@ -1,0 +1,95 @@
+package relay
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tl-sh/tl/lib/tlog"
+)
+
+// TestRegistryOpensOnce: concurrent first uses of a tenant open its log
+// once, outside the registry's lock (another tenant is served meanwhile),
+// and a tenant being closed is reopened only after its close finished.
+func TestRegistryOpensOnce(t *testing.T) {
+	gate := make(chan struct{})
+	var opens, closesDone atomic.Int32
+	cfg := Config{MaxSubscribers: 10, MaxTenantSubscribers: 10}
+	cfg.OpenLog = func(name string) (tlog.Log, error) {
+		opens.Add(1)
+		if name == "slow" {
+			<-gate
+		}
+		return &closeWatch{Log: tlog.NewMemory(10, 1<<20), closed: &closesDone}, nil
+	}
+	cfg.setDefaults()
+	g := newRegistry(&cfg)
+	type held struct {
+		tn  *tenant
+		sub bool
+	}
+	got := make(chan held, 8)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tn, err := g.acquire("slow", i%2 == 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- held{tn, i%2 == 0}
+		}()
+	}
+	// While "slow" is being opened, another tenant is not held up.
+	other, err := g.acquire("other", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.release(other, false)
+	close(gate)
+	wg.Wait()
+	close(got)
+	var first *tenant
+	var all []held
+	for h := range got {
+		if first == nil {
+			first = h.tn
+		}
+		if h.tn != first {
+			t.Fatal("two tenants for one name")
+		}
+		all = append(all, h)
+	}
+	if opens.Load() != 2 {
+		t.Errorf("%d opens, want 2", opens.Load())
+	}
+	if _, subs := g.counts(); subs != 4 {
+		t.Errorf("%d subscribers counted, want 4", subs)
+	}
+	for _, h := range all {
+		g.release(h.tn, h.sub)
+	}
+	if n := g.dropIdle(time.Now().Add(time.Second)); n != 2 {
+		t.Errorf("dropped %d tenants, want 2", n)
+	}
+	if closesDone.Load() != 2 {
+		t.Errorf("%d logs closed, want 2", closesDone.Load())
+	}
+	again, err := g.acquire("other", false)
+	if err != nil || again == other || opens.Load() != 3 {
+		t.Errorf("reopen: %v, same %v, opens %d", err, again == other, opens.Load())
+	}
+}
+
+type closeWatch struct {
+	tlog.Log
+	closed *atomic.Int32
+}
+
+func (c *closeWatch) Close() error {
+	c.closed.Add(1)
+	return c.Log.Close()
+}
