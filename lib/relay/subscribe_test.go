@@ -418,3 +418,35 @@ func smallBufDialer() *websocket.Dialer {
 	}
 	return &d
 }
+
+// TestBusySubscriberPinged: a subscriber kept busy by a steady flow still
+// gets its pings on time and, answering them, is never dropped, even with
+// pings far more frequent than the flow's pauses.
+func TestBusySubscriberPinged(t *testing.T) {
+	r := startRelay(t, Config{PingInterval: 20 * time.Millisecond})
+	w := r.dial("acme", "")
+	w.hello()
+	done := make(chan error, 1)
+	const batches, batch = 60, 200
+	go func() {
+		// The reader answers pings as it reads (gorilla's default handler).
+		for want := uint64(1); want <= batches*batch; want++ {
+			l, err := w.next(20 * time.Second)
+			if err != nil {
+				done <- fmt.Errorf("after seq %d: %w", want-1, err)
+				return
+			}
+			if s, ok := event.LineSeq([]byte(l)); !ok || s != want {
+				done <- fmt.Errorf("got %q, want seq %d", l, want)
+				return
+			}
+		}
+		done <- nil
+	}()
+	for b := 0; b < batches; b++ {
+		r.mustPost("acme", clicks(b*batch, batch))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

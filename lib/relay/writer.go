@@ -57,7 +57,16 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 		sub.cursor = next
 		if n > 0 || !gap.Empty() {
 			sub.wrote(n, sent, first, next, gap)
-			continue // there may be more
+			// There may be more. A busy stream still pings on time, or
+			// the client could not answer in time.
+			select {
+			case <-ticks:
+				if !tick() {
+					return false
+				}
+			default:
+			}
+			continue
 		}
 		if stop == nil && sub.cursor > target {
 			return true
@@ -136,12 +145,18 @@ func (sub *subscriber) serveWS(hello []byte) {
 		ws.SetWriteDeadline(time.Now().Add(s.writeWait()))
 		return ws.WriteMessage(websocket.TextMessage, msg)
 	}
+	// pingSent is when the oldest ping not answered yet went out (zero when
+	// none is): the connection is dead when that is two intervals ago.
+	var pingSent time.Time
 	tick := func() bool {
-		if time.Since(sub.pong()) > 2*s.cfg.PingInterval {
+		now := time.Now()
+		if pingSent.IsZero() || !sub.pong().Before(pingSent) {
+			pingSent = now
+		} else if now.Sub(pingSent) > 2*s.cfg.PingInterval {
 			s.log.Debug("subscriber missed two pings, closing", "tenant", sub.t.name)
 			return false
 		}
-		return ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.writeWait())) == nil
+		return ws.WriteControl(websocket.PingMessage, nil, now.Add(s.writeWait())) == nil
 	}
 	draining := sub.pump(hello, true, send, tick, sub.readerDone)
 	code, reason := websocket.CloseGoingAway, "relay shutting down"
