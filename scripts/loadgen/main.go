@@ -1,0 +1,341 @@
+// Command loadgen is tl-relay's fan-out benchmark (make bench runs it from
+// scripts/bench-fanout.sh). For each scenario it starts a fresh tl-relay on
+// a free loopback port, connects its subscribers (its own minimal WebSocket
+// client, spread over 127.0.0.x source addresses), publishes, waits for the
+// deliveries and prints one row of a table:
+//
+//	A  10,000 subscribers over 100 tenants, 500 events/s posted one by one
+//	B  10,000 subscribers on one tenant, 500 events/s (5M deliveries/s asked)
+//	C  1,000 subscribers on one tenant, batched publishes at a high rate
+//	D  19,900 idle subscribers: RSS per subscriber
+//
+// Every event carries its send time (metadata.sent_ns); latency is from the
+// POST being sent to the line being read. Server CPU and RSS come from
+// /proc; the generator's own CPU is shown beside them, since both share the
+// machine.
+//
+//	go run ./scripts/loadgen -relay bin/tl-relay            # A-D
+//	go run ./scripts/loadgen -relay bin/tl-relay -quick -only C
+//	go run ./scripts/loadgen -only C -cpuprofile /tmp/c.pprof  # the relay's profile
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// scenario is one row of the table.
+type scenario struct {
+	name     string
+	what     string
+	subs     int
+	tenants  int
+	rate     float64 // events/s over all tenants
+	batch    int     // events per POST
+	workers  int     // concurrent POSTs
+	duration time.Duration
+	bufSize  int      // each subscriber's read buffer
+	sample   int      // every sample-th subscriber records latency
+	idle     bool     // D: no publishing, RSS per subscriber
+	args     []string // extra relay flags
+}
+
+func scenarios(quick bool) []scenario {
+	d := 10 * time.Second
+	a, b, c, idle := 10_000, 10_000, 1_000, 19_900
+	tenants := 100
+	if quick {
+		d = 3 * time.Second
+		a, b, c, idle, tenants = 2_000, 2_000, 200, 2_000, 20
+	}
+	return []scenario{
+		{name: "A", what: fmt.Sprintf("%d subs / %d tenants, 500 ev/s single POSTs", a, tenants),
+			subs: a, tenants: tenants, rate: 500, batch: 1, workers: 16, duration: d, bufSize: 4 << 10, sample: 1},
+		// B's history holds 2 s of events: a subscriber further behind
+		// falls out of it and is told so in a gap line.
+		{name: "B", what: fmt.Sprintf("%d subs / 1 tenant, 500 ev/s single POSTs", b),
+			subs: b, tenants: 1, rate: 500, batch: 1, workers: 16, duration: d, bufSize: 16 << 10, sample: max(1, b/500),
+			args: []string{"--history-events", "1000"}},
+		{name: "C", what: fmt.Sprintf("%d subs / 1 tenant, 2,000 ev/s in 20-event POSTs", c),
+			subs: c, tenants: 1, rate: 2000, batch: 20, workers: 4, duration: d, bufSize: 64 << 10, sample: max(1, c/250)},
+		{name: "D", what: fmt.Sprintf("%d idle subs / 1 tenant", idle),
+			subs: idle, tenants: 1, idle: true, bufSize: 512},
+	}
+}
+
+func main() {
+	bin := flag.String("relay", "bin/tl-relay", "the tl-relay `binary`")
+	quick := flag.Bool("quick", false, "small and short (make bench-quick)")
+	only := flag.String("only", "", "run only these `scenarios` (letters, e.g. AC)")
+	cpuprofile := flag.String("cpuprofile", "", "save the relay's CPU profile of the publishing window to `file` (one scenario)")
+	drain := flag.Duration("drain", 15*time.Second, "after publishing, wait at most this long for every delivery")
+	flag.Parse()
+	if lim, err := raiseFileLimit(); err != nil || lim < 20_000 {
+		fmt.Fprintf(os.Stderr, "loadgen: open files limited to %d (%v): scenarios may fail\n", lim, err)
+	}
+	if *quick {
+		*drain = 5 * time.Second
+	}
+	fmt.Printf("%-3s %-42s %21s %9s %5s %11s %8s %8s %8s %8s %9s %9s %7s %8s %7s  %s\n",
+		"", "scenario", "delivered/expected", "gaps", "lost", "deliv/s", "p50", "p95", "p99", "max",
+		"posted/s", "POST p99", "relayCPU", "relayRSS", "genCPU", "note")
+	failed := false
+	for _, sc := range scenarios(*quick) {
+		if *only != "" && !strings.Contains(strings.ToUpper(*only), sc.name) {
+			continue
+		}
+		if err := runScenario(*bin, sc, *drain, *cpuprofile); err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: scenario %s: %v\n", sc.name, err)
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func tenantName(i, n int) string {
+	if n == 1 {
+		return "bench"
+	}
+	return fmt.Sprintf("t%03d", i)
+}
+
+// srcIP spreads connections over 127.0.0.2-127.0.0.251, 250 source
+// addresses with their own ephemeral ports each.
+func srcIP(i int) net.IP { return net.IPv4(127, 0, 0, byte(2+i%250)) }
+
+func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string) error {
+	args := append([]string{
+		"--max-subscribers", fmt.Sprint(sc.subs + 1000),
+		"--max-tenant-subscribers", fmt.Sprint(sc.subs + 1000),
+		"--admin-listen", "127.0.0.1:0",
+	}, sc.args...)
+	r, err := startRelay(bin, args...)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+
+	var rss0 int
+	if sc.idle {
+		// Warm the relay's heap and code paths with a few subscribers.
+		warm, err := connect(r.addr, sc, 100)
+		if err != nil {
+			return err
+		}
+		defer closeAll(warm)
+		time.Sleep(time.Second)
+		rss0 = r.rssKiB()
+	}
+	subs, err := connect(r.addr, sc, sc.subs)
+	defer closeAll(subs)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run() }()
+	}
+	defer wg.Wait()
+	defer closeAll(subs)
+	if err := waitHellos(subs, 30*time.Second); err != nil {
+		return err
+	}
+	if sc.idle {
+		time.Sleep(2 * time.Second)
+		rss := r.rssKiB()
+		per := float64(rss-rss0) / float64(sc.subs)
+		fmt.Printf("%-3s %-42s %21s %9s %5s %11s %8s %8s %8s %8s %9s %9s %7s %7dM %7s  %.1f KiB RSS per idle subscriber\n",
+			sc.name, sc.what, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", rss/1024, "-", per)
+		return nil
+	}
+
+	tenants := make([]string, sc.tenants)
+	for i := range tenants {
+		tenants[i] = tenantName(i, sc.tenants)
+	}
+	p := &publisher{addr: r.addr, tenants: tenants, rate: sc.rate, batch: sc.batch, workers: sc.workers}
+	cpu0, self0 := r.cpu(), selfCPU()
+	var prof sync.WaitGroup
+	if cpuprofile != "" && r.admin != "" {
+		prof.Add(1)
+		go func() {
+			defer prof.Done()
+			if err := saveProfile(r.admin, sc.duration, cpuprofile); err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: profile:", err)
+			}
+		}()
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), sc.duration)
+	pubTime := p.run(ctx)
+	cancel()
+
+	// Wait for every delivery (or gap line) of the accepted events, or
+	// until nothing moves for 2 s, or the drain time is out.
+	var expected uint64
+	for _, s := range subs {
+		expected += p.accepted[s.tenant].Load()
+	}
+	deadline := time.Now().Add(drain)
+	var last uint64
+	lastMove := time.Now()
+	for time.Now().Before(deadline) {
+		var got uint64
+		for _, s := range subs {
+			got += s.accounted.Load()
+		}
+		if got >= expected {
+			break
+		}
+		if got != last {
+			last, lastMove = got, time.Now()
+		} else if time.Since(lastMove) > 2*time.Second {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cpu, self := r.cpu()-cpu0, selfCPU()-self0
+	rss := r.rssKiB()
+	prof.Wait()
+	closeAll(subs)
+	wg.Wait()
+
+	var lat hist
+	var delivered, gaps, lost, dup uint64
+	var lastRecv int64
+	for _, s := range subs {
+		delivered += s.delivered
+		gaps += s.gapEvents
+		lost += s.lost
+		dup += s.dup
+		if s.hist != nil {
+			lat.merge(s.hist)
+		}
+		lastRecv = max(lastRecv, s.lastRecv.Load())
+	}
+	// Deliveries/s over the time from the first POST to the last line.
+	window := time.Duration(lastRecv - start.UnixNano())
+	rate := 0.0
+	if window > 0 {
+		rate = float64(delivered) / window.Seconds()
+	}
+	note := fmt.Sprintf("%.0f deliveries per relay CPU-second", float64(delivered)/cpu.Seconds())
+	if missing := int64(expected) - int64(delivered+gaps+lost); missing > 0 {
+		note += fmt.Sprintf("; %d not yet delivered when the drain ended", missing)
+	}
+	if dup > 0 {
+		note += fmt.Sprintf("; %d duplicates", dup)
+	}
+	if n := p.errors.Load(); n > 0 {
+		note += fmt.Sprintf("; %d POSTs failed (%v)", n, p.lastErr.Load())
+	}
+	fmt.Printf("%-3s %-42s %21s %9d %5d %11.0f %8s %8s %8s %8s %9.0f %9s %7.1f %7dM %7.1f  %s\n",
+		sc.name, sc.what, fmt.Sprintf("%d/%d", delivered, expected), gaps, lost, rate,
+		ms(lat.quantile(0.5)), ms(lat.quantile(0.95)), ms(lat.quantile(0.99)), ms(lat.quantile(1)),
+		float64(p.total())/pubTime.Seconds(), ms(p.hist.quantile(0.99)),
+		cpu.Seconds(), rss/1024, self.Seconds(), note)
+	return nil
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.0fs", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	default:
+		return fmt.Sprintf("%.1fms", float64(d)/1e6)
+	}
+}
+
+// connect dials n subscribers of sc, 128 at a time.
+func connect(addr string, sc scenario, n int) ([]*sub, error) {
+	subs := make([]*sub, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 128)
+	var mu sync.Mutex
+	var first error
+	for i := range subs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			t := i % sc.tenants
+			c, buf, w, err := dial(addr, srcIP(i), tenantName(t, sc.tenants), sc.bufSize)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("subscriber %d: %w", i, err)
+				}
+				mu.Unlock()
+				return
+			}
+			s := &sub{c: c, tenant: t, buf: buf, w: w, now: time.Now()}
+			if sc.sample > 0 && i%sc.sample == 0 {
+				s.hist = &hist{}
+			}
+			subs[i] = s
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		closeAll(subs)
+		return nil, first
+	}
+	return subs, nil
+}
+
+func closeAll(subs []*sub) {
+	for _, s := range subs {
+		if s != nil {
+			s.c.Close()
+		}
+	}
+}
+
+func waitHellos(subs []*sub, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, s := range subs {
+		for !s.hello.Load() {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no hello line within %v", limit)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// saveProfile fetches the relay's CPU profile over d from its admin
+// listener.
+func saveProfile(admin string, d time.Duration, file string) error {
+	res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", res.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

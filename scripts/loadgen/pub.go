@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// publisher posts events at a fixed rate (open loop): a pacer hands out a
+// job every 1/rate*batch seconds to a pool of workers, each with its own
+// keep-alive connection. When every worker is busy the pacer waits: the
+// relay then made its publishers wait, which the accepted rate shows.
+type publisher struct {
+	addr     string
+	tenants  []string
+	rate     float64 // events/s
+	batch    int     // events per POST
+	workers  int
+	accepted []atomic.Uint64 // per tenant
+	errors   atomic.Uint64
+	lastErr  atomic.Value // string
+	hist     hist         // POST latency, merged from the workers
+	posts    atomic.Uint64
+}
+
+type job struct {
+	tenant int
+}
+
+// run publishes until ctx ends and returns how long it ran.
+func (p *publisher) run(ctx context.Context) time.Duration {
+	p.accepted = make([]atomic.Uint64, len(p.tenants))
+	jobs := make(chan job) // unbuffered: a busy pool holds the pacer back
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for w := 0; w < p.workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var h hist
+			p.worker(jobs, &h)
+			mu.Lock()
+			p.hist.merge(&h)
+			mu.Unlock()
+		}()
+	}
+	start := time.Now()
+	every := time.Duration(float64(time.Second) * float64(p.batch) / p.rate)
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(i) * every)
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case jobs <- job{tenant: i % len(p.tenants)}:
+		case <-ctx.Done():
+		}
+	}
+	el := time.Since(start)
+	close(jobs)
+	wg.Wait()
+	return el
+}
+
+func (p *publisher) worker(jobs <-chan job, h *hist) {
+	c := &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true},
+		Timeout:   30 * time.Second,
+	}
+	defer c.CloseIdleConnections()
+	var body bytes.Buffer
+	ct := "application/json"
+	if p.batch > 1 {
+		ct = "application/x-ndjson"
+	}
+	for j := range jobs {
+		url := "http://" + p.addr + "/v1/tenants/" + p.tenants[j.tenant] + "/events"
+		body.Reset()
+		sent := time.Now()
+		ns := strconv.AppendInt(nil, sent.UnixNano(), 10)
+		for k := 0; k < p.batch; k++ {
+			fmt.Fprintf(&body, `{"type":"click","path":"/bench/%d","metadata":{"sent_ns":"%s"}}`+"\n", k%100, ns)
+		}
+		res, err := c.Post(url, ct, &body)
+		if err != nil {
+			p.fail(err.Error())
+			continue
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		h.add(time.Since(sent))
+		p.posts.Add(1)
+		if res.StatusCode != http.StatusAccepted {
+			p.fail(res.Status)
+			continue
+		}
+		p.accepted[j.tenant].Add(uint64(p.batch))
+	}
+}
+
+func (p *publisher) fail(msg string) {
+	p.errors.Add(1)
+	p.lastErr.Store(msg)
+}
+
+func (p *publisher) total() uint64 {
+	var n uint64
+	for i := range p.accepted {
+		n += p.accepted[i].Load()
+	}
+	return n
+}

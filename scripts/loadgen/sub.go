@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// sub is one subscriber: a WebSocket client of its own (handshake and
+// frame reader) that does no more per line than count it, check its seq
+// and, when sampled, read its send time. gorilla's reader would cost the
+// generator more CPU than the relay spends, and the two share the machine.
+type sub struct {
+	c      net.Conn
+	tenant int
+	buf    []byte // read buffer
+	r, w   int    // buf[r:w] is unread
+	carry  []byte // a line split across reads
+	now    time.Time
+	hist   *hist // latency of each delivery; nil when not sampled
+
+	last      uint64 // the seq of the last line (or the hello's last_seq)
+	delivered uint64
+	gapEvents uint64
+	lost      uint64 // seqs skipped without a gap line
+	dup       uint64 // seqs at or below the last one
+
+	// Published once per read for the scenario's progress check.
+	accounted atomic.Uint64 // delivered + gapEvents + lost
+	hello     atomic.Bool
+	lastRecv  atomic.Int64 // unix ns of the last delivery
+}
+
+const wsKey = "dGhlIHNhbXBsZSBub25jZQ==" // any 16 bytes, base64
+
+// dial connects from src and upgrades to a WebSocket stream of tenant.
+func dial(addr string, src net.IP, tenant string, bufSize int) (net.Conn, []byte, int, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 30 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	req := "GET /v1/tenants/" + tenant + "/stream HTTP/1.1\r\nHost: " + addr +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + wsKey +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
+		return nil, nil, 0, err
+	}
+	buf := make([]byte, bufSize)
+	n := 0
+	for {
+		k, err := c.Read(buf[n:])
+		n += k
+		if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
+			if !bytes.HasPrefix(buf, []byte("HTTP/1.1 101")) {
+				c.Close()
+				return nil, nil, 0, fmt.Errorf("upgrade refused: %q", buf[:bytes.IndexByte(buf, '\r')])
+			}
+			rest := copy(buf, buf[i+4:n])
+			c.SetDeadline(time.Time{})
+			return c, buf, rest, nil
+		}
+		if err != nil || n == len(buf) {
+			c.Close()
+			return nil, nil, 0, fmt.Errorf("upgrade: %v", err)
+		}
+	}
+}
+
+// fill reads more into buf, first publishing the counts.
+func (s *sub) fill() error {
+	s.accounted.Store(s.delivered + s.gapEvents + s.lost)
+	if s.r > 0 {
+		s.w = copy(s.buf, s.buf[s.r:s.w])
+		s.r = 0
+	}
+	if s.w == len(s.buf) {
+		return errors.New("frame header larger than the buffer")
+	}
+	n, err := s.c.Read(s.buf[s.w:])
+	s.w += n
+	if n > 0 {
+		s.now = time.Now()
+		return nil
+	}
+	return err
+}
+
+func (s *sub) need(n int) error {
+	for s.w-s.r < n {
+		if err := s.fill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run reads frames until the connection ends.
+func (s *sub) run() error {
+	defer s.c.Close()
+	for {
+		if err := s.need(2); err != nil {
+			return err
+		}
+		b0, b1 := s.buf[s.r], s.buf[s.r+1]
+		hdr, n := 2, uint64(b1&0x7f)
+		switch n {
+		case 126:
+			if err := s.need(4); err != nil {
+				return err
+			}
+			n, hdr = uint64(binary.BigEndian.Uint16(s.buf[s.r+2:])), 4
+		case 127:
+			if err := s.need(10); err != nil {
+				return err
+			}
+			n, hdr = binary.BigEndian.Uint64(s.buf[s.r+2:]), 10
+		}
+		s.r += hdr
+		switch op := b0 & 0x0f; op {
+		case 0, 1: // continuation, text
+			for n > 0 {
+				if s.r == s.w {
+					if err := s.fill(); err != nil {
+						return err
+					}
+				}
+				k := min(int(n), s.w-s.r)
+				s.feed(s.buf[s.r : s.r+k])
+				s.r += k
+				n -= uint64(k)
+			}
+		case 8: // close
+			return io.EOF
+		case 9: // ping: answer with a masked pong (a zero mask is allowed)
+			if n > 125 {
+				return errors.New("ping payload too long")
+			}
+			if err := s.need(int(n)); err != nil {
+				return err
+			}
+			pong := append([]byte{0x8a, 0x80 | byte(n), 0, 0, 0, 0}, s.buf[s.r:s.r+int(n)]...)
+			s.r += int(n)
+			if _, err := s.c.Write(pong); err != nil {
+				return err
+			}
+		default: // pong, binary: skip
+			if err := s.need(int(n)); err != nil {
+				return err
+			}
+			s.r += int(n)
+		}
+	}
+}
+
+// feed takes a piece of a message's payload.
+func (s *sub) feed(p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.carry = append(s.carry, p...)
+			return
+		}
+		if len(s.carry) > 0 {
+			s.carry = append(s.carry, p[:i+1]...)
+			s.line(s.carry)
+			s.carry = s.carry[:0]
+		} else {
+			s.line(p[:i+1])
+		}
+		p = p[i+1:]
+	}
+}
+
+// line takes one line, newline included.
+func (s *sub) line(l []byte) {
+	if len(l) < 8 {
+		return
+	}
+	switch {
+	case l[2] == 's': // {"seq":N,...
+		seq, _ := uintAt(l, 7)
+		switch {
+		case seq <= s.last:
+			s.dup++
+		case seq > s.last+1:
+			s.lost += seq - s.last - 1
+		}
+		s.last = seq
+		s.delivered++
+		s.lastRecv.Store(s.now.UnixNano())
+		if s.hist != nil {
+			if sent, ok := sentNs(l); ok {
+				s.hist.add(s.now.Sub(time.Unix(0, sent)))
+			}
+		}
+	case bytes.HasPrefix(l, []byte(`{"control":"gap"`)):
+		from, _ := uintAfter(l, `"from_seq":`)
+		to, _ := uintAfter(l, `"to_seq":`)
+		if to >= from && from > 0 {
+			if from > s.last+1 {
+				s.lost += from - s.last - 1
+			}
+			s.gapEvents += to - from + 1
+			s.last = to
+		}
+	case bytes.HasPrefix(l, []byte(`{"control":"hello"`)):
+		s.last, _ = uintAfter(l, `"last_seq":`)
+		s.hello.Store(true)
+	}
+}
+
+func uintAfter(l []byte, key string) (uint64, bool) {
+	i := bytes.Index(l, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	return uintAt(l, i+len(key))
+}
+
+func uintAt(l []byte, i int) (uint64, bool) {
+	var n uint64
+	j := i
+	for ; j < len(l) && l[j] >= '0' && l[j] <= '9'; j++ {
+		n = n*10 + uint64(l[j]-'0')
+	}
+	return n, j > i
+}
+
+// sentNs reads the send time the generator put last in the event:
+// ...,"metadata":{"sent_ns":"1795824000000000000"}}\n
+func sentNs(l []byte) (int64, bool) {
+	end := len(l) - 4 // the closing quote
+	start := end - 19
+	if start < 0 || l[end] != '"' || l[start-1] != '"' {
+		return 0, false
+	}
+	n, ok := uintAt(l[:end], start)
+	return int64(n), ok
+}
