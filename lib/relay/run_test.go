@@ -46,6 +46,7 @@ func TestRunFlags(t *testing.T) {
 		out, inErr string
 	}{
 		{[]string{"--help"}, 0, "usage: tl-relay", ""},
+		{[]string{"--help"}, 0, `listen on ADDR (host:port; port 0 picks a free one) (default "127.0.0.1:8787")`, ""},
 		{[]string{"-h"}, 0, "--history-bytes SIZE", ""},
 		{[]string{"--version"}, 0, "tl-relay ", ""},
 		{[]string{"--bogus"}, 2, "", "try 'tl-relay --help'"},
