@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,10 @@ import (
 	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/metrics"
 )
+
+// maxMetricsTenants caps --metrics-tenants: each labeled tenant adds about
+// ten series to every scrape, so a thousand is already ten thousand series.
+const maxMetricsTenants = 1000
 
 // obsFlags are tl-relay's flags for operating it: logs, metrics and the
 // admin listener.
@@ -55,8 +58,8 @@ func (o *obsFlags) setup(w io.Writer) (*slog.Logger, *metrics.Metrics, error) {
 	default:
 		return nil, nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	if o.metricsTenants < 0 {
-		return nil, nil, errors.New("--metrics-tenants must be 0 or more")
+	if o.metricsTenants < 0 || o.metricsTenants > maxMetricsTenants {
+		return nil, nil, fmt.Errorf("--metrics-tenants must be 0 to %d", maxMetricsTenants)
 	}
 	for _, name := range o.metricsTenant {
 		if err := event.CheckTenant(name); err != nil {

@@ -151,6 +151,7 @@ func TestObsFlagErrors(t *testing.T) {
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"--metrics-tenants", "-1"}, "--metrics-tenants"},
+		{[]string{"--metrics-tenants", "1001"}, "--metrics-tenants must be 0 to 1000"},
 		{[]string{"--metrics-tenant", "bad!name"}, "--metrics-tenant"},
 		{[]string{"--admin-listen", "0.0.0.0:0"}, "--admin-listen"},
 	}
