@@ -460,3 +460,137 @@ func cmdCorrupt(ts *testscript.TestScript, neg bool, args []string) {
 	data[i] ^= 1
 	ts.Check(os.WriteFile(p, data, 0o644))
 }
+
+// publishKeyed POSTs an NDJSON batch with an Idempotency-Key.
+func publishKeyed(client *http.Client, url, tenant, key string, body []byte) (accepted, bool) {
+	req, _ := http.NewRequest("POST", url+"/v1/tenants/"+tenant+"/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return accepted{}, false
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		return accepted{}, false
+	}
+	var a accepted
+	if json.Unmarshal(data, &a) != nil {
+		return accepted{}, false
+	}
+	return a, true
+}
+
+// TestDurableIdempotentRetry: publishers that retry each batch with its
+// Idempotency-Key until they get a 202, through several SIGKILLs of the
+// relay, publish every batch exactly once: the keys are on disk with their
+// batches, so a retry of a batch that was durable but never answered gets
+// its first 202 again.
+func TestDurableIdempotentRetry(t *testing.T) {
+	const (
+		tenant    = "idem"
+		clients   = 4
+		batchSize = 20
+		perRound  = 30 // acknowledged batches before each kill
+	)
+	rounds := 4
+	if testing.Short() {
+		rounds = 2
+	}
+	dir := t.TempDir()
+	r := startRelay(t, "127.0.0.1:0", "--data-dir", dir)
+	url := r.url
+	addr := strings.TrimPrefix(url, "http://")
+
+	var mu sync.Mutex
+	answers := map[string]accepted{} // batch id -> the 202 it finally got
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 30 * time.Second}
+			for b := 0; ; b++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("c%d-b%d", c, b)
+				var body bytes.Buffer
+				for i := 0; i < batchSize; i++ {
+					fmt.Fprintf(&body, `{"type":"custom","path":"/idem","metadata":{"b":%q,"i":"%d"}}`+"\n", id, i)
+				}
+				for try := 0; ; try++ {
+					if a, ok := publishKeyed(client, url, tenant, id, body.Bytes()); ok {
+						mu.Lock()
+						answers[id] = a
+						mu.Unlock()
+						acked.Add(1)
+						break
+					}
+					if try > 3000 {
+						t.Errorf("batch %s: no 202 after %d tries", id, try)
+						return
+					}
+					time.Sleep(10 * time.Millisecond) // the relay is restarting
+				}
+			}
+		}()
+	}
+	for round := 0; round < rounds; round++ {
+		want := acked.Load() + perRound
+		for acked.Load() < want {
+			select {
+			case <-r.done:
+				t.Fatalf("tl-relay exited:\n%s", r.stderr())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		r.kill(t)
+		r = startRelay(t, addr, "--data-dir", dir)
+	}
+	close(stop)
+	wg.Wait()
+
+	// Read the whole history.
+	a, ok := publish(http.DefaultClient, url, tenant, []byte(`{"type":"custom","path":"/idem","metadata":{"b":"marker","i":"0"}}`+"\n"))
+	if !ok {
+		t.Fatal("marker not accepted")
+	}
+	history := map[uint64]string{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	streamLines(ctx, url, tenant, 0, "", func(d delivery, line []byte) {
+		history[d.Seq] = d.Metadata["b"] + "/" + d.Metadata["i"]
+		if d.Seq >= a.LastSeq {
+			cancel()
+		}
+	})
+	cancel()
+	count := map[string]int{}
+	for s := uint64(1); s <= a.LastSeq; s++ {
+		k, ok := history[s]
+		if !ok {
+			t.Fatalf("seq %d missing", s)
+		}
+		count[k[:strings.IndexByte(k, '/')]]++
+	}
+	for id, ans := range answers {
+		if count[id] != batchSize {
+			t.Errorf("batch %s: %d events in the history, want %d (published once)", id, count[id], batchSize)
+			continue
+		}
+		if got := history[ans.FirstSeq]; got != id+"/0" || ans.Epoch != a.Epoch {
+			t.Errorf("batch %s: its 202 %+v names seq %d, which holds %s", id, ans, ans.FirstSeq, got)
+		}
+	}
+	for id, n := range count {
+		if _, ok := answers[id]; !ok && id != "marker" {
+			t.Errorf("batch %s is in the history (%d events) but was never answered", id, n)
+		}
+	}
+	t.Logf("%d crashes, %d batches, each published once; %d events", rounds, len(answers), a.LastSeq)
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/ndjson"
+	"github.com/tl-sh/tl/lib/tlog"
 )
 
 // maxIdempotencyKey is the longest Idempotency-Key (PROTOCOL.md).
@@ -108,7 +109,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
 			}
 		}
 	}
-	answer, herr, line := s.ingest(w, r, t, ndjsonBody)
+	answer, herr, line := s.ingest(w, r, t, ndjsonBody, key)
 	if key != "" {
 		if herr != nil {
 			t.keys.Release(key)
@@ -125,7 +126,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
 
 // ingest validates and appends the body of r, returning the 202 body, or the
 // error to answer and the NDJSON line it concerns.
-func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjsonBody bool) ([]byte, *HTTPError, int) {
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjsonBody bool, key string) ([]byte, *HTTPError, int) {
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
 	now := time.Now().UnixMilli()
 	in := ingestPool.Get().(*ingest)
@@ -169,15 +170,29 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 		e.Header = http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}}
 		return nil, e, 0
 	}
-	first, last, err := t.log.Append(in.views())
+	var first, last uint64
+	var err error
+	if kl, ok := t.log.(tlog.KeyedAppender); ok && key != "" {
+		// The log keeps the key with the batch, so that a retry after a
+		// restart is still recognised (see AcceptedBody).
+		first, last, err = kl.AppendKeyed(in.views(), key)
+	} else {
+		first, last, err = t.log.Append(in.views())
+	}
 	if err != nil {
 		s.log.Error("append failed", "tenant", t.name, "err", err)
 		return nil, unavailable("tenant %s: %v", t.name, err), 0
 	}
 	t.m.Accepted(len(in.ends), last)
-	answer := fmt.Appendf(nil, `{"accepted":%d,"first_seq":%d,"last_seq":%d,"epoch":%s}`,
-		len(in.ends), first, last, strconv.Quote(t.log.Epoch()))
-	return answer, nil, 0
+	return AcceptedBody(len(in.ends), first, last, t.log.Epoch()), nil, 0
+}
+
+// AcceptedBody is the body of a 202 (without its newline): also what a
+// repeated Idempotency-Key is answered with, so a data directory rebuilds it
+// for the keys it finds at start-up.
+func AcceptedBody(n int, first, last uint64, epoch string) []byte {
+	return fmt.Appendf(nil, `{"accepted":%d,"first_seq":%d,"last_seq":%d,"epoch":%s}`,
+		n, first, last, strconv.Quote(epoch))
 }
 
 // lineError turns a validation error into a 400 (413 for a large event),

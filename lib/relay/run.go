@@ -134,6 +134,17 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			}
 			return d, nil
 		}
+		// Idempotency-Keys found on disk answer retries across a restart.
+		cfg.OpenKeys = func(tenant string) tlog.Keys {
+			k := tlog.NewMemoryKeys()
+			keys, epoch := ds.RecoveredKeys(tenant)
+			for _, e := range keys {
+				if _, _, claimed := k.Claim(e.Key); claimed {
+					k.Complete(e.Key, AcceptedBody(int(e.Last-e.First+1), e.First, e.Last, epoch))
+				}
+			}
+			return k
+		}
 	}
 
 	var adminL net.Listener

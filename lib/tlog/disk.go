@@ -76,15 +76,15 @@ func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
 
 // RecoveredKeys returns the Idempotency-Keys found on disk at start-up for
 // tenant, with the seqs of the batch each published (at most the newest
-// 10,000), once: a second call returns none. A relay loads them into the
+// 10,000), once: a second call returns none. epoch is the tenant's. A relay loads them into the
 // tenant's Keys, so that a publisher retrying across a restart is answered
 // with its first 202 instead of publishing twice.
-func (s *DiskStore) RecoveredKeys(tenant string) []disklog.Key {
+func (s *DiskStore) RecoveredKeys(tenant string) (keys []disklog.Key, epoch string) {
 	l, err := s.store.Log(tenant)
 	if err != nil {
-		return nil
+		return nil, ""
 	}
-	return l.TakeKeys()
+	return l.TakeKeys(), l.Epoch()
 }
 
 // Tenants returns the tenants with a history on disk.
