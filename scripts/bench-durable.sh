@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Durable ingest against memory: tl-relay with and without --data-dir, fed
-# 1,000-event NDJSON batches by 4 concurrent clients (scripts/benchpost).
+# 1,000-event NDJSON batches by 8 concurrent clients (scripts/benchpost).
 # QUICK=1 sends fewer events. Prints a small table of events/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 events=${EVENTS:-400000}
 runs=${RUNS:-3}
 if [ "${QUICK:-}" = 1 ]; then events=50000; runs=1; fi
-clients=${CLIENTS:-4}
+clients=${CLIENTS:-8}
 batch=${BATCH:-1000}
 
 tmp=$(mktemp -d)

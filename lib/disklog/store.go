@@ -4,9 +4,12 @@
 // Each tenant owns a small segmented append-only log: a directory of segment
 // files, each holding records (length, CRC32C checksum, seq, body; see
 // record.go) for a range of seqs, plus a meta file with the tenant's epoch.
-// Appends go through one committer goroutine per tenant, which writes every
-// pending batch and covers them all with a single fsync (group commit):
-// Append returns only once its records are durable. Reads from any seq go
+// Each Append reserves its seqs and encodes its own records; one committer
+// goroutine per tenant then writes every pending batch as one group and
+// covers the group with a single fsync (group commit), with up to maxSyncs
+// groups' fsyncs in flight at once and acknowledged in seq order (see
+// commit.go): Append returns only once its records are durable. A batch may
+// carry an Idempotency-Key, kept on disk with it. Reads from any seq go
 // through a sparse per-segment index. Retention drops whole old segments:
 // per tenant by the event and byte bounds, and across tenants by a total
 // disk cap, least recently written first.

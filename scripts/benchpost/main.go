@@ -18,7 +18,7 @@ import (
 func main() {
 	url := flag.String("url", "http://127.0.0.1:8787", "relay URL")
 	tenant := flag.String("tenant", "bench", "tenant")
-	clients := flag.Int("clients", 4, "concurrent clients")
+	clients := flag.Int("clients", 8, "concurrent clients")
 	batch := flag.Int("batch", 1000, "events per POST")
 	total := flag.Int("events", 400_000, "events to send in all")
 	flag.Parse()
