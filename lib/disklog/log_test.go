@@ -131,14 +131,15 @@ func TestTwoTenantsAreSeparate(t *testing.T) {
 }
 
 // TestGroupCommit holds every fsync while 20 appends queue up behind a
-// first one: at most maxSyncs groups can be in flight, so the rest must
-// share a single fsync once the first ones are let go.
+// first one: none returns (and nothing is visible) before its fsync; at
+// most maxSyncs groups can be in flight, so the rest must share a single
+// fsync once the first ones are let go.
 func TestGroupCommit(t *testing.T) {
 	const waiting = 20
 	s := mustOpen(t, t.TempDir(), Options{})
 	l := mustLog(t, s, "acme")
 	release := make(chan struct{})
-	var syncs atomic.Int32
+	var syncs, returned atomic.Int32
 	s.syncFile = func(f *os.File) error {
 		syncs.Add(1)
 		<-release
@@ -151,6 +152,7 @@ func TestGroupCommit(t *testing.T) {
 		if _, _, err := l.Append([][]byte{body("acme", 1)}); err != nil {
 			t.Error(err)
 		}
+		returned.Add(1)
 	}()
 	for syncs.Load() == 0 { // the first append is in its fsync
 		runtime.Gosched()
@@ -162,6 +164,7 @@ func TestGroupCommit(t *testing.T) {
 			if _, _, err := l.Append([][]byte{[]byte(`{}`), []byte(`{}`)}); err != nil {
 				t.Error(err)
 			}
+			returned.Add(1)
 		}()
 	}
 	for { // every append has its seqs
@@ -175,6 +178,13 @@ func TestGroupCommit(t *testing.T) {
 	}
 	if n := syncs.Load(); n > maxSyncs {
 		t.Fatalf("%d fsyncs in flight, want at most %d", n, maxSyncs)
+	}
+	// No append returns (no 202 is answered) before its fsync is done.
+	if n := returned.Load(); n != 0 {
+		t.Fatalf("%d appends returned while every fsync was held", n)
+	}
+	if _, n := l.Bounds(); n != 0 {
+		t.Fatalf("newest %d is visible before its fsync", n)
 	}
 	close(release)
 	wg.Wait()
