@@ -68,7 +68,7 @@ type tenantSnap struct {
 	c      counts
 	subs   int
 	maxLag uint64
-	recent uint64 // events accepted since the previous scrape
+	recent uint64 // volume since the previous scrape: events accepted plus lines delivered
 }
 
 // Collect implements prometheus.Collector: one pass over the tenants, then
@@ -82,8 +82,12 @@ func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	live := make(map[*Tenant]struct{}, len(c.labeled))
 	for i, t := range ts {
 		cs, subs, maxLag, _ := t.snapshot(false)
-		snaps[i] = tenantSnap{t: t, c: cs, subs: subs, maxLag: maxLag, recent: cs.accepted - t.lastSeen}
-		t.lastSeen = cs.accepted
+		// Volume is the work a tenant makes: what it publishes and what its
+		// subscribers receive, so a tenant with few events and thousands of
+		// subscribers ranks as high as it costs.
+		vol := cs.accepted + cs.delivered
+		snaps[i] = tenantSnap{t: t, c: cs, subs: subs, maxLag: maxLag, recent: vol - t.lastSeen}
+		t.lastSeen = vol
 		if t.labeled && !t.optIn {
 			live[t] = struct{}{}
 			c.labeled[t] = struct{}{} // labeled from birth by Metrics.Tenant

@@ -492,3 +492,23 @@ func TestHeadFromReaders(t *testing.T) {
 		t.Errorf("lag = %v, want 15", got)
 	}
 }
+
+// TestRankByVolume: a tenant's volume is what it publishes plus what its
+// subscribers receive, so a fan-out tenant with few events outranks a
+// tenant that publishes more but is read by nobody.
+func TestRankByVolume(t *testing.T) {
+	m := New(Options{TopTenants: 1})
+	m.Tenant("first") // takes the one slot at birth, then stays quiet
+	pub := m.Tenant("pub")
+	pub.Accepted(300, 300)
+	fan := m.Tenant("fan")
+	s := fan.Subscribe(0)
+	fan.Accepted(10, 10)
+	for range 100 {
+		s.Wrote(10, 0, 10)
+	}
+	got := labelValues(scrape(t, metricsOnly(m)), "tenant")
+	if strings.Join(got, " ") != "_other fan" {
+		t.Errorf("tenant label values %v, want [_other fan]", got)
+	}
+}

@@ -58,7 +58,7 @@ type Tenant struct {
 	// Owned by the collector, under tenantCollector.mu.
 	labeled  bool   // has its own tenant label value
 	base     counts // counts at the moment it got its label (they stay in _other)
-	lastSeen uint64 // accepted at the previous scrape, to rank by recent volume
+	lastSeen uint64 // accepted+delivered at the previous scrape, to rank by recent volume
 }
 
 // Name is the tenant's name.
