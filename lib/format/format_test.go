@@ -228,3 +228,61 @@ func TestLongLine(t *testing.T) {
 		}
 	}
 }
+
+// TestUserFilters: filters from the config directory and from -L are listed
+// and usable, a later definition hides an earlier one, and a library that
+// redefines select turns the fast path off rather than being ignored.
+func TestUserFilters(t *testing.T) {
+	config, lib := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(config, "tl", "filters"), 0o755)
+	writeFile(t, filepath.Join(config, "tl", "filters"), "buys.jq", "# Buy clicks.\ndef buys: select(.metadata.button == \"buy\");\n")
+	writeFile(t, filepath.Join(config, "tl", "filters"), "clicks.jq", "# My clicks.\ndef clicks: select(.type == \"click\" and .path != \"/skip\");\n")
+	writeFile(t, lib, "slow.jq", "# Slow ones.\ndef slow($ms): select((.metadata.ms // \"0\" | tonumber) >= $ms);\n")
+	vars := map[string]string{"XDG_CONFIG_HOME": config}
+	in := `{"type":"click","path":"/a","metadata":{"button":"buy","ms":"900"}}` + "\n" +
+		`{"type":"click","path":"/skip","metadata":{"button":"buy"}}` + "\n" +
+		`{"type":"pageview","path":"/b","metadata":{"ms":"10"}}` + "\n"
+
+	r := runFmt(t, "", vars, nil, "-L", lib, "--list")
+	listed := strings.Join(strings.Fields(r.stdout), " ")
+	for _, want := range []string{"buys Buy clicks. (" + config, "clicks My clicks. (", "slow($ms) Slow ones. (" + lib, "top_paths, top_paths($n)"} {
+		if !strings.Contains(listed, want) {
+			t.Errorf("--list lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-r", "buys | .path"}, "/a\n/skip\n"},
+		{[]string{"-r", "clicks | .path"}, "/a\n"},
+		{[]string{"-L", lib, "-r", "slow(500) | .path"}, "/a\n"},
+		{[]string{"-r", `def clicks: select(.path == "/b"); clicks | .path`}, "/b\n"},
+	}
+	for _, tt := range tests {
+		r := runFmt(t, in, vars, nil, tt.args...)
+		if r.stdout != tt.want || r.code != 0 {
+			t.Errorf("%v: %v; want stdout %q", tt.args, r, tt.want)
+		}
+	}
+
+	// A filter file that does not parse is a compile error naming it.
+	bad := t.TempDir()
+	writeFile(t, bad, "broken.jq", "def broken: select(;\n")
+	r = runFmt(t, "", nil, nil, "-L", bad, ".")
+	if r.code != exitCompile || !strings.Contains(r.stderr, "syntax error in "+filepath.Join(bad, "broken.jq")+":1") {
+		t.Errorf("broken filter file: %v", r)
+	}
+	// -L names a directory that must exist.
+	if r := runFmt(t, "", nil, nil, "-L", filepath.Join(bad, "none"), "."); r.code != 2 {
+		t.Errorf("missing -L directory: %v", r)
+	}
+
+	// Redefining select in a library: the fast path must not answer for it.
+	odd := t.TempDir()
+	writeFile(t, odd, "odd.jq", "# Odd.\ndef select(f): if f then \"picked\" else empty end;\n")
+	r = runFmt(t, in, nil, nil, "-L", odd, `select(.type == "click")`)
+	if r.stdout != "\"picked\"\n\"picked\"\n" {
+		t.Errorf("select redefined: %v", r)
+	}
+}
