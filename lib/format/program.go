@@ -56,8 +56,8 @@ func compile(o *options, env *cli.Env) (*program, error) {
 	if !o.noFast && !o.nullInput && !shadowsFastBuiltins(libDefs) {
 		p.fast = compileFast(q)
 	}
+	p.sequential = o.nullInput || needsSequential(q, libDefs)
 	q.FuncDefs = append(libDefs, q.FuncDefs...)
-	p.sequential = o.nullInput || callsAny(q, seqFuncs)
 
 	vars := append([]string(nil), o.vars...)
 	p.values = append([]any(nil), o.values...)
@@ -69,9 +69,12 @@ func compile(o *options, env *cli.Env) (*program, error) {
 		gojq.WithEnvironLoader(os.Environ),
 		gojq.WithVariables(vars),
 	}
-	if p.sequential {
-		p.inputs = &inputIter{}
-		it := p.inputs
+	// gojq compiles every definition, used or not, so the library's use of
+	// inputs needs an input iterator even where no program reaches it; it
+	// is fed only in sequential mode.
+	p.inputs = &inputIter{}
+	it := p.inputs
+	{
 		opts = append(opts, gojq.WithInputIter(it),
 			// As in jq: debug writes ["DEBUG:",v] and stderr v, compact, on
 			// stderr; input_filename names the current file (null for stdin).
@@ -119,16 +122,38 @@ func shadowsFastBuiltins(defs []*gojq.FuncDef) bool {
 	return false
 }
 
-// callsAny reports whether q calls, directly or through the functions it
-// defines, any of names. It walks gojq's syntax tree by reflection, which
-// keeps it correct as the tree's shape grows.
-func callsAny(q *gojq.Query, names map[string]bool) bool {
-	found := false
+// needsSequential reports whether q calls, directly or through the library
+// functions it uses, any of seqFuncs.
+func needsSequential(q *gojq.Query, lib []*gojq.FuncDef) bool {
+	byName := map[string][]*gojq.FuncDef{}
+	for _, d := range lib {
+		byName[d.Name] = append(byName[d.Name], d)
+	}
+	seen := map[string]bool{}
+	queue := calls(q)
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if seqFuncs[name] {
+			return true
+		}
+		for _, d := range byName[name] {
+			queue = append(queue, calls(d.Body)...)
+		}
+	}
+	return false
+}
+
+// calls lists the names of the functions node calls. It walks gojq's syntax
+// tree by reflection, which keeps it correct as the tree's shape grows.
+func calls(node any) []string {
+	var names []string
 	var walk func(v reflect.Value)
 	walk = func(v reflect.Value) {
-		if found {
-			return
-		}
 		switch v.Kind() {
 		case reflect.Pointer, reflect.Interface:
 			if !v.IsNil() {
@@ -140,9 +165,8 @@ func callsAny(q *gojq.Query, names map[string]bool) bool {
 			}
 		case reflect.Struct:
 			if v.CanAddr() {
-				if f, ok := v.Addr().Interface().(*gojq.Func); ok && names[f.Name] {
-					found = true
-					return
+				if f, ok := v.Addr().Interface().(*gojq.Func); ok {
+					names = append(names, f.Name)
 				}
 			}
 			for i := range v.NumField() {
@@ -152,8 +176,8 @@ func callsAny(q *gojq.Query, names map[string]bool) bool {
 			}
 		}
 	}
-	walk(reflect.ValueOf(q))
-	return found
+	walk(reflect.ValueOf(node))
+	return names
 }
 
 // parseError words a syntax error with a caret under the fault, as jq and
