@@ -17,10 +17,15 @@ var (
 	msgPool   = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 )
 
+// minWriteWait is the least time one write may block: with short ping
+// intervals, a client on a loaded machine still gets time to read.
+const minWriteWait = 10 * time.Second
+
 // writeWait is how long one write may block before the subscriber is
-// dropped: two ping intervals, so a client that stops reading for less
-// than that (a paused pipe) lags in the log and gets a gap line instead.
-func (s *Server) writeWait() time.Duration { return 2 * s.cfg.PingInterval }
+// dropped: two ping intervals (at least minWriteWait), so a client that
+// stops reading for less than that (a paused pipe) lags in the log and gets
+// a gap line instead.
+func (s *Server) writeWait() time.Duration { return max(2*s.cfg.PingInterval, minWriteWait) }
 
 // pump is the writer's loop: send what the log holds past the cursor, then
 // wait for an append, a tick, the relay's stop or the end of the
@@ -64,6 +69,8 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 				if !tick() {
 					return false
 				}
+			case <-sub.revoked:
+				return false
 			default:
 			}
 			continue
@@ -141,18 +148,28 @@ func (sub *subscriber) serveWS(hello []byte) {
 		}
 	}()
 
+	// lastWrite is when a message last went out whole (writer-owned).
+	var lastWrite time.Time
 	send := func(msg []byte) error {
 		ws.SetWriteDeadline(time.Now().Add(s.writeWait()))
-		return ws.WriteMessage(websocket.TextMessage, msg)
+		if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+			return err
+		}
+		lastWrite = time.Now()
+		return nil
 	}
 	// pingSent is when the oldest ping not answered yet went out (zero when
-	// none is): the connection is dead when that is two intervals ago.
+	// none is): the connection is dead when that is two intervals ago and no
+	// message went out since. A ping waits in the socket behind the data
+	// before it, so a client busy reading a backlog answers late; while our
+	// writes complete it is alive (a dead one stops taking them, and the
+	// write deadline ends it).
 	var pingSent time.Time
 	tick := func() bool {
 		now := time.Now()
 		if pingSent.IsZero() || !sub.pong().Before(pingSent) {
 			pingSent = now
-		} else if now.Sub(pingSent) > 2*s.cfg.PingInterval {
+		} else if now.Sub(pingSent) > 2*s.cfg.PingInterval && now.Sub(lastWrite) > 2*s.cfg.PingInterval {
 			s.log.Debug("subscriber missed two pings, closing", "tenant", sub.t.name)
 			return false
 		}
