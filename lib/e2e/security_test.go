@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -271,6 +272,19 @@ func TestSecurityReload(t *testing.T) {
 		secReadLines(t, conn) // hello
 		subs[s.key] = conn
 	}
+	// A chunked NDJSON subscriber with the token about to be revoked.
+	ndReq, _ := http.NewRequest("GET", p.url+"/v1/tenants/acme/stream", nil)
+	ndReq.Header.Set("Authorization", "Bearer "+gone)
+	ndResp, err := c.Do(ndReq)
+	if err != nil || ndResp.StatusCode != 200 {
+		t.Fatalf("NDJSON subscriber: %v %v", ndResp, err)
+	}
+	defer ndResp.Body.Close()
+	ndEnded := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, ndResp.Body)
+		ndEnded <- err
+	}()
 	if st, _, _ := secDo(t, c, "POST", p.url+"/v1/tenants/acme/events", later, "application/json", []byte(secOneEvent)); st != 401 {
 		t.Fatalf("a token not yet in the file: %d, want 401", st)
 	}
@@ -292,6 +306,14 @@ func TestSecurityReload(t *testing.T) {
 			}
 			break
 		}
+	}
+	select {
+	case err := <-ndEnded:
+		if err != nil {
+			t.Errorf("the revoked NDJSON stream ended with %v, want a clean end", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the revoked NDJSON stream did not end")
 	}
 	// Publishing after the reload reaches the subscribers still allowed.
 	for _, tenant := range []string{"acme", "beta"} {
