@@ -28,6 +28,7 @@ var secTokens = []struct {
 	{"sub", "tok-sub-0123456789abcdef01234567", "subscribe", "acme-*"},
 	{"both", "tok-both-0123456789abcdef0123456", "publish,subscribe", "*"},
 	{"admin", "tok-admin-0123456789abcdef012345", "admin", "*"},
+	{"admin-acme", "tok-admin-acme-0123456789abcdef01", "admin", "acme"},
 }
 
 func secToken(name string) string {
@@ -129,7 +130,7 @@ func secReadLines(t *testing.T, c *websocket.Conn) []map[string]any {
 // /metrics, and checks 2xx/401/403 against what the token file grants.
 func TestSecurityAuthMatrix(t *testing.T) {
 	dir := t.TempDir()
-	p := secStartRelay(t, "--log-level", "debug", "--tokens", secTokenFile(t, dir, secAllTokenNames()...))
+	p := secStartRelay(t, "--log-level", "debug", "--tokens", secTokenFile(t, dir, secAllTokenNames()...), "--admin-listen", "127.0.0.1:0")
 	c := secHTTPClient(nil)
 
 	// grants[name] says whether that token may use scope on tenant.
@@ -205,6 +206,46 @@ func TestSecurityAuthMatrix(t *testing.T) {
 			}
 			cancel()
 			resp.Body.Close()
+		}
+	}
+	// /metrics needs admin on every tenant.
+	for _, caller := range callers {
+		st, _, _ := secDo(t, c, "GET", p.url+"/metrics", caller.token, "", nil)
+		want := http.StatusForbidden
+		switch {
+		case caller.name == "none" || caller.name == "unknown" || caller.name == "hash as token":
+			want = http.StatusUnauthorized
+		case grants(caller.name, auth.Admin, ""):
+			want = http.StatusOK
+		}
+		if st != want {
+			t.Errorf("%s reading /metrics: %d, want %d", caller.name, st, want)
+		}
+	}
+	// The admin listener (pprof too) asks for the same scope.
+	p.waitLog("admin on http://")
+	admin := p.log.String()
+	admin = strings.TrimSpace(strings.SplitN(admin[strings.Index(admin, "admin on ")+len("admin on "):], "\n", 2)[0])
+	for _, tt := range []struct {
+		who  string
+		want int
+	}{{"none", 401}, {"unknown", 401}, {"both", 403}, {"admin-acme", 403}, {"admin", 200}} {
+		tok := ""
+		for _, caller := range callers {
+			if caller.name == tt.who {
+				tok = caller.token
+			}
+		}
+		for _, path := range []string{"/metrics", "/debug/pprof/cmdline"} {
+			if st, _, _ := secDo(t, c, "GET", admin+path, tok, "", nil); st != tt.want {
+				t.Errorf("%s on the admin listener's %s: %d, want %d", tt.who, path, st, tt.want)
+			}
+		}
+	}
+	_, _, metrics := secDo(t, c, "GET", p.url+"/metrics", secToken("admin"), "", nil)
+	for _, caller := range callers {
+		if caller.token != "" && strings.Contains(metrics, caller.token) {
+			t.Errorf("the token of %s appears in /metrics", caller.name)
 		}
 	}
 	// Health checks stay open: a load balancer has no token.
