@@ -485,7 +485,7 @@ func TestSecurityTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := secStartRelay(t, "--tls-cert", cert, "--tls-key", key, "--tokens", secTokenFile(t, dir, "both"))
+	p := secStartRelay(t, "--tls-cert", cert, "--tls-key", key, "--tokens", secTokenFile(t, dir, "both", "admin"), "--admin-listen", "127.0.0.1:0")
 	if !strings.HasPrefix(p.url, "https://") {
 		t.Fatalf("relay URL %q, want https", p.url)
 	}
@@ -506,6 +506,13 @@ func TestSecurityTLS(t *testing.T) {
 	}
 	if l := secReadLines(t, conn); l[0]["path"] != "/checkout" {
 		t.Fatalf("wss got %v", l)
+	}
+	// The admin listener serves TLS too.
+	p.waitLog("admin on https://")
+	admin := p.log.String()
+	admin = strings.TrimSpace(strings.SplitN(admin[strings.Index(admin, "admin on ")+len("admin on "):], "\n", 2)[0])
+	if st, _, body := secDo(t, c, "GET", admin+"/metrics", secToken("admin"), "", nil); st != 200 {
+		t.Errorf("https admin /metrics: %d %s", st, body)
 	}
 	// A client without the CA refuses the relay's certificate.
 	if _, err := secHTTPClient(nil).Get(p.url + "/healthz"); err == nil || !strings.Contains(err.Error(), "certificate") {

@@ -169,7 +169,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	defer stopHUP()
 	var admin *adminServer
 	if adminL != nil {
-		admin = startAdmin(adminL, s, env.Stderr)
+		admin = startAdmin(adminL, s, sec, env.Stderr)
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()

@@ -100,9 +100,11 @@ func listenAdmin(addr string, tokens, insecure bool) (net.Listener, error) {
 }
 
 // startAdmin serves s.AdminHandler on l, and prints the address on stderr,
-// on a line of its own.
-func startAdmin(l net.Listener, s *Server, stderr io.Writer) *adminServer {
-	fmt.Fprintf(stderr, "tl-relay: admin on http://%s\n", l.Addr())
+// on a line of its own. It serves TLS when the main listener does: admin
+// tokens must not cross the network in the clear either.
+func startAdmin(l net.Listener, s *Server, sec *security, stderr io.Writer) *adminServer {
+	l, scheme := sec.listener(l)
+	fmt.Fprintf(stderr, "tl-relay: admin on %s://%s\n", scheme, l.Addr())
 	a := &adminServer{
 		http: &http.Server{
 			Handler:           s.AdminHandler(),
