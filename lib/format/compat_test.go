@@ -66,6 +66,9 @@ func TestExitStatus(t *testing.T) {
 		{"input past the end", "1\n2\n3\n", []string{"-c", "[., input]"}, 5, "[1,2]\n", "error (at <stdin>:3): No more inputs"},
 		{"error object", "1", []string{`error({a: 1})`}, 5, "", "error (at <stdin>:1) (not a string): {\"a\":1}"},
 		{"inputs", "1\n2\n3\n", []string{"-n", "[inputs] | add"}, 0, "6\n", ""},
+		{"slurp", "1\n2\nnope\n3\n", []string{"-s", "-c", "[length, add]"}, 5, "[3,6]\n", "<stdin>:3: not JSON, skipped"},
+		{"slurp null input", "1\n2\n", []string{"-s", "-n", "-c", "."}, 0, "null\n", ""}, // as jq: -n wins
+		{"slurp empty", "", []string{"-s", "-c", "."}, 0, "[]\n", ""},
 		{"raw output", `{"s":"a\tb"}`, []string{"-r", ".s"}, 0, "a\tb\n", ""},
 		{"args", "", []string{"-n", "-c", "--arg", "s", "x", "--argjson", "j", `{"k":[1]}`, "[$s, $j, $ARGS.named.s]"}, 0, "[\"x\",{\"k\":[1]},\"x\"]\n", ""},
 		{"from file", `{"a":{"b":2}}`, []string{"-f", writeFile(t, progDir, "ok.jq", ".a\n| .b")}, 0, "2\n", ""},

@@ -51,6 +51,7 @@ type options struct {
 	compact   bool
 	exitCode  bool
 	nullInput bool
+	slurp     bool
 	output    string // line, json or pretty
 	color     bool
 	list      bool
@@ -118,6 +119,7 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	fs.BoolVarP(&o.compact, "compact-output", "c", false, "compact JSON output (implies -o json)")
 	fs.BoolVarP(&o.exitCode, "exit-status", "e", false, "exit 1 if the last output was false or null, 4 if there was none")
 	fs.BoolVarP(&o.nullInput, "null-input", "n", false, "run the program once with null as input (read events with input/inputs)")
+	fs.BoolVarP(&o.slurp, "slurp", "s", false, "read every event into one array and run the program once on it")
 	fs.StringVarP(&o.fromFile, "from-file", "f", "", "read the program from `FILE`")
 	fs.StringArrayVarP(&o.libDirs, "library-path", "L", nil, "search `DIR` for modules and named filters (*.jq)")
 	fs.StringVarP(&o.output, "output", "o", "", "output mode: line, json or pretty (default line on a terminal, else json)")

@@ -300,8 +300,21 @@ func runSequential(ctx context.Context, o *options, prog *program, pal *palette,
 		}
 		return st.exitStatus(o)
 	}
-	if o.nullInput {
+	switch {
+	case o.nullInput:
 		w.runValue(nil, nil, "", 0)
+		emit()
+		return finish()
+	case o.slurp:
+		all := []any{}
+		for {
+			v, ok := prog.inputs.Next()
+			if !ok {
+				break
+			}
+			all = append(all, v)
+		}
+		w.runValue(all, nil, displayName(src.name), src.lineNo)
 		emit()
 		return finish()
 	}

@@ -53,10 +53,10 @@ func compile(o *options, env *cli.Env) (*program, error) {
 		return nil, parseError(name, o.filter, err, o.fromFile != "")
 	}
 	p := &program{}
-	if !o.noFast && !o.nullInput && !shadowsFastBuiltins(libDefs) {
+	if !o.noFast && !o.nullInput && !o.slurp && !shadowsFastBuiltins(libDefs) {
 		p.fast = compileFast(q)
 	}
-	p.sequential = o.nullInput || needsSequential(q, libDefs)
+	p.sequential = o.nullInput || o.slurp || needsSequential(q, libDefs)
 	q.FuncDefs = append(libDefs, q.FuncDefs...)
 
 	vars := append([]string(nil), o.vars...)

@@ -305,3 +305,31 @@ func TestBinaryOnTerminal(t *testing.T) {
 		}
 	}
 }
+
+// countWriter counts the writes that reach it.
+type countWriter struct {
+	writes, bytes int
+}
+
+func (w *countWriter) Write(b []byte) (int, error) {
+	w.writes++
+	w.bytes += len(b)
+	return len(b), nil
+}
+
+// TestFloodIsBatched: when the input has many lines ready, output goes out
+// in large writes, not one per line, in both engines.
+func TestFloodIsBatched(t *testing.T) {
+	in := strings.Repeat(clickLine, 20000)
+	for _, args := range [][]string{{"."}, {".path"}, {"-n", "inputs"}, {"debug | .path"}} {
+		var w countWriter
+		env := &cli.Env{Stdin: strings.NewReader(in), Stdout: &w, Stderr: io.Discard,
+			Getenv: func(string) string { return "" }}
+		if err := Run(context.Background(), args, env); err != nil {
+			t.Fatal(err)
+		}
+		if w.bytes == 0 || w.writes > 20000/100 {
+			t.Errorf("%v: %d bytes in %d writes for 20000 lines; want batches", args, w.bytes, w.writes)
+		}
+	}
+}
