@@ -41,6 +41,8 @@ type Update struct {
 	// with After = 0 whenever the epoch changes (the seqs of the old
 	// epoch after the last one delivered are lost).
 	Reset bool
+	// Oldest is, with Reset, the oldest seq Redis holds.
+	Oldest uint64
 	// After is the seq the entries follow: Entries[0].Seq == After+1.
 	// Without Reset, seqs between the last one delivered and After were
 	// evicted from the history before the follower could read them.
@@ -340,9 +342,9 @@ func (f *Follower) handle(m *redis.Message) {
 	seq := first
 	data := []byte(rest)
 	for len(data) > 0 {
-		line := data
+		line := data // each line ends with its newline
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
+			line, data = data[:i+1], data[i+1:]
 		} else {
 			data = nil
 		}
@@ -434,7 +436,7 @@ func (f *Follower) catchUp(ctx context.Context) error {
 // apply turns one catch-up read, made from state from, into an Update and
 // the tenant's new state.
 func (f *Follower) apply(ctx context.Context, tenant string, from followed, b Batch) error {
-	u := Update{Tenant: tenant, Epoch: b.Epoch}
+	u := Update{Tenant: tenant, Epoch: b.Epoch, Oldest: b.Oldest}
 	switch {
 	case from.epoch == "":
 		// Start from the head.

@@ -29,8 +29,9 @@ end
 //
 // KEYS[3] (optional) the idempotency key. ARGV[2] max events, ARGV[3] max
 // bytes (0: none), ARGV[4] idempotency TTL in ms, ARGV[5] the channel,
-// ARGV[6...] the bodies: each line is '{"seq":N,' followed by its body.
-// The message is "EPOCH FIRST\n" and the lines joined by "\n".
+// ARGV[6...] the bodies (each ending in a newline): each line is
+// '{"seq":N,' followed by its body. The message is "EPOCH FIRST\n"
+// followed by the lines.
 // Returns {duplicate (0/1), first seq, last seq, epoch}.
 var appendScript = redis.NewScript(ensureLua + `
 if KEYS[3] then
@@ -65,13 +66,14 @@ redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', limit)
 if KEYS[3] then
   redis.call('SET', KEYS[3], first .. ' ' .. last .. ' ' .. epoch, 'PX', ARGV[4])
 end
-redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. first .. '\n' .. table.concat(lines, '\n'))
+redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. first .. '\n' .. table.concat(lines))
 return {0, first, last, epoch}
 `)
 
-// readScript returns the epoch, the last seq, and up to ARGV[3] entries
-// from seq ARGV[2] on; with ARGV[4] == "tail", the newest ARGV[3]
-// entries instead. Returns {epoch, last seq, {{id, {field, line}}...}}.
+// readScript returns the epoch, the last seq, up to ARGV[3] entries from
+// seq ARGV[2] on (with ARGV[4] == "tail", the newest ARGV[3] entries
+// instead), and the oldest seq held. Returns {epoch, last seq, {{id,
+// {field, line}}...}, oldest seq}.
 var readScript = redis.NewScript(ensureLua + `
 local epoch = ensure()
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq'))
@@ -85,7 +87,10 @@ if count > 0 then
     entries = redis.call('XRANGE', KEYS[2], ARGV[2] .. '-0', '+', 'COUNT', count)
   end
 end
-return {epoch, last, entries}
+local oldest = last + 1
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if first[1] then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
+return {epoch, last, entries, oldest}
 `)
 
 // reepochScript gives a tenant a new numbering when its counter went
@@ -111,8 +116,8 @@ type Result struct {
 }
 
 // Append publishes a batch atomically: each body is an encoded event
-// without its opening '{"seq":N,' which the script puts in front once the
-// seqs are known. With a non-empty idemKey, a repeat within IdemTTL
+// without its opening '{"seq":N,' (which the script puts in front once the
+// seqs are known) and with its closing newline (event.AppendBody). With a non-empty idemKey, a repeat within IdemTTL
 // publishes nothing and returns the first Result (Duplicate set). Errors
 // from an unreachable Redis wrap ErrUnavailable; an error means nothing
 // was published, unless the reply alone was lost (retry with an
@@ -154,7 +159,7 @@ func (s *Store) Append(ctx context.Context, tenant, idemKey string, bodies [][]b
 // Entry is one line of a tenant's log.
 type Entry struct {
 	Seq  uint64
-	Line []byte // '{"seq":N,...}' without a newline
+	Line []byte // '{"seq":N,...}' and a newline
 }
 
 // Batch is what a read returns: the epoch and newest seq at the moment of
@@ -162,6 +167,7 @@ type Entry struct {
 type Batch struct {
 	Epoch   string
 	Last    uint64 // newest seq of the tenant (0: nothing published this epoch)
+	Oldest  uint64 // oldest seq held (Last+1 when none)
 	Entries []Entry
 }
 
@@ -206,12 +212,13 @@ func (s *Store) readArgs(tenant string, from uint64, max int, mode string) []any
 
 // parseBatch decodes readScript's reply.
 func parseBatch(tenant string, v []any) (Batch, error) {
-	if len(v) != 3 {
+	if len(v) != 4 {
 		return Batch{}, fmt.Errorf("read %s: unexpected reply %v", tenant, v)
 	}
 	var b Batch
 	b.Epoch, _ = v[0].(string)
 	b.Last = uint64(toInt(v[1]))
+	b.Oldest = uint64(toInt(v[3]))
 	raw, _ := v[2].([]any)
 	b.Entries = make([]Entry, 0, len(raw))
 	for _, r := range raw {

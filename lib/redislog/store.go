@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -246,4 +247,13 @@ func parseID(id string) (uint64, error) {
 		}
 	}
 	return strconv.ParseUint(id, 10, 64)
+}
+
+// Redact returns the URL with its password hidden, for logs.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
 }

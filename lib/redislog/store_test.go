@@ -28,7 +28,7 @@ func openStore(t *testing.T, srv *redistest.Server, opts Options) *Store {
 }
 
 func body(i int) []byte {
-	return []byte(fmt.Sprintf(`"tenant_id":"acme","timestamp":1732740000123,"type":"click","path":"/p/%d","metadata":{}}`, i))
+	return []byte(fmt.Sprintf(`"tenant_id":"acme","timestamp":1732740000123,"type":"click","path":"/p/%d","metadata":{}}`+"\n", i))
 }
 
 func bodies(from, n int) [][]byte {
@@ -243,7 +243,7 @@ func TestConcurrentAppendsOneOrder(t *testing.T) {
 			for j := 0; j < batches; j++ {
 				bs := make([][]byte, size)
 				for k := range bs {
-					bs[k] = []byte(fmt.Sprintf(`"r":%d,"b":%d,"k":%d}`, i, j, k))
+					bs[k] = []byte(fmt.Sprintf(`"r":%d,"b":%d,"k":%d}`+"\n", i, j, k))
 				}
 				r, err := s.Append(ctx, "acme", "", bs)
 				if err != nil {
@@ -274,7 +274,7 @@ func TestConcurrentAppendsOneOrder(t *testing.T) {
 			t.Fatalf("entry %d has seq %d", i, e.Seq)
 		}
 		// Within a batch, k runs 0..size-1 in order.
-		want := fmt.Sprintf(`"k":%d}`, i%size)
+		want := fmt.Sprintf(`"k":%d}`+"\n", i%size)
 		if !bytes.HasSuffix(e.Line, []byte(want)) {
 			t.Fatalf("entry %d (%s) breaks its batch: want suffix %s", i, e.Line, want)
 		}

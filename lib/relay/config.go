@@ -99,6 +99,9 @@ type Config struct {
 	// OpenKeys opens a tenant's Idempotency-Key store (default:
 	// tlog.MemoryKeys).
 	OpenKeys func(tenant string) tlog.Keys
+	// Ready, when set, reports whether the log's backing can serve (a
+	// broker that is reachable): /readyz is 503 while it reports false.
+	Ready func() bool
 	// Authorize, when set, is called for every tenant request before any
 	// work; an error refuses it (an *HTTPError carries its status, anything
 	// else is a 403).

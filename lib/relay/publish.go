@@ -172,7 +172,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 	}
 	var first, last uint64
 	var err error
-	if kl, ok := t.log.(tlog.KeyedAppender); ok && key != "" {
+	n, epoch := len(in.ends), ""
+	if sa, ok := t.log.(tlog.SharedAppender); ok {
+		// A log shared by several relays (Redis) keeps the key with the
+		// batch (a retry through any relay publishes nothing, and gets
+		// the first answer) and names the epoch the seqs belong to.
+		first, last, epoch, err = sa.AppendShared(in.views(), key)
+		n = int(last - first + 1)
+	} else if kl, ok := t.log.(tlog.KeyedAppender); ok && key != "" {
 		// The log keeps the key with the batch, so that a retry after a
 		// restart is still recognised (see AcceptedBody).
 		first, last, err = kl.AppendKeyed(in.views(), key)
@@ -184,7 +191,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 		return nil, unavailable("tenant %s: %v", t.name, err), 0
 	}
 	t.m.Accepted(len(in.ends), last)
-	return AcceptedBody(len(in.ends), first, last, t.log.Epoch()), nil, 0
+	if epoch == "" {
+		epoch = t.log.Epoch()
+	}
+	return AcceptedBody(n, first, last, epoch), nil, 0
 }
 
 // AcceptedBody is the body of a 202 (without its newline): also what a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/redislog"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -60,6 +61,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a keep-alive connection idle for `DURATION`")
 	secFlags := addSecurityFlags(fs)
 	obs := addObsFlags(fs)
+	broker := fs.String("broker", "", "share tenants with other relays through Redis at `URL` (redis://[[user]:password@]host:port/db; rediss:// for TLS)")
 	help := fs.BoolP("help", "h", false, "print this help and exit")
 	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {}
@@ -110,6 +112,9 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if cfg.Logger, cfg.Metrics, err = obs.setup(env.Stderr); err != nil {
 		return cli.Usagef("%v\ntry 'tl-relay --help'", err)
 	}
+	if *broker != "" && *dataDir != "" {
+		return cli.Usagef("--broker and --data-dir exclude each other (with --broker, Redis keeps the history)\ntry 'tl-relay --help'")
+	}
 	sec, err := secFlags.setup(&cfg, *listen)
 	if err != nil {
 		return err
@@ -145,6 +150,13 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			}
 			return k
 		}
+	}
+	if *broker != "" {
+		b, err := openBroker(*broker, &cfg, int64(historyBytes))
+		if err != nil {
+			return err
+		}
+		defer b.Close() // after Shutdown has closed the tenant logs
 	}
 
 	var adminL net.Listener
@@ -193,6 +205,35 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	cfg.Logger.Info("stopped")
 	// A requested stop is a success: exit 0 even after a signal.
 	return cli.Exit(cli.ExitOK, nil)
+}
+
+// openBroker connects the relay to Redis: tenant logs, Idempotency-Keys
+// and readiness go through it. A relay starts while Redis is down and is
+// ready once it answers.
+func openBroker(url string, cfg *Config, historyBytes int64) (*redislog.Broker, error) {
+	b, err := redislog.NewBroker(redislog.Options{
+		URL:       url,
+		MaxEvents: cfg.HistoryEvents,
+		MaxBytes:  historyBytes,
+		Logger:    cfg.Logger,
+	})
+	if err != nil {
+		return nil, cli.Usagef("--broker: %v\ntry 'tl-relay --help'", err)
+	}
+	cfg.OpenLog = func(tenant string) (tlog.Log, error) {
+		l, err := b.Open(tenant)
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+	cfg.Ready = b.Ready
+	if b.Ready() {
+		cfg.Logger.Info("broker connected", "url", redislog.Redact(url))
+	} else {
+		cfg.Logger.Warn("broker unreachable; not ready until it answers", "url", redislog.Redact(url))
+	}
+	return b, nil
 }
 
 // sizeValue is a byte size flag: 1048576, 1MiB, 64KiB, 1GiB (K, M, G and

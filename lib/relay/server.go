@@ -166,16 +166,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
-		s.health(w, r, true)
+		s.health(w, r, "")
 		return
 	case routeMetrics:
 		s.serveMetrics(w, r)
 		return
 	case "/readyz":
 		s.mu.Lock()
-		ready := !s.draining
+		draining := s.draining
 		s.mu.Unlock()
-		s.health(w, r, ready)
+		switch {
+		case draining:
+			s.health(w, r, "draining")
+		case s.cfg.Ready != nil && !s.cfg.Ready():
+			s.health(w, r, "broker unreachable")
+		default:
+			s.health(w, r, "")
+		}
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/tenants/")
@@ -223,7 +230,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) health(w http.ResponseWriter, r *http.Request, ok bool) {
+// health answers a health check: 200 "ok", or 503 with why.
+func (s *Server) health(w http.ResponseWriter, r *http.Request, why string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		e := httpErrorf(http.StatusMethodNotAllowed, "method %s not allowed, use GET", r.Method)
 		e.Header = http.Header{"Allow": {"GET, HEAD"}}
@@ -231,10 +239,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, ok bool) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if !ok {
+	if why != "" {
 		w.Header().Set("Retry-After", retryAfter)
 		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte("draining\n"))
+		w.Write([]byte(why + "\n"))
 		return
 	}
 	w.Write([]byte("ok\n"))

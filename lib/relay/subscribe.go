@@ -148,6 +148,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	sub.cursor, epochGap = sq.start(oldest, newest, epoch)
 	sub.remote = r.RemoteAddr
 	sub.m = t.m.Subscribe(sub.cursor - 1) // closed by end
+	sub.epoch = epoch
 
 	if !websocket.IsWebSocketUpgrade(r) {
 		defer end()
@@ -187,6 +188,7 @@ type subscriber struct {
 	m      *metrics.Sub
 	remote string // the client's address, for logs
 	gapLog gapLog // owned by the writer
+	epoch  string // the epoch cursor counts in; owned by the writer
 
 	mu sync.Mutex      // guards ws (set once, read by forceClose)
 	ws *websocket.Conn // nil for a chunked stream

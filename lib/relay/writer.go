@@ -39,6 +39,17 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 	for {
 		notify := log.Notify()
 		ticks := sub.s.ticks.C()
+		if e := log.Epoch(); e != sub.epoch {
+			// The numbering restarted under this subscriber (a shared
+			// broker lost its data): tell it as a new subscriber would
+			// hear it, then follow the new epoch from its oldest line.
+			oldest, newest := log.Bounds()
+			if controls {
+				pending = appendHello(pending, sub.t.name, e, newest)
+				pending = appendGap(pending, tlog.Gap{From: 1, To: oldest - 1}, "epoch")
+			}
+			sub.epoch, sub.cursor = e, oldest
+		}
 		// The lines buffer is held only while this batch is sent, so an
 		// idle subscriber holds none.
 		linesp := linesPool.Get().(*[][]byte)
@@ -46,6 +57,12 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 		if err != nil {
 			linesPool.Put(linesp)
 			return false // the log closed: the relay is going away
+		}
+		if log.Epoch() != sub.epoch {
+			clear(lines)
+			*linesp = lines[:0]
+			linesPool.Put(linesp)
+			continue // changed during the read: start over in the new one
 		}
 		n := len(lines)
 		var sent, first int

@@ -73,3 +73,15 @@ func NewEpoch() string {
 	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
 	return hex.EncodeToString(b[:])
 }
+
+// SharedAppender is a Log shared by several relays (Redis): it keeps a
+// batch's Idempotency-Key with the batch, atomically and for every relay,
+// and names the epoch the batch's seqs belong to, since the epoch can
+// change under the relay. The relay publishes through it when its log has
+// it.
+type SharedAppender interface {
+	// AppendShared is Append for a request carrying Idempotency-Key key
+	// (may be ""). A key seen recently publishes nothing and returns the
+	// first request's seqs and epoch.
+	AppendShared(bodies [][]byte, key string) (first, last uint64, epoch string, err error)
+}
