@@ -107,6 +107,11 @@ func Params(dir string) testscript.Params {
 			"corrupt": cmdCorrupt,
 			// certs_test.go: a test CA and server certificate.
 			"gencert": cmdGencert,
+			// redis_cmds_test.go: a private redis-server, stopped and restarted.
+			"redis-start":   cmdRedisStart,
+			"redis-stop":    cmdRedisStop,
+			"redis-restart": cmdRedisRestart,
+			"wait-status":   cmdWaitStatus,
 		},
 	}
 }
