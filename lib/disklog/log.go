@@ -1,12 +1,10 @@
 package disklog
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 )
@@ -19,9 +17,6 @@ const (
 	segmentEventsPerBound = 8
 	minSegmentEvents      = 256
 )
-
-// readChunk is how much a read fetches from a segment at a time.
-const readChunk = 64 << 10
 
 // Record is one stored line.
 type Record struct {
@@ -111,116 +106,6 @@ func (l *Log) oldestLocked() uint64 {
 		}
 	}
 	return max(o, l.floor)
-}
-
-type metaFile struct {
-	Epoch string `json:"epoch"`
-}
-
-// recover loads a tenant's log from its directory, cutting away damage.
-func (s *Store) recover(tenant string) (*Log, error) {
-	l := newLog(s, tenant)
-	l.onDisk = true
-	b, err := os.ReadFile(filepath.Join(l.dir, "meta.json"))
-	var m metaFile
-	if err == nil {
-		err = json.Unmarshal(b, &m)
-	}
-	bases, lerr := listSegments(l.dir)
-	if lerr != nil {
-		return nil, lerr
-	}
-	if err != nil || m.Epoch == "" {
-		// Without the epoch, a client cannot tell this history from the
-		// one it knew: start a new epoch (the seqs still continue).
-		m.Epoch = s.opts.NewEpoch()
-		if len(bases) > 0 {
-			s.log.Warn("tenant meta file missing or damaged: new epoch", "tenant", tenant, "epoch", m.Epoch, "err", err)
-		}
-		if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(m.Epoch)); err != nil {
-			return nil, err
-		}
-	}
-	l.epoch = m.Epoch
-	var buf []byte
-	var reserve, lastSeq uint64
-	for i, base := range bases {
-		seg := &segment{base: base, path: filepath.Join(l.dir, segName(base))}
-		buf, err = readAll(seg.path, buf)
-		if err != nil {
-			l.closeFiles()
-			return nil, err
-		}
-		sc := scanSegment(buf, base, i == len(bases)-1)
-		for _, d := range sc.damage {
-			s.log.Warn("data directory: damaged segment repaired", "tenant", tenant, "segment", seg.path, "damage", d)
-		}
-		f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
-		if err != nil {
-			l.closeFiles()
-			return nil, err
-		}
-		seg.f = f
-		if sc.end < int64(len(buf)) {
-			if err := f.Truncate(sc.end); err == nil {
-				err = f.Sync()
-			}
-			if err != nil {
-				f.Close()
-				l.closeFiles()
-				return nil, fmt.Errorf("cutting damaged tail of %s: %w", seg.path, err)
-			}
-		}
-		st, _ := f.Stat()
-		seg.count, seg.first, seg.last, seg.index, seg.size = sc.count, sc.first, sc.last, sc.index, sc.end
-		seg.written, seg.wcount, seg.wLastIdx = sc.end, sc.count, -indexInterval
-		seg.finalSize = -1 // open until sealed below
-		if n := len(sc.index); n > 0 {
-			seg.wLastIdx = sc.index[n-1].off
-		}
-		if st != nil {
-			seg.modTime = st.ModTime()
-		}
-		reserve = max(reserve, sc.reserve)
-		l.keys = append(l.keys, sc.keys...)
-		if len(l.keys) > 2*maxKeys {
-			l.keys = append(l.keys[:0:0], l.keys[len(l.keys)-maxKeys:]...)
-		}
-		if sc.count > 0 {
-			lastSeq = sc.last
-		}
-		l.segs = append(l.segs, seg)
-		l.bytes += seg.size
-	}
-	l.next = max(lastSeq+1, reserve+1, 1)
-	if n := len(l.segs); n > 0 {
-		l.next = max(l.next, l.segs[n-1].base)
-	}
-	if n := len(l.segs); n > 0 && l.next > l.segs[n-1].base && l.next > lastSeq+1 {
-		// Seqs were reserved past the last record: an empty segment
-		// named after the next seq keeps them reserved across restarts.
-		if err := l.newSegment(l.next); err != nil {
-			l.closeFiles()
-			return nil, err
-		}
-	}
-	if len(l.keys) > maxKeys {
-		l.keys = append(l.keys[:0:0], l.keys[len(l.keys)-maxKeys:]...)
-	}
-	for _, seg := range l.segs[:max(len(l.segs)-1, 0)] {
-		seg.finalSize, seg.sealed = seg.size, true // only the newest takes more records
-	}
-	l.durable = l.next - 1
-	if s.opts.MaxEvents > 0 && l.durable >= uint64(s.opts.MaxEvents) {
-		l.floor = l.durable - uint64(s.opts.MaxEvents) + 1
-	}
-	s.total.Add(l.bytes)
-	return l, nil
-}
-
-func metaJSON(epoch string) []byte {
-	b, _ := json.Marshal(metaFile{Epoch: epoch})
-	return append(b, '\n')
 }
 
 // newSegment creates an empty segment for seqs from base on, makes its
@@ -415,123 +300,6 @@ func (l *Log) removeFiles(segs []*segment, why string) {
 		l.store.log.Error("data directory: fsync", "dir", l.dir, "err", err)
 	}
 	l.store.log.Debug("data directory: segments removed", "tenant", l.tenant, "why", why, "count", len(segs))
-}
-
-// Read appends to dst the durable records with seq >= from, oldest first,
-// until it holds maxRecords records or maxBytes of bodies (always at least
-// one record when one is there), and returns dst. Seqs below the oldest are
-// skipped; seqs missing between returned records (or before the first) were
-// lost, and a caller reports them as a gap. The bodies are the caller's.
-func (l *Log) Read(dst []Record, from uint64, maxRecords, maxBytes int) ([]Record, error) {
-	lim := limits{maxRecords: maxRecords, maxBytes: maxBytes}
-	for lim.more() {
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			return dst, ErrClosed
-		}
-		from = max(from, l.oldestLocked())
-		if from > l.durable || len(l.segs) == 0 {
-			l.mu.Unlock()
-			return dst, nil
-		}
-		i := max(sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > from })-1, 0)
-		seg := l.segs[i]
-		nextBase := l.durable + 1
-		if i+1 < len(l.segs) {
-			nextBase = l.segs[i+1].base
-		}
-		off, end, sealed := seg.locate(from), seg.size, seg.sealed
-		seg.refs++
-		l.mu.Unlock()
-
-		n0 := len(dst)
-		var err error
-		dst, err = l.readSegment(seg, dst, off, end, from, &lim)
-
-		l.mu.Lock()
-		seg.refs--
-		if (seg.removed || l.closed) && seg.refs == 0 && seg.f != nil {
-			seg.f.Close()
-			seg.f = nil
-		}
-		l.mu.Unlock()
-		if err != nil {
-			return dst, err
-		}
-		if len(dst) > n0 {
-			from = dst[len(dst)-1].Seq + 1
-		}
-		if lim.more() {
-			if !sealed {
-				return dst, nil // the rest is not durable yet
-			}
-			// The segment is exhausted: go on with the next one.
-			from = max(from, nextBase)
-		}
-	}
-	return dst, nil
-}
-
-// limits tracks what a Read may still return.
-type limits struct {
-	maxRecords, maxBytes int
-	got, bytes           int
-}
-
-func (m *limits) more() bool { return m.got < m.maxRecords && (m.got == 0 || m.bytes < m.maxBytes) }
-
-// readSegment appends records with seq >= from found in seg's bytes
-// [off, end) to dst, within lim.
-func (l *Log) readSegment(seg *segment, dst []Record, off, end int64, from uint64, lim *limits) ([]Record, error) {
-	for off < end && lim.more() {
-		chunk := make([]byte, min(end-off, readChunk))
-		if _, err := seg.f.ReadAt(chunk, off); err != nil {
-			return dst, fmt.Errorf("reading %s: %w", seg.path, err)
-		}
-		p := 0
-		for p < len(chunk) && lim.more() {
-			h, size, st := parseRecord(chunk[p:])
-			if st == recShort && p > 0 {
-				break // the record continues past this chunk: fetch it next
-			}
-			if st == recShort && h.n <= MaxBody && int64(headerSize+h.n) <= end-off {
-				// One record bigger than a chunk.
-				chunk = make([]byte, headerSize+h.n)
-				if _, err := seg.f.ReadAt(chunk, off); err != nil {
-					return dst, fmt.Errorf("reading %s: %w", seg.path, err)
-				}
-				continue
-			}
-			if st != recOK || h.seq < seg.base {
-				// Damage that appeared after start-up: never serve it;
-				// step to the next indexed record (the seqs in between
-				// become a gap for the reader).
-				at := off + int64(p)
-				l.store.log.Error("data directory: damaged record skipped", "tenant", l.tenant, "segment", seg.path, "offset", at)
-				l.mu.Lock()
-				next, ok := seg.nextIndexAfter(at)
-				l.mu.Unlock()
-				if !ok {
-					return dst, nil
-				}
-				off, p = next, 0
-				break
-			}
-			if h.key {
-				p += size // an Idempotency-Key, not an event
-				continue
-			}
-			if h.seq >= from {
-				dst = append(dst, Record{Seq: h.seq, Body: chunk[p+headerSize : p+size : p+size]})
-				lim.got++
-				lim.bytes += h.n
-			}
-			p += size
-		}
-		off += int64(p)
-	}
-	return dst, nil
 }
 
 // close waits for pending appends and closes the log's files.

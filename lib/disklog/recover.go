@@ -1,0 +1,118 @@
+package disklog
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+type metaFile struct {
+	Epoch string `json:"epoch"`
+}
+
+// recover loads a tenant's log from its directory, cutting away damage.
+func (s *Store) recover(tenant string) (*Log, error) {
+	l := newLog(s, tenant)
+	l.onDisk = true
+	b, err := os.ReadFile(filepath.Join(l.dir, "meta.json"))
+	var m metaFile
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	bases, lerr := listSegments(l.dir)
+	if lerr != nil {
+		return nil, lerr
+	}
+	if err != nil || m.Epoch == "" {
+		// Without the epoch, a client cannot tell this history from the
+		// one it knew: start a new epoch (the seqs still continue).
+		m.Epoch = s.opts.NewEpoch()
+		if len(bases) > 0 {
+			s.log.Warn("tenant meta file missing or damaged: new epoch", "tenant", tenant, "epoch", m.Epoch, "err", err)
+		}
+		if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(m.Epoch)); err != nil {
+			return nil, err
+		}
+	}
+	l.epoch = m.Epoch
+	var buf []byte
+	var reserve, lastSeq uint64
+	for i, base := range bases {
+		seg := &segment{base: base, path: filepath.Join(l.dir, segName(base))}
+		buf, err = readAll(seg.path, buf)
+		if err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+		sc := scanSegment(buf, base, i == len(bases)-1)
+		for _, d := range sc.damage {
+			s.log.Warn("data directory: damaged segment repaired", "tenant", tenant, "segment", seg.path, "damage", d)
+		}
+		f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
+		if err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+		seg.f = f
+		if sc.end < int64(len(buf)) {
+			if err := f.Truncate(sc.end); err == nil {
+				err = f.Sync()
+			}
+			if err != nil {
+				f.Close()
+				l.closeFiles()
+				return nil, fmt.Errorf("cutting damaged tail of %s: %w", seg.path, err)
+			}
+		}
+		st, _ := f.Stat()
+		seg.count, seg.first, seg.last, seg.index, seg.size = sc.count, sc.first, sc.last, sc.index, sc.end
+		seg.written, seg.wcount, seg.wLastIdx = sc.end, sc.count, -indexInterval
+		seg.finalSize = -1 // open until sealed below
+		if n := len(sc.index); n > 0 {
+			seg.wLastIdx = sc.index[n-1].off
+		}
+		if st != nil {
+			seg.modTime = st.ModTime()
+		}
+		reserve = max(reserve, sc.reserve)
+		l.keys = append(l.keys, sc.keys...)
+		if len(l.keys) > 2*maxKeys {
+			l.keys = append(l.keys[:0:0], l.keys[len(l.keys)-maxKeys:]...)
+		}
+		if sc.count > 0 {
+			lastSeq = sc.last
+		}
+		l.segs = append(l.segs, seg)
+		l.bytes += seg.size
+	}
+	l.next = max(lastSeq+1, reserve+1, 1)
+	if n := len(l.segs); n > 0 {
+		l.next = max(l.next, l.segs[n-1].base)
+	}
+	if n := len(l.segs); n > 0 && l.next > l.segs[n-1].base && l.next > lastSeq+1 {
+		// Seqs were reserved past the last record: an empty segment
+		// named after the next seq keeps them reserved across restarts.
+		if err := l.newSegment(l.next); err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+	}
+	if len(l.keys) > maxKeys {
+		l.keys = append(l.keys[:0:0], l.keys[len(l.keys)-maxKeys:]...)
+	}
+	for _, seg := range l.segs[:max(len(l.segs)-1, 0)] {
+		seg.finalSize, seg.sealed = seg.size, true // only the newest takes more records
+	}
+	l.durable = l.next - 1
+	if s.opts.MaxEvents > 0 && l.durable >= uint64(s.opts.MaxEvents) {
+		l.floor = l.durable - uint64(s.opts.MaxEvents) + 1
+	}
+	s.total.Add(l.bytes)
+	return l, nil
+}
+
+func metaJSON(epoch string) []byte {
+	b, _ := json.Marshal(metaFile{Epoch: epoch})
+	return append(b, '\n')
+}
