@@ -474,6 +474,65 @@ func TestSecurityOrigin(t *testing.T) {
 	} else {
 		conn.Close()
 	}
+	// The Origin check covers publishing and chunked streams too, and a
+	// loopback relay without tokens refuses a Host that is not loopback
+	// (a page whose name was rebound to 127.0.0.1 sends its own name).
+	// With --tokens the Host is free (a proxy may set it).
+	p3 := secStartRelay(t, "--tokens", secTokenFile(t, t.TempDir(), "both"))
+	c := secHTTPClient(nil)
+	port := p2.url[strings.LastIndex(p2.url, ":"):]
+	tests2 := []struct {
+		name   string
+		base   string
+		method string
+		path   string
+		token  string
+		hdr    []string
+		want   int
+	}{
+		{"publish with a foreign Origin", p2.url, "POST", "/v1/tenants/acme/events", "", []string{"Origin", "https://evil.example"}, 403},
+		{"publish without Origin", p2.url, "POST", "/v1/tenants/acme/events", "", nil, 202},
+		{"NDJSON stream with a foreign Origin", p2.url, "GET", "/v1/tenants/acme/stream?last=0", "", []string{"Origin", "https://evil.example"}, 403},
+		{"rebound Host, no tokens", p2.url, "POST", "/v1/tenants/acme/events", "", []string{"Host", "evil.example" + port}, 403},
+		{"localhost Host, no tokens", p2.url, "POST", "/v1/tenants/acme/events", "", []string{"Host", "localhost" + port}, 202},
+		{"any Host with tokens", p3.url, "POST", "/v1/tenants/acme/events", secToken("both"), []string{"Host", "relay.example.com"}, 202},
+	}
+	for _, tt := range tests2 {
+		if tt.method == "GET" {
+			// A refused stream answers at once; an accepted one would not end.
+			req, _ := http.NewRequest("GET", tt.base+tt.path, nil)
+			req.Header.Set(tt.hdr[0], tt.hdr[1])
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("%s: %d, want %d", tt.name, resp.StatusCode, tt.want)
+			}
+			continue
+		}
+		req, _ := http.NewRequest(tt.method, tt.base+tt.path, strings.NewReader(secOneEvent))
+		req.Header.Set("Content-Type", "application/json")
+		if tt.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+		}
+		if len(tt.hdr) == 2 {
+			if tt.hdr[0] == "Host" {
+				req.Host = tt.hdr[1]
+			} else {
+				req.Header.Set(tt.hdr[0], tt.hdr[1])
+			}
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, resp.StatusCode, tt.want)
+		}
+	}
 }
 
 // TestSecurityTLS serves over TLS with a CA made by the test: a client that
