@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,4 +93,30 @@ type closeWatch struct {
 func (c *closeWatch) Close() error {
 	c.closed.Add(1)
 	return c.Log.Close()
+}
+
+// TestDefaultHistoryHoldsAMinute: with the default bounds, a minute at 500
+// events/s of 1 KiB events (five times the samples' size) is all still held,
+// so a tail that reconnects within a minute loses nothing.
+func TestDefaultHistoryHoldsAMinute(t *testing.T) {
+	var cfg Config
+	cfg.setDefaults()
+	log, err := cfg.OpenLog("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	body := []byte(`"tenant_id":"acme","timestamp":1,"type":"click","path":"/","metadata":{"pad":"` + strings.Repeat("x", 900) + `"}}` + "\n")
+	batch := make([][]byte, 500)
+	for i := range batch {
+		batch[i] = body
+	}
+	for s := 0; s < 60; s++ { // one append per second's worth
+		if _, _, err := log.Append(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if oldest, newest := log.Bounds(); oldest != 1 || newest != 30000 {
+		t.Errorf("after a minute at 500 events/s the history holds %d..%d, want 1..30000", oldest, newest)
+	}
 }
