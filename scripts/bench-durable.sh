@@ -23,7 +23,9 @@ relay=bin/tl-relay
 [ -x "$relay" ] || { go build -o "$tmp/" ./cmd/tl-relay; relay=$tmp/tl-relay; }
 go build -o "$tmp/benchpost" ./scripts/benchpost
 
-# run ARGS...: start a relay with ARGS, load it, stop it; prints events/s.
+# run ARGS...: start a relay with ARGS, load it, stop it; events/s go to
+# $tmp/out (run is not called in a subshell, so the EXIT trap can always stop
+# the relay).
 run() {
   : >"$tmp/relay.log"
   "$relay" --listen 127.0.0.1:0 "$@" 2>"$tmp/relay.log" &
@@ -35,24 +37,21 @@ run() {
     sleep 0.05
   done
   [ -n "$url" ] || { echo "bench-durable: tl-relay did not start:" >&2; cat "$tmp/relay.log" >&2; exit 1; }
-  "$tmp/benchpost" -url "$url" -clients "$clients" -batch "$batch" -events "$events"
+  "$tmp/benchpost" -url "$url" -clients "$clients" -batch "$batch" -events "$events" >"$tmp/out"
   kill -TERM "$relay_pid"; wait "$relay_pid" || true
   relay_pid=
 }
 
-# best RUNS... : the best of several runs (the box is shared).
-best() {
-  local b=0 r
-  for _ in $(seq "$runs"); do
-    r=$(run "$@")
-    [ "${r%.*}" -gt "$b" ] && b=${r%.*}
-    rm -rf "$tmp/data"
-  done
-  echo "$b"
-}
-
-mem=$(best)
-dur=$(best --data-dir "$tmp/data")
+# Memory and durable runs alternate (the box is shared and its load drifts);
+# each mode keeps its best run.
+mem=0 dur=0
+for _ in $(seq "$runs"); do
+  run; r=$(cut -d. -f1 "$tmp/out")
+  [ "$r" -gt "$mem" ] && mem=$r
+  run --data-dir "$tmp/data"; r=$(cut -d. -f1 "$tmp/out")
+  [ "$r" -gt "$dur" ] && dur=$r
+  rm -rf "$tmp/data"
+done
 printf '%-34s %14s\n' "ingest ($clients clients x $batch-event batches)" "events/s"
 printf '%-34s %14s\n' "memory (default)" "$mem"
 printf '%-34s %14s\n' "durable (--data-dir, fsync'd 202)" "$dur"
