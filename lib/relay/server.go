@@ -32,6 +32,7 @@ type Server struct {
 	reg      *registry
 	upgrader websocket.Upgrader
 	ticks    *broadcast // the shared ping ticker
+	turns    turns      // bounds the WebSocket writers at work at once
 	http     *http.Server
 	metrics  *metrics.Metrics
 	// metricsHandler serves /metrics (built once: promhttp's handler is
@@ -76,6 +77,7 @@ func New(cfg Config) *Server {
 		},
 	}
 	s.ticks = newBroadcast()
+	s.turns = newTurns()
 	s.http = &http.Server{
 		Handler:           s.metrics.Instrument(s, routeOf, s.ended),
 		MaxHeaderBytes:    maxHeaderBytes,

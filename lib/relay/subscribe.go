@@ -189,6 +189,10 @@ type subscriber struct {
 	remote string // the client's address, for logs
 	gapLog gapLog // owned by the writer
 	epoch  string // the epoch cursor counts in; owned by the writer
+	// turns is the relay's turns when this writer takes them (a WebSocket
+	// on a plain socket); hasTurn says it holds one. Owned by the writer.
+	turns   turns
+	hasTurn bool
 
 	mu sync.Mutex      // guards ws (set once, read by forceClose)
 	ws *websocket.Conn // nil for a chunked stream

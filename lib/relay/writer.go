@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"errors"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -20,6 +22,22 @@ var (
 // minWriteWait is the least time one write may block: with short ping
 // intervals, a client on a loaded machine still gets time to read.
 const minWriteWait = 10 * time.Second
+
+// takeTurn waits for one of the relay's turns (see turns) when this writer
+// uses them; giveTurn gives it back, once.
+func (sub *subscriber) takeTurn() {
+	if sub.turns != nil {
+		sub.turns.take()
+		sub.hasTurn = true
+	}
+}
+
+func (sub *subscriber) giveTurn() {
+	if sub.hasTurn {
+		sub.hasTurn = false
+		sub.turns.give()
+	}
+}
 
 // writeWait is how long one write may block before the subscriber is
 // dropped: two ping intervals (at least minWriteWait), so a client that
@@ -53,8 +71,10 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 		// The lines buffer is held only while this batch is sent, so an
 		// idle subscriber holds none.
 		linesp := linesPool.Get().(*[][]byte)
+		sub.takeTurn()
 		lines, next, gap, err := log.Read(sub.cursor, (*linesp)[:0], maxMessageLines, maxMessageBytes)
 		if err != nil {
+			sub.giveTurn()
 			linesPool.Put(linesp)
 			return false // the log closed: the relay is going away
 		}
@@ -69,6 +89,7 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 		if len(pending) > 0 || !gap.Empty() || n > 0 {
 			sent, first, err = sub.sendLines(pending, controls, gap, lines, send)
 		}
+		sub.giveTurn()
 		clear(lines) // drop the references to the log's lines
 		*linesp = lines[:0]
 		linesPool.Put(linesp)
@@ -114,16 +135,12 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 
 // sendLines writes the pending control lines, the gap line (with controls)
 // and the lines that pass the filter as one message. It returns how many
-// lines passed, and the index of the first.
+// lines passed, and the index of the first. send gets the message after
+// frameHeadroom bytes of room for its framing.
 func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, lines [][]byte, send func([]byte) error) (n, first int, err error) {
-	if len(pending) == 0 && gap.Empty() && len(lines) == 1 {
-		if !sub.filter.match(lines[0]) {
-			return 0, 0, nil
-		}
-		return 1, 0, send(lines[0]) // one line: no copy
-	}
 	msgp := msgPool.Get().(*[]byte)
-	msg := append((*msgp)[:0], pending...)
+	msg := append((*msgp)[:0], make([]byte, frameHeadroom)...)
+	msg = append(msg, pending...)
 	if controls && !gap.Empty() {
 		msg = appendGap(msg, gap, "evicted")
 	}
@@ -136,7 +153,7 @@ func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, li
 			msg = append(msg, l...)
 		}
 	}
-	if len(msg) > 0 {
+	if len(msg) > frameHeadroom {
 		err = send(msg)
 	}
 	if cap(msg) <= 2*maxMessageBytes {
@@ -167,14 +184,39 @@ func (sub *subscriber) serveWS(hello []byte) {
 
 	// lastWrite is when a message last went out whole (writer-owned).
 	var lastWrite time.Time
-	send := func(msg []byte) error {
+	fw := newFrameWriter(ws, s.writeWait(), sub.giveTurn)
+	control := ws.WriteControl
+	write := func(frame []byte) error {
 		ws.SetWriteDeadline(time.Now().Add(s.writeWait()))
-		if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+		return ws.WriteMessage(websocket.TextMessage, frame[frameHeadroom:])
+	}
+	if fw != nil {
+		sub.turns = s.turns
+		write = fw.write
+		control = func(messageType int, data []byte, deadline time.Time) error {
+			return fw.control(ws, messageType, data, deadline)
+		}
+	}
+	send := func(frame []byte) error {
+		if err := write(frame); err != nil {
 			return err
 		}
 		lastWrite = time.Now()
 		return nil
 	}
+	// The reader answers pings and a close as gorilla would, but through
+	// control, so that its frames never land inside one of ours.
+	ws.SetPingHandler(func(data string) error {
+		err := control(websocket.PongMessage, []byte(data), time.Now().Add(closeGrace))
+		if err == websocket.ErrCloseSent || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+		return err
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		control(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(closeGrace))
+		return nil
+	})
 	// pingSent is when the oldest ping not answered yet went out (zero when
 	// none is): the connection is dead when that is two intervals ago and no
 	// message went out since. A ping waits in the socket behind the data
@@ -190,7 +232,7 @@ func (sub *subscriber) serveWS(hello []byte) {
 			s.log.Debug("subscriber missed two pings, closing", "tenant", sub.t.name)
 			return false
 		}
-		return ws.WriteControl(websocket.PingMessage, nil, now.Add(s.writeWait())) == nil
+		return control(websocket.PingMessage, nil, now.Add(s.writeWait())) == nil
 	}
 	draining := sub.pump(hello, true, send, tick, sub.readerDone)
 	code, reason := websocket.CloseGoingAway, "relay shutting down"
@@ -199,7 +241,7 @@ func (sub *subscriber) serveWS(hello []byte) {
 	}
 	if draining {
 		msg := websocket.FormatCloseMessage(code, reason)
-		if ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) == nil {
+		if control(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) == nil {
 			t := time.NewTimer(closeGrace)
 			select {
 			case <-sub.readerDone:
@@ -225,14 +267,16 @@ func (sub *subscriber) serveNDJSON(w http.ResponseWriter, r *http.Request) {
 	if rc.Flush() != nil {
 		return
 	}
-	send := func(msg []byte) error {
+	send := func(frame []byte) error {
 		rc.SetWriteDeadline(time.Now().Add(s.writeWait()))
-		if _, err := w.Write(msg); err != nil {
+		if _, err := w.Write(frame[frameHeadroom:]); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	tick := func() bool { return send([]byte("\n")) == nil }
+	keepAlive := make([]byte, frameHeadroom+1)
+	keepAlive[frameHeadroom] = '\n'
+	tick := func() bool { return send(keepAlive) == nil }
 	sub.pump(nil, false, send, tick, r.Context().Done())
 }
 

@@ -9,9 +9,9 @@ import (
 // power of two, so a quantile is exact to within 1/16 (6%). One per
 // goroutine, merged at the end, so recording takes no lock.
 type hist struct {
-	counts [64 * histSub]uint64
-	n      uint64
-	max    int64 // microseconds
+	Counts [64 * histSub]uint64
+	N      uint64
+	Max    int64 // microseconds
 }
 
 const histSub = 16 // sub-buckets per power of two
@@ -38,35 +38,35 @@ func lowOf(b int) int64 {
 
 func (h *hist) add(d time.Duration) {
 	us := d.Microseconds()
-	h.counts[bucketOf(us)]++
-	h.n++
-	if us > h.max {
-		h.max = us
+	h.Counts[bucketOf(us)]++
+	h.N++
+	if us > h.Max {
+		h.Max = us
 	}
 }
 
 func (h *hist) merge(o *hist) {
-	for i, c := range o.counts {
-		h.counts[i] += c
+	for i, c := range o.Counts {
+		h.Counts[i] += c
 	}
-	h.n += o.n
-	h.max = max(h.max, o.max)
+	h.N += o.N
+	h.Max = max(h.Max, o.Max)
 }
 
 // quantile returns the q-quantile (0 < q <= 1), as the upper end of its bucket.
 func (h *hist) quantile(q float64) time.Duration {
-	if h.n == 0 {
+	if h.N == 0 {
 		return 0
 	}
-	want := uint64(q*float64(h.n) + 0.5)
+	want := uint64(q*float64(h.N) + 0.5)
 	want = max(want, 1)
 	var seen uint64
-	for b, c := range h.counts {
+	for b, c := range h.Counts {
 		seen += c
 		if seen >= want {
 			hi := lowOf(b+1) - 1
-			return time.Duration(min(hi, h.max)) * time.Microsecond
+			return time.Duration(min(hi, h.Max)) * time.Microsecond
 		}
 	}
-	return time.Duration(h.max) * time.Microsecond
+	return time.Duration(h.Max) * time.Microsecond
 }

@@ -20,7 +20,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -76,8 +75,23 @@ func main() {
 	quick := flag.Bool("quick", false, "small and short (make bench-quick)")
 	only := flag.String("only", "", "run only these `scenarios` (letters, e.g. AC)")
 	cpuprofile := flag.String("cpuprofile", "", "save the relay's CPU profile of the publishing window to `file` (one scenario)")
+	memstats := flag.Bool("memstats", false, "print the relay's Go memory statistics with the idle subscribers (D) to stderr")
 	drain := flag.Duration("drain", 15*time.Second, "after publishing, wait at most this long for every delivery")
+	// The publisher process's flags (see publishChild).
+	pubAddr := flag.String("publish", "", "be the publisher process: post to the relay at `host:port`")
+	pubTenants := flag.String("tenants", "", "publisher: comma-separated tenants, posted to in turn")
+	pubRate := flag.Float64("rate", 500, "publisher: events/s")
+	pubBatch := flag.Int("batch", 1, "publisher: events per POST")
+	pubWorkers := flag.Int("workers", 16, "publisher: concurrent POSTs")
+	pubDuration := flag.Duration("duration", 10*time.Second, "publisher: how long")
 	flag.Parse()
+	if *pubAddr != "" {
+		if err := publishMain(*pubAddr, *pubTenants, *pubRate, *pubBatch, *pubWorkers, *pubDuration); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: publisher:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if lim, err := raiseFileLimit(); err != nil || lim < 20_000 {
 		fmt.Fprintf(os.Stderr, "loadgen: open files limited to %d (%v): scenarios may fail\n", lim, err)
 	}
@@ -92,7 +106,7 @@ func main() {
 		if *only != "" && !strings.Contains(strings.ToUpper(*only), sc.name) {
 			continue
 		}
-		if err := runScenario(*bin, sc, *drain, *cpuprofile); err != nil {
+		if err := runScenario(*bin, sc, *drain, *cpuprofile, *memstats); err != nil {
 			fmt.Fprintf(os.Stderr, "loadgen: scenario %s: %v\n", sc.name, err)
 			failed = true
 		}
@@ -113,7 +127,7 @@ func tenantName(i, n int) string {
 // addresses with their own ephemeral ports each.
 func srcIP(i int) net.IP { return net.IPv4(127, 0, 0, byte(2+i%250)) }
 
-func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string) error {
+func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string, memstats bool) error {
 	args := append([]string{
 		"--max-subscribers", fmt.Sprint(sc.subs + 1000),
 		"--max-tenant-subscribers", fmt.Sprint(sc.subs + 1000),
@@ -155,6 +169,9 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		time.Sleep(2 * time.Second)
 		rss := r.rssKiB()
 		per := float64(rss-rss0) / float64(sc.subs)
+		if memstats && r.admin != "" {
+			printMemStats(r.admin)
+		}
 		fmt.Printf("%-3s %-42s %21s %9s %5s %11s %8s %8s %8s %8s %9s %9s %7s %7dM %7s  %.1f KiB RSS per idle subscriber\n",
 			sc.name, sc.what, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", rss/1024, "-", per)
 		return nil
@@ -164,7 +181,6 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	for i := range tenants {
 		tenants[i] = tenantName(i, sc.tenants)
 	}
-	p := &publisher{addr: r.addr, tenants: tenants, rate: sc.rate, batch: sc.batch, workers: sc.workers}
 	cpu0, self0 := r.cpu(), selfCPU()
 	var prof sync.WaitGroup
 	if cpuprofile != "" && r.admin != "" {
@@ -177,15 +193,16 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		}()
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), sc.duration)
-	pubTime := p.run(ctx)
-	cancel()
+	p, err := publishChild(r.addr, tenants, sc)
+	if err != nil {
+		return err
+	}
 
 	// Wait for every delivery (or gap line) of the accepted events, or
 	// until nothing moves for 2 s, or the drain time is out.
 	var expected uint64
 	for _, s := range subs {
-		expected += p.accepted[s.tenant].Load()
+		expected += p.Accepted[s.tenant]
 	}
 	deadline := time.Now().Add(drain)
 	var last uint64
@@ -212,6 +229,10 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	wg.Wait()
 
 	var lat hist
+	var accepted uint64
+	for _, n := range p.Accepted {
+		accepted += n
+	}
 	var delivered, gaps, lost, dup uint64
 	var lastRecv int64
 	for _, s := range subs {
@@ -237,14 +258,14 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	if dup > 0 {
 		note += fmt.Sprintf("; %d duplicates", dup)
 	}
-	if n := p.errors.Load(); n > 0 {
-		note += fmt.Sprintf("; %d POSTs failed (%v)", n, p.lastErr.Load())
+	if p.Errors > 0 {
+		note += fmt.Sprintf("; %d POSTs failed (%v)", p.Errors, p.LastErr)
 	}
 	fmt.Printf("%-3s %-42s %21s %9d %5d %11.0f %8s %8s %8s %8s %9.0f %9s %7.1f %7dM %7.1f  %s\n",
 		sc.name, sc.what, fmt.Sprintf("%d/%d", delivered, expected), gaps, lost, rate,
 		ms(lat.quantile(0.5)), ms(lat.quantile(0.95)), ms(lat.quantile(0.99)), ms(lat.quantile(1)),
-		float64(p.total())/pubTime.Seconds(), ms(p.hist.quantile(0.99)),
-		cpu.Seconds(), rss/1024, self.Seconds(), note)
+		float64(accepted)/p.Elapsed.Seconds(), ms(p.Hist.quantile(0.99)),
+		cpu.Seconds(), rss/1024, (self + p.CPU).Seconds(), note)
 	return nil
 }
 
@@ -321,13 +342,18 @@ func waitHellos(subs []*sub, limit time.Duration) error {
 // saveProfile fetches the relay's CPU profile over d from its admin
 // listener.
 func saveProfile(admin string, d time.Duration, file string) error {
-	res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())))
+	return saveURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), file)
+}
+
+// saveURL saves what url answers in file.
+func saveURL(url, file string) error {
+	res, err := http.Get(url)
 	if err != nil {
 		return err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("pprof: %s", res.Status)
+		return fmt.Errorf("%s: %s", url, res.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {
@@ -338,4 +364,22 @@ func saveProfile(admin string, d time.Duration, file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// printMemStats copies the runtime.MemStats part of the relay's heap
+// profile to stderr: where an idle subscriber's memory goes.
+func printMemStats(admin string) {
+	res, err := http.Get("http://" + admin + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: memstats:", err)
+		return
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if i := strings.Index(string(b), "# runtime.MemStats"); i >= 0 {
+		os.Stderr.Write(b[i:])
+	}
+	if err := saveURL("http://"+admin+"/debug/pprof/heap", "/tmp/loadgen-heap.pprof"); err == nil {
+		fmt.Fprintln(os.Stderr, "loadgen: heap profile in /tmp/loadgen-heap.pprof")
+	}
 }

@@ -22,7 +22,7 @@ type relay struct {
 // startRelay starts bin on a free loopback port and waits for the line
 // naming its address.
 func startRelay(bin string, args ...string) (*relay, error) {
-	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--log-level", "error"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

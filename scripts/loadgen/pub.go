@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,4 +125,56 @@ func (p *publisher) total() uint64 {
 		n += p.accepted[i].Load()
 	}
 	return n
+}
+
+// pubResult is what a publisher process reports on its stdout.
+type pubResult struct {
+	Accepted []uint64
+	Errors   uint64
+	LastErr  string
+	Hist     hist
+	Elapsed  time.Duration
+	CPU      time.Duration
+}
+
+// publishChild runs the publisher as a process of its own (this binary
+// with -publish), so that the generator's thousands of reading goroutines
+// do not delay its POSTs: POST latency is then the relay's, as a separate
+// client would see it.
+func publishChild(addr string, tenants []string, sc scenario) (*pubResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "-publish", addr, "-tenants", strings.Join(tenants, ","),
+		"-rate", fmt.Sprint(sc.rate), "-batch", fmt.Sprint(sc.batch),
+		"-workers", fmt.Sprint(sc.workers), "-duration", sc.duration.String())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("publisher: %w", err)
+	}
+	var res pubResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("publisher: %w", err)
+	}
+	return &res, nil
+}
+
+// publishMain is the publisher process: it publishes for d and prints a
+// pubResult.
+func publishMain(addr, tenants string, rate float64, batch, workers int, d time.Duration) error {
+	p := &publisher{addr: addr, tenants: strings.Split(tenants, ","), rate: rate, batch: batch, workers: workers}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cpu0 := selfCPU()
+	el := p.run(ctx)
+	res := pubResult{Errors: p.errors.Load(), Hist: p.hist, Elapsed: el, CPU: selfCPU() - cpu0}
+	if v, ok := p.lastErr.Load().(string); ok {
+		res.LastErr = v
+	}
+	for i := range p.accepted {
+		res.Accepted = append(res.Accepted, p.accepted[i].Load())
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
 }

@@ -22,7 +22,7 @@ func TestLine(t *testing.T) {
 	if s.delivered != 3 || s.lost != 1 || s.gapEvents != 13 || s.last != 21 || s.dup != 0 {
 		t.Errorf("delivered %d lost %d gaps %d last %d dup %d, want 3 1 13 21 0", s.delivered, s.lost, s.gapEvents, s.last, s.dup)
 	}
-	if s.hist.n != 3 || s.hist.quantile(1) < 9*time.Millisecond || s.hist.quantile(1) > 11*time.Millisecond {
-		t.Errorf("latency n %d max %v, want 3 around 10ms", s.hist.n, s.hist.quantile(1))
+	if s.hist.N != 3 || s.hist.quantile(1) < 9*time.Millisecond || s.hist.quantile(1) > 11*time.Millisecond {
+		t.Errorf("latency n %d max %v, want 3 around 10ms", s.hist.N, s.hist.quantile(1))
 	}
 }

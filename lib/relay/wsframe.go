@@ -1,0 +1,147 @@
+package relay
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// frameHeadroom is the space a writer leaves in front of each message it
+// builds, where the WebSocket frame header goes (at most 10 bytes from a
+// server), so that header and payload leave in one write(2) with no copy.
+const frameHeadroom = 10
+
+// putFrameHeader writes the header of an unmasked, final text frame with
+// an n-byte payload just before frame[frameHeadroom:] and returns where
+// the frame starts.
+func putFrameHeader(frame []byte, n int) int {
+	var i int
+	switch {
+	case n <= 125:
+		i = frameHeadroom - 2
+		frame[i+1] = byte(n)
+	case n <= 0xffff:
+		i = frameHeadroom - 4
+		frame[i+1] = 126
+		frame[i+2], frame[i+3] = byte(n>>8), byte(n)
+	default:
+		i = frameHeadroom - 10
+		frame[i+1] = 127
+		for k := 0; k < 8; k++ {
+			frame[i+2+k] = byte(uint64(n) >> (56 - 8*k))
+		}
+	}
+	frame[i] = 0x80 | websocket.TextMessage // FIN, text
+	return i
+}
+
+// turns bounds how many WebSocket writers read the log and write to their
+// socket at once. Without it an append to a tenant with 10,000 subscribers
+// makes 10,000 goroutines runnable, and the goroutine serving the next POST
+// queues behind all of them (Go's run queues are FIFO): publishers would
+// wait on subscribers. A writer takes a turn before it reads, gives it back
+// once its message is in the socket, and never holds one while it waits
+// (for an append, or for a slow client's socket to drain). Waiting for a
+// turn parks the goroutine in a channel's FIFO queue, so turns go round
+// fairly.
+type turns chan struct{}
+
+// newTurns sizes the turns to keep every core busy with a few to spare.
+func newTurns() turns { return make(turns, 2*runtime.GOMAXPROCS(0)) }
+
+func (t turns) take() { t <- struct{}{} }
+func (t turns) give() { <-t }
+
+// frameWriter writes a WebSocket's data messages straight to its TCP socket:
+// one write(2) per message, no copy into gorilla's buffer, no deadline
+// (timer) per message, and when the socket is full it gives its turn back
+// before it waits. Control frames (ping, pong, close) still go through
+// gorilla; mu keeps the two from interleaving.
+type frameWriter struct {
+	conn net.Conn
+	rc   syscall.RawConn
+	wait time.Duration // how long a full socket may block a message
+	give func()        // gives the writer's turn back (before a wait)
+
+	// mu serialises whole frames on the socket: the writer's messages and
+	// the control frames the reader answers (pong, close). It is held for
+	// one frame's write, which a full socket bounds by wait.
+	mu sync.Mutex
+}
+
+// newFrameWriter returns a frameWriter for ws, or nil when its connection
+// is not a plain socket (TLS): gorilla writes those.
+func newFrameWriter(ws *websocket.Conn, wait time.Duration, give func()) *frameWriter {
+	sc, ok := ws.NetConn().(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return &frameWriter{conn: ws.NetConn(), rc: rc, wait: wait, give: give}
+}
+
+// write sends frame[frameHeadroom:] as one text message.
+func (fw *frameWriter) write(frame []byte) error {
+	p := frame[putFrameHeader(frame, len(frame)-frameHeadroom):]
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	var werr error
+	try := func(fd uintptr) bool {
+		for len(p) > 0 {
+			n, err := syscall.Write(int(fd), p)
+			if n > 0 {
+				p = p[n:]
+			}
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return false
+			case err != nil:
+				werr = err
+				return true
+			}
+		}
+		return true
+	}
+	// First without waiting: a client that keeps up has room in its socket.
+	// A deadline left by gorilla's last control frame may have passed:
+	// clear it and try again.
+	err := fw.rc.Write(func(fd uintptr) bool { try(fd); return true })
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		fw.conn.SetWriteDeadline(time.Time{})
+		err = fw.rc.Write(func(fd uintptr) bool { try(fd); return true })
+	}
+	if err != nil {
+		return err
+	}
+	if werr != nil || len(p) == 0 {
+		return werr
+	}
+	// The socket is full: a slow client. Give the turn back and wait for
+	// room, at most fw.wait.
+	fw.give()
+	fw.conn.SetWriteDeadline(time.Now().Add(fw.wait))
+	err = fw.rc.Write(try)
+	fw.conn.SetWriteDeadline(time.Time{})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// control writes a control frame through gorilla, between whole messages.
+func (fw *frameWriter) control(ws *websocket.Conn, messageType int, data []byte, deadline time.Time) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	return ws.WriteControl(messageType, data, deadline)
+}
