@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/mattn/go-isatty"
@@ -223,8 +222,4 @@ func displayName(name string) string {
 		return "<stdin>"
 	}
 	return name
-}
-
-func indentLines(s, prefix string) string {
-	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
 }
