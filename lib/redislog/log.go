@@ -66,6 +66,7 @@ func (b *Broker) Open(tenant string) (*Log, error) {
 		return nil, fmt.Errorf("%w: not reachable", ErrUnavailable)
 	}
 	l := &Log{b: b, tenant: tenant, notify: make(chan struct{})}
+	l.cache.clear(1)
 	b.mu.Lock()
 	b.logs[tenant] = l
 	b.mu.Unlock()
@@ -88,6 +89,8 @@ func (b *Broker) deliver(u Update) {
 type Log struct {
 	b      *Broker
 	tenant string
+
+	followOnce sync.Once // the first read of any kind starts following
 
 	mu        sync.Mutex // guards the fields below; held for no I/O
 	following bool
@@ -141,8 +144,10 @@ func (l *Log) AppendShared(bodies [][]byte, key string) (first, last uint64, epo
 
 // follow starts following Redis on the first read of any kind, and
 // learns the epoch and bounds at once so that a subscriber's hello is
-// right. l.mu is not held.
-func (l *Log) follow() {
+// right; concurrent first readers wait for that. l.mu is not held.
+func (l *Log) follow() { l.followOnce.Do(l.startFollowing) }
+
+func (l *Log) startFollowing() {
 	l.mu.Lock()
 	if l.following || l.closed {
 		l.mu.Unlock()
@@ -388,6 +393,9 @@ func (c *cache) push(line []byte, maxEvents, maxBytes int) {
 
 // read appends lines from seq from (>= lo) on, as tlog.Log.Read does.
 func (c *cache) read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64) {
+	if c.n == 0 {
+		return dst, from
+	}
 	if from < c.lo {
 		from = c.lo
 	}

@@ -84,6 +84,7 @@ func main() {
 	pubBatch := flag.Int("batch", 1, "publisher: events per POST")
 	pubWorkers := flag.Int("workers", 16, "publisher: concurrent POSTs")
 	pubDuration := flag.Duration("duration", 10*time.Second, "publisher: how long")
+	relayArgs := flag.String("relay-args", "", "extra `flags` for every relay, space-separated (e.g. \"--broker redis://127.0.0.1:6379/0\")")
 	flag.Parse()
 	if *pubAddr != "" {
 		if err := publishMain(*pubAddr, *pubTenants, *pubRate, *pubBatch, *pubWorkers, *pubDuration); err != nil {
@@ -106,6 +107,7 @@ func main() {
 		if *only != "" && !strings.Contains(strings.ToUpper(*only), sc.name) {
 			continue
 		}
+		sc.args = append(sc.args, strings.Fields(*relayArgs)...)
 		if err := runScenario(*bin, sc, *drain, *cpuprofile, *memstats); err != nil {
 			fmt.Fprintf(os.Stderr, "loadgen: scenario %s: %v\n", sc.name, err)
 			failed = true
