@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -544,7 +545,8 @@ func TestSecurityTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := secStartRelay(t, "--tls-cert", cert, "--tls-key", key, "--tokens", secTokenFile(t, dir, "both", "admin"), "--admin-listen", "127.0.0.1:0")
+	p := secStartRelay(t, "--tls-cert", cert, "--tls-key", key, "--tokens", secTokenFile(t, dir, "both", "admin"),
+		"--admin-listen", "127.0.0.1:0", "--header-timeout", "1s")
 	if !strings.HasPrefix(p.url, "https://") {
 		t.Fatalf("relay URL %q, want https", p.url)
 	}
@@ -576,6 +578,16 @@ func TestSecurityTLS(t *testing.T) {
 	// A client without the CA refuses the relay's certificate.
 	if _, err := secHTTPClient(nil).Get(p.url + "/healthz"); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a client without the CA: %v, want a certificate error", err)
+	}
+	// A connection that never starts its TLS handshake is closed after
+	// --header-timeout (slowloris on the handshake).
+	raw, err := net.Dial("tcp", strings.TrimPrefix(p.url, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if ans := secAnswerOf(raw); ans != "closed" && ans != "reset" {
+		t.Errorf("a connection silent before its TLS handshake: %s, want closed", ans)
 	}
 	// Plain HTTP to the TLS port gets no service.
 	plain := "http://" + strings.TrimPrefix(p.url, "https://")
