@@ -144,7 +144,7 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	var rss0 int
 	if sc.idle {
 		// Warm the relay's heap and code paths with a few subscribers.
-		warm, err := connect(r.addr, sc, 100)
+		warm, err := connect(r.addr, sc, 20)
 		if err != nil {
 			return err
 		}
