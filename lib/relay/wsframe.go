@@ -71,8 +71,13 @@ type frameWriter struct {
 
 	// mu serialises whole frames on the socket: the writer's messages and
 	// the control frames the reader answers (pong, close). It is held for
-	// one frame's write, which a full socket bounds by wait.
-	mu sync.Mutex
+	// one frame's write, which a full socket bounds by wait. It also guards
+	// the state of the write in progress below.
+	mu     sync.Mutex
+	p      []byte                // what is left of the frame being written
+	werr   error                 // the write's error
+	tryFn  func(fd uintptr) bool // fw.try, made once (a method value allocates)
+	onceFn func(fd uintptr) bool // fw.try without waiting, made once
 }
 
 // newFrameWriter returns a frameWriter for ws, or nil when its connection
@@ -86,57 +91,63 @@ func newFrameWriter(ws *websocket.Conn, wait time.Duration, give func()) *frameW
 	if err != nil {
 		return nil
 	}
-	return &frameWriter{conn: ws.NetConn(), rc: rc, wait: wait, give: give}
+	fw := &frameWriter{conn: ws.NetConn(), rc: rc, wait: wait, give: give}
+	fw.tryFn = fw.try
+	fw.onceFn = func(fd uintptr) bool { fw.try(fd); return true }
+	return fw
+}
+
+// try writes what is left of the frame to fd; it reports false when the
+// socket is full (RawConn.Write then waits for room and calls it again).
+func (fw *frameWriter) try(fd uintptr) bool {
+	for len(fw.p) > 0 {
+		n, err := syscall.Write(int(fd), fw.p)
+		if n > 0 {
+			fw.p = fw.p[n:]
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			fw.werr = err
+			return true
+		}
+	}
+	return true
 }
 
 // write sends frame[frameHeadroom:] as one text message.
 func (fw *frameWriter) write(frame []byte) error {
-	p := frame[putFrameHeader(frame, len(frame)-frameHeadroom):]
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	var werr error
-	try := func(fd uintptr) bool {
-		for len(p) > 0 {
-			n, err := syscall.Write(int(fd), p)
-			if n > 0 {
-				p = p[n:]
-			}
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return false
-			case err != nil:
-				werr = err
-				return true
-			}
-		}
-		return true
-	}
+	fw.p, fw.werr = frame[putFrameHeader(frame, len(frame)-frameHeadroom):], nil
+	defer func() { fw.p = nil }() // keep no reference to the pooled buffer
 	// First without waiting: a client that keeps up has room in its socket.
 	// A deadline left by gorilla's last control frame may have passed:
 	// clear it and try again.
-	err := fw.rc.Write(func(fd uintptr) bool { try(fd); return true })
+	err := fw.rc.Write(fw.onceFn)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		fw.conn.SetWriteDeadline(time.Time{})
-		err = fw.rc.Write(func(fd uintptr) bool { try(fd); return true })
+		err = fw.rc.Write(fw.onceFn)
 	}
 	if err != nil {
 		return err
 	}
-	if werr != nil || len(p) == 0 {
-		return werr
+	if fw.werr != nil || len(fw.p) == 0 {
+		return fw.werr
 	}
 	// The socket is full: a slow client. Give the turn back and wait for
 	// room, at most fw.wait.
 	fw.give()
 	fw.conn.SetWriteDeadline(time.Now().Add(fw.wait))
-	err = fw.rc.Write(try)
+	err = fw.rc.Write(fw.tryFn)
 	fw.conn.SetWriteDeadline(time.Time{})
 	if err != nil {
 		return err
 	}
-	return werr
+	return fw.werr
 }
 
 // control writes a control frame through gorilla, between whole messages.

@@ -116,3 +116,43 @@ func BenchmarkSendLines(b *testing.B) {
 		sub.sendLines(nil, true, tlog.Gap{}, lines, send)
 	}
 }
+
+// BenchmarkFrameWrite is one small message written to a socket whose reader
+// keeps up: one write(2) and no allocation (the one reported is the gorilla
+// client's message reader, in the same process).
+func BenchmarkFrameWrite(b *testing.B) {
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		fw := newFrameWriter(ws, 5*time.Second, func() {})
+		frame := append(make([]byte, frameHeadroom), `{"seq":1,"tenant_id":"acme","timestamp":1,"type":"click","path":"/","metadata":{}}`+"\n"...)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if err := fw.write(frame); err != nil {
+				b.Error(err)
+				break
+			}
+		}
+		b.StopTimer()
+		close(stop)
+	}))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		for {
+			if _, _, err := c.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	<-stop
+}
