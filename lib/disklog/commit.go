@@ -104,20 +104,15 @@ func (l *Log) write(g *group) error {
 		seg = l.segs[n-1]
 	}
 	l.mu.Unlock()
-	full := seg == nil || seg.written >= l.store.segBytes ||
-		(l.store.opts.MaxEvents > 0 && seg.wcount >= max(l.store.opts.MaxEvents/segmentEventsPerBound, minSegmentEvents))
+	full := seg == nil || l.segmentFull(seg)
 	if seg != nil && seg.wcount == 0 && seg.base == g.first {
 		full = false // an empty open segment (just rolled, or a reserve marker)
 	}
 	if full {
-		if err := l.newSegment(g.first); err != nil {
+		if err := l.roll(seg, g.first); err != nil {
 			return err
 		}
 		l.mu.Lock()
-		if seg != nil {
-			seg.finalSize = seg.written
-			seg.sealed = seg.size == seg.finalSize
-		}
 		seg = l.segs[len(l.segs)-1]
 		l.mu.Unlock()
 	}
@@ -147,6 +142,38 @@ func (l *Log) write(g *group) error {
 	l.mu.Lock()
 	seg.refs++ // held by the fsync
 	l.mu.Unlock()
+	if l.segmentFull(seg) {
+		// Roll over now rather than at the next write: a full segment
+		// then stops being the open one, so retention and the total cap
+		// can remove it even if its tenant goes quiet. (On failure the
+		// next write tries again.)
+		if err := l.roll(seg, g.last+1); err != nil {
+			l.store.log.Warn("data directory: rolling over a segment", "tenant", l.tenant, "err", err)
+		}
+	}
+	return nil
+}
+
+// segmentFull reports whether the committer should start a new segment
+// after seg. Committer only.
+func (l *Log) segmentFull(seg *segment) bool {
+	o := l.store.opts
+	return seg.written >= l.store.segBytes ||
+		(o.MaxEvents > 0 && seg.wcount >= max(o.MaxEvents/segmentEventsPerBound, minSegmentEvents))
+}
+
+// roll starts a new open segment at seq base after old (nil for none); old
+// is sealed once all of it is acknowledged. Committer only.
+func (l *Log) roll(old *segment, base uint64) error {
+	if err := l.newSegment(base); err != nil {
+		return err
+	}
+	if old != nil {
+		l.mu.Lock()
+		old.finalSize = old.written
+		old.sealed = old.size == old.finalSize
+		l.mu.Unlock()
+	}
 	return nil
 }
 
@@ -187,8 +214,12 @@ func (l *Log) syncAndAck(g *group) {
 			seg.index = append(seg.index, g.idx...)
 			seg.modTime = time.Now()
 			l.durable = g.last
-			l.bytes += g.size
-			l.store.total.Add(g.size)
+			if !seg.removed {
+				// (A segment the total cap removed while this group
+				// was in its fsync no longer counts.)
+				l.bytes += g.size
+				l.store.total.Add(g.size)
+			}
 			removed = l.retainLocked()
 		}
 		seg.refs--

@@ -235,10 +235,6 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 	if d.closed.Load() {
 		return dst, from, Gap{}, ErrClosed
 	}
-	hotOldest, _ := d.hot.Bounds()
-	if from >= hotOldest {
-		return d.hot.Read(from, dst, maxLines, maxBytes)
-	}
 	var gap Gap
 	lose := func(a, b uint64) { // extend the gap by a..b, contiguous with it
 		if gap.Empty() {
@@ -246,11 +242,14 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 		}
 		gap.To = b
 	}
+	// The disk decides what the history holds (retention and the total cap
+	// remove from it), even while the hot cache still has the lines.
 	oldest, _ := d.disk.Bounds()
 	if from < oldest {
 		lose(from, oldest-1)
 		from = oldest
 	}
+	hotOldest, _ := d.hot.Bounds()
 	if from < hotOldest {
 		recs, err := d.disk.Read(nil, from, maxLines, maxBytes)
 		if err != nil {
