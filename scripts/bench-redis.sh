@@ -21,7 +21,8 @@ quick=
 # A free loopback port (Redis cannot pick one itself and say which).
 port=
 for p in $(shuf -i 20000-60000 -n 50); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+  if ! { exec 3<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null; then port=$p; break; fi
+  exec 3>&-
 done
 [ -n "$port" ] || { echo "bench-redis: no free port found" >&2; exit 1; }
 dir=$(mktemp -d)
@@ -30,7 +31,7 @@ redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$d
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 250); do
-  if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+  if { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
     printf 'PING\r\n' >&3
     read -r -t 2 reply <&3 || true
     exec 3>&-
@@ -39,8 +40,8 @@ for _ in $(seq 250); do
   sleep 0.02
 done
 
-echo "## tl-relay: embedded log vs Redis (scripts/loadgen $quick -only AC; $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at start)"
+echo "## tl-relay: embedded log vs Redis (scripts/loadgen $quick -only ${ONLY:-AC}; $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at start)"
 echo "### embedded (default)"
-"$bin/loadgen" -relay "$bin/tl-relay" $quick -only AC
+"$bin/loadgen" -relay "$bin/tl-relay" $quick -only ${ONLY:-AC}
 echo "### --broker redis://127.0.0.1:$port/0 ($(redis-server --version | cut -d' ' -f3))"
-"$bin/loadgen" -relay "$bin/tl-relay" $quick -only AC -relay-args "--broker redis://127.0.0.1:$port/0"
+"$bin/loadgen" -relay "$bin/tl-relay" $quick -only ${ONLY:-AC} -relay-args "--broker redis://127.0.0.1:$port/0"
