@@ -388,6 +388,17 @@ func (t *tail) onHello(c controlLine) {
 		} else {
 			t.status.progress("reconnected to %s", relay)
 		}
+	case t.opts.hasSince && c.LastSeq < t.lastSeq:
+		// The relay goes live at its newest seq when --since is past it
+		// (PROTOCOL.md's resume has nothing to send yet), so every new
+		// event would have a seq we take for printed already. Only the
+		// first connection's resume point can be wrong this way: later
+		// ones are seqs this epoch did deliver, and a relay that is
+		// behind them (a replica still catching up on a shared broker)
+		// sends them again, to be skipped, not printed twice.
+		t.status.loss("connected to %s, tenant %s (epoch %s, newest seq %d): the relay is behind --since %d: following from seq %d",
+			relay, c.Tenant, c.Epoch, c.LastSeq, t.lastSeq, c.LastSeq+1)
+		t.lastSeq = c.LastSeq
 	case t.opts.hasSince:
 		t.status.progress("connected to %s, tenant %s (epoch %s, newest seq %d): resuming after seq %d",
 			relay, c.Tenant, c.Epoch, c.LastSeq, t.lastSeq)
@@ -396,9 +407,19 @@ func (t *tail) onHello(c controlLine) {
 	}
 	t.epoch = c.Epoch
 	t.connected = true
-	if !t.haveSeq && t.opts.last == 0 {
-		// Live: a reconnect resumes after what was newest when we came.
-		t.lastSeq, t.haveSeq = c.LastSeq, true
+	if !t.haveSeq {
+		// Nothing printed yet: a reconnect must resume where this stream
+		// starts, not ask for the newest N (or the live head) again,
+		// which would skip what is published meanwhile. The relay starts
+		// a live stream after last_seq and a -n N replay after
+		// last_seq-N (or at its oldest line, which is later).
+		base := c.LastSeq
+		if n := uint64(t.opts.last); n < base {
+			base -= n
+		} else {
+			base = 0
+		}
+		t.lastSeq, t.haveSeq = base, true
 	}
 }
 

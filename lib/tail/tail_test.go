@@ -263,33 +263,96 @@ func TestResume(t *testing.T) {
 	}
 }
 
-// TestResumeLiveAndLast: a live tail that printed nothing resumes after the
-// seq that was newest when it came; a tail with -n that printed nothing
-// asks for the last N again, and after printing resumes from there.
+// TestResumeLiveAndLast: a tail that printed nothing yet resumes where its
+// stream started, so that a reconnect loses nothing published during the
+// outage: after the newest seq of the hello when live, after the N before it
+// with -n N (an empty tenant: after 0), also when the relay's filters let
+// none of the replay through; it never asks for the last N again.
 func TestResumeLiveAndLast(t *testing.T) {
-	f := newFakeRelay(t)
-	startTail(t, f, nil, "acme")
-	c := f.next(t)
-	c.send(t, hello("e1", 41))
-	c.drop()
-	if got := f.next(t).query.Encode(); got != "epoch=e1&since=41" {
-		t.Fatalf("live resume query %q", got)
+	tests := []struct {
+		name   string
+		args   []string
+		hello  uint64 // the first hello's last_seq
+		resume string // the reconnect's query
+		after  string // the query once hello+1..hello+2 are printed
+	}{
+		{"live", nil, 41, "epoch=e1&since=41", "epoch=e1&since=43"},
+		{"last 3", []string{"-n", "3"}, 41, "epoch=e1&since=38", "epoch=e1&since=43"},
+		{"last 0", []string{"-n", "0"}, 41, "epoch=e1&since=41", "epoch=e1&since=43"},
+		{"last more than held", []string{"-n", "100"}, 41, "epoch=e1&since=0", "epoch=e1&since=43"},
+		{"last on an empty tenant", []string{"-n", "5"}, 0, "epoch=e1&since=0", "epoch=e1&since=2"},
+		{"last with filters", []string{"-n", "3", "--type", "custom", "--path", "/x"}, 41,
+			"epoch=e1&path=%2Fx&since=38&type=custom", "epoch=e1&path=%2Fx&since=43&type=custom"},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeRelay(t)
+			r := startTail(t, f, nil, append([]string{"acme"}, tt.args...)...)
+			c := f.next(t)
+			c.send(t, hello("e1", tt.hello))
+			c.drop()
+			c = f.next(t)
+			if got := c.query.Encode(); got != tt.resume {
+				t.Fatalf("resume before any event: query %q, want %q", got, tt.resume)
+			}
+			// Events published during the outage are printed.
+			c.send(t, hello("e1", tt.hello+2), evs(tt.hello+1, tt.hello+2))
+			waitFor(t, "the outage's events", func() bool { return r.stdout.String() == evs(tt.hello+1, tt.hello+2) })
+			c.drop()
+			if got := f.next(t).query.Encode(); got != tt.after {
+				t.Fatalf("resume after printing: query %q, want %q", got, tt.after)
+			}
+		})
+	}
+}
 
-	f = newFakeRelay(t)
+// TestResumeAfterLastReplay: with -n, once the replay is printed a
+// reconnect resumes after its last event.
+func TestResumeAfterLastReplay(t *testing.T) {
+	f := newFakeRelay(t)
 	r := startTail(t, f, nil, "acme", "-n", "3")
-	c = f.next(t)
-	c.send(t, hello("e1", 41))
-	c.drop()
-	c = f.next(t)
+	c := f.next(t)
 	if got := c.query.Encode(); got != "last=3" {
-		t.Fatalf("-n resume before any event: query %q", got)
+		t.Fatalf("first query %q", got)
 	}
 	c.send(t, hello("e1", 41), evs(39, 40))
 	waitFor(t, "39..40", func() bool { return r.stdout.String() == evs(39, 40) })
 	c.drop()
 	if got := f.next(t).query.Encode(); got != "epoch=e1&since=40" {
 		t.Fatalf("-n resume query %q", got)
+	}
+}
+
+// TestSinceAhead: a --since past the relay's newest seq (the relay then goes
+// live) is reported, and the new events are printed, not taken for printed
+// ones. A reconnect to a relay behind what was printed (a replica catching
+// up) skips what it sends again instead.
+func TestSinceAhead(t *testing.T) {
+	for _, epoch := range []string{"", "e1"} {
+		t.Run("epoch="+epoch, func(t *testing.T) {
+			f := newFakeRelay(t)
+			args := []string{"acme", "--since", "500"}
+			if epoch != "" {
+				args = append(args, "--epoch", epoch)
+			}
+			r := startTail(t, f, nil, args...)
+			c := f.next(t)
+			c.send(t, hello("e1", 100), evs(101, 102))
+			waitFor(t, "101..102", func() bool { return r.stdout.String() == evs(101, 102) })
+			if want := "tl-tail: connected to " + f.srv.URL + ", tenant acme (epoch e1, newest seq 100): the relay is behind --since 500: following from seq 101\n"; r.stderr.String() != want {
+				t.Fatalf("stderr %q, want %q", r.stderr.String(), want)
+			}
+			c.drop()
+			c = f.next(t)
+			if got := c.query.Encode(); got != "epoch=e1&since=102" {
+				t.Fatalf("resume query %q", got)
+			}
+			c.send(t, hello("e1", 101), evs(102, 103))
+			waitFor(t, "101..103", func() bool { return r.stdout.String() == evs(101, 103) })
+			if strings.Contains(r.stderr.String(), "behind --since 102") {
+				t.Fatalf("a lagging relay on reconnect was taken for a bad --since:\n%s", r.stderr.String())
+			}
+		})
 	}
 }
 
