@@ -242,3 +242,27 @@ func TestDiskReadersLeaveNoTrace(t *testing.T) {
 		t.Fatalf("epoch %q after reopen, want %q", d2.Epoch(), e)
 	}
 }
+
+// TestDiskServesOnlyWhatDiskHolds: once the total cap removed old data
+// from disk, it is not served from the hot cache either (a restart would
+// not have it): a reader from seq 1 gets a gap.
+func TestDiskServesOnlyWhatDiskHolds(t *testing.T) {
+	s := openDisk(t, t.TempDir(), DiskOptions{MaxTotalBytes: 256 << 10}, 0)
+	l := diskLog(t, s, "acme")
+	for i := 1; i <= 4000; i += 100 {
+		if _, _, err := l.Append(bodies(i, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldest, newest := l.Bounds()
+	if oldest == 1 || newest != 4000 {
+		t.Fatalf("Bounds %d..%d: the cap removed nothing", oldest, newest)
+	}
+	if ho, _ := l.hot.Bounds(); ho >= oldest {
+		t.Fatalf("hot cache starts at %d, disk at %d: the test needs the cache to hold more", ho, oldest)
+	}
+	got, gaps := readFrom(t, l, 1, 500)
+	if len(gaps) != 1 || gaps[0] != (Gap{1, oldest - 1}) || !sameSeqs(got, span(oldest, 4000)) {
+		t.Fatalf("read from 1: gaps %v, %d lines from %d; want gap 1..%d then %d..4000", gaps, len(got), got[0], oldest-1, oldest)
+	}
+}
