@@ -4,6 +4,7 @@
 // client, spread over 127.0.0.x source addresses), publishes, waits for the
 // deliveries and prints one row of a table:
 //
+//	0  no subscribers, 500 events/s posted one by one (the control)
 //	A  10,000 subscribers over 100 tenants, 500 events/s posted one by one
 //	B  10,000 subscribers on one tenant, 500 events/s (5M deliveries/s asked)
 //	C  1,000 subscribers on one tenant, batched publishes at a high rate
@@ -56,6 +57,10 @@ func scenarios(quick bool) []scenario {
 		a, b, c, idle, tenants = 2_000, 2_000, 200, 2_000, 20
 	}
 	return []scenario{
+		// 0 is the control: the same POSTs with nobody subscribed, the
+		// floor that the machine itself puts under A's and B's latencies.
+		{name: "0", what: "no subscribers, 500 ev/s single POSTs",
+			tenants: 1, rate: 500, batch: 1, workers: 16, duration: d},
 		{name: "A", what: fmt.Sprintf("%d subs / %d tenants, 500 ev/s single POSTs", a, tenants),
 			subs: a, tenants: tenants, rate: 500, batch: 1, workers: 16, duration: d, bufSize: 4 << 10, sample: 1},
 		// B's history holds 2 s of events: a subscriber further behind
@@ -73,7 +78,7 @@ func scenarios(quick bool) []scenario {
 func main() {
 	bin := flag.String("relay", "bin/tl-relay", "the tl-relay `binary`")
 	quick := flag.Bool("quick", false, "small and short (make bench-quick)")
-	only := flag.String("only", "", "run only these `scenarios` (letters, e.g. AC)")
+	only := flag.String("only", "", "run only these `scenarios` (e.g. 0AC)")
 	cpuprofile := flag.String("cpuprofile", "", "save the relay's CPU profile of the publishing window to `file` (one scenario)")
 	memstats := flag.Bool("memstats", false, "print the relay's Go memory statistics with the idle subscribers (D) to stderr")
 	drain := flag.Duration("drain", 15*time.Second, "after publishing, wait at most this long for every delivery")
@@ -253,7 +258,10 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	if window > 0 {
 		rate = float64(delivered) / window.Seconds()
 	}
-	note := fmt.Sprintf("%.0f deliveries per relay CPU-second", float64(delivered)/cpu.Seconds())
+	note := ""
+	if delivered > 0 {
+		note = fmt.Sprintf("%.0f deliveries per relay CPU-second", float64(delivered)/cpu.Seconds())
+	}
 	if missing := int64(expected) - int64(delivered+gaps+lost); missing > 0 {
 		note += fmt.Sprintf("; %d not yet delivered when the drain ended", missing)
 	}
@@ -263,6 +271,7 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	if p.Errors > 0 {
 		note += fmt.Sprintf("; %d POSTs failed (%v)", p.Errors, p.LastErr)
 	}
+	note = strings.TrimPrefix(note, "; ")
 	fmt.Printf("%-3s %-42s %21s %9d %5d %11.0f %8s %8s %8s %8s %9.0f %9s %7.1f %7dM %7.1f  %s\n",
 		sc.name, sc.what, fmt.Sprintf("%d/%d", delivered, expected), gaps, lost, rate,
 		ms(lat.quantile(0.5)), ms(lat.quantile(0.95)), ms(lat.quantile(0.99)), ms(lat.quantile(1)),
