@@ -136,6 +136,21 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		writeError(w, unavailable("the relay is shutting down"))
 		return
 	}
+	// Reauthorize (SIGHUP) walks the registered streams, so a reload
+	// between the check in ServeHTTP and beginStream would miss this one:
+	// check again now that it is registered.
+	if s.cfg.Authorize != nil {
+		if err := s.cfg.Authorize(sub.authReq, name, ScopeSubscribe); err != nil {
+			s.endStream(sub)
+			s.reg.release(t, true)
+			he, ok := err.(*HTTPError)
+			if !ok {
+				he = httpErrorf(http.StatusForbidden, "%v", err)
+			}
+			writeError(w, he)
+			return
+		}
+	}
 	end := func() {
 		sub.m.Close()
 		s.endStream(sub)
