@@ -54,7 +54,8 @@ not keep up (at most one report a second; --lossless never drops, nor does
 output to a file or /dev/null). -q hides progress but never a loss of events.
 
 Exit status:
-  0    -c N events were printed; or --timeout ended a stream without -c
+  0    -c N events were printed (-c 0: at once, printing nothing); or
+       --timeout ended a stream without -c
   1    failure: the relay refused (400, 401, 403, 404), --max-retries
        exhausted, --timeout before -c N events arrived, stdout failed
   2    usage error
@@ -78,7 +79,8 @@ type options struct {
 	since      uint64
 	hasSince   bool
 	epoch      string
-	count      int64
+	count      int64 // events to print before exiting; 0: no limit
+	countZero  bool  // an explicit -c 0: print nothing, exit at once
 	timeout    time.Duration
 	lossless   bool
 	buffer     int
@@ -116,7 +118,7 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	fs.IntVarP(&o.last, "last", "n", 0, "first print the newest `N` events of the history, then follow")
 	fs.Uint64Var(&o.since, "since", 0, "resume after event `SEQ` (with --epoch, the epoch it came from)")
 	fs.StringVar(&o.epoch, "epoch", "", "the `EPOCH` that --since refers to (from the relay's hello)")
-	fs.Int64VarP(&o.count, "count", "c", 0, "exit 0 after `N` events")
+	fs.Int64VarP(&o.count, "count", "c", 0, "exit 0 after `N` events (without -c: no limit; -c 0 exits at once)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop after `DURATION`; with -c, exit 1 unless N events came")
 	fs.BoolVar(&o.lossless, "lossless", false, "never drop a line: when stdout is slow, stop reading the relay")
 	fs.StringVar(&buffer, "buffer", "4MiB", "hold up to `SIZE` bytes stdout has not taken yet (e.g. 512KiB)")
@@ -156,6 +158,7 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	}
 	o.types = types
 	o.hasSince = fs.Changed("since")
+	o.countZero = fs.Changed("count") && o.count == 0
 	switch {
 	case o.last < 0:
 		return nil, cli.Usagef("--last must not be negative (try --help)")
@@ -216,6 +219,9 @@ var (
 // run streams until the count is reached, the timeout expires, stdout goes
 // away, the relay refuses, retries run out, or ctx ends (a signal).
 func (t *tail) run(ctx context.Context) error {
+	if t.opts.countZero {
+		return nil // like head -n 0: nothing to print, so no need to connect
+	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if t.opts.timeout > 0 {

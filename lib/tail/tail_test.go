@@ -2,6 +2,7 @@ package tail
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -148,6 +149,50 @@ func TestCount(t *testing.T) {
 	}
 	if got := c.closeCode(t); got != 1000 {
 		t.Fatalf("close code %d, want 1000", got)
+	}
+}
+
+// TestCountZero: an explicit -c 0 exits 0 at once, printing nothing and
+// not even connecting (like head -n 0); a negative count is a usage error.
+func TestCountZero(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"-c", "0"}, 0, ""},
+		{[]string{"--count=0", "--type", "click"}, 0, ""},
+		{[]string{"-c", "-1"}, 2, "--count must not be negative (try --help)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			f := newFakeRelay(t)
+			var stdout, stderr syncBuffer
+			env := &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
+				if k == "TL_RELAY" {
+					return f.srv.URL
+				}
+				return ""
+			}}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- Run(ctx, append([]string{"acme"}, tt.args...), env) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				cancel() // unblock the run; the bound only keeps a broken test from hanging
+				<-done
+				t.Fatalf("tl-tail %q did not exit by itself", tt.args)
+			}
+			if got, msg := cli.Code(err); got != tt.code || !strings.Contains(msg, tt.err) {
+				t.Fatalf("exit %d %q, want %d containing %q", got, msg, tt.code, tt.err)
+			}
+			if stdout.String() != "" || stderr.String() != "" || f.attempts() != 0 {
+				t.Fatalf("stdout %q, stderr %q, %d connection attempts; want none", stdout.String(), stderr.String(), f.attempts())
+			}
+		})
 	}
 }
 
