@@ -278,3 +278,29 @@ func synced(f *Follower, tenant string) bool {
 	st, ok := f.tenants[tenant]
 	return ok && st.synced
 }
+
+// Redis goes away between a tenant's opening and its first read: the log
+// has no epoch to give (the relay answers 503) until Redis is back, and
+// then its readers are woken with the epoch.
+func TestLogFirstReadWhileAway(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	b := newBroker(t, srv, Options{})
+	l := openLog(t, b, "acme")
+	srv.Stop()
+	notify := l.Notify() // the first read: learning the epoch fails
+	if e := l.Epoch(); e != "" {
+		t.Fatalf("epoch %q while Redis is away, want none", e)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-notify:
+	case <-time.After(testTimeout):
+		t.Fatal("not woken when Redis came back")
+	}
+	waitFor(t, "the epoch", func() bool { return l.Epoch() != "" })
+	if oldest, newest := l.Bounds(); oldest != 1 || newest != 0 {
+		t.Errorf("bounds %d..%d, want 1..0 (empty)", oldest, newest)
+	}
+}

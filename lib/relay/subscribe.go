@@ -159,6 +159,14 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 
 	oldest, newest := t.log.Bounds()
 	epoch := t.log.Epoch()
+	if epoch == "" {
+		// A shared backing that could not learn the tenant's epoch (its
+		// broker went away just now): a hello without one would be a lie.
+		s.endStream(sub)
+		s.reg.release(t, true)
+		writeError(w, unavailable("tenant %s: the broker is unreachable", name))
+		return
+	}
 	var epochGap *tlog.Gap
 	sub.cursor, epochGap = sq.start(oldest, newest, epoch)
 	sub.remote = r.RemoteAddr
