@@ -597,4 +597,35 @@ func TestSecurityTLS(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+
+	// SIGHUP reloads the certificate: after a rotation to one from another
+	// CA, new connections get the new one; the live wss stream goes on.
+	dir2 := t.TempDir()
+	ca2, cert2, key2, err := writeCerts(dir2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for src, dst := range map[string]string{cert2: cert, key2: key} {
+		data, _ := os.ReadFile(src)
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.signal(syscall.SIGHUP)
+	p.waitLog("TLS certificate reloaded")
+	pem2, _ := os.ReadFile(ca2)
+	pool2 := x509.NewCertPool()
+	pool2.AppendCertsFromPEM(pem2)
+	if st, _, _ := secDo(t, secHTTPClient(&tls.Config{RootCAs: pool2}), "GET", p.url+"/healthz", "", "", nil); st != 200 {
+		t.Errorf("after rotation, a client trusting the new CA: %d", st)
+	}
+	if _, err := secHTTPClient(conf).Get(p.url + "/healthz"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("after rotation, a client trusting only the old CA: %v, want a certificate error", err)
+	}
+	if st, _, body := secDo(t, secHTTPClient(&tls.Config{RootCAs: pool2}), "POST", p.url+"/v1/tenants/acme/events", secToken("both"), "application/json", []byte(secOneEvent)); st != 202 {
+		t.Fatalf("publish after rotation: %d %s", st, body)
+	}
+	if l := secReadLines(t, conn); l[0]["path"] != "/checkout" {
+		t.Errorf("the wss stream opened before the rotation got %v", l)
+	}
 }
