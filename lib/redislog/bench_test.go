@@ -73,3 +73,27 @@ func BenchmarkFollowerLatency(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendParallel: single-event appends from 16 goroutines, as
+// concurrent POSTs through one relay make them.
+func BenchmarkAppendParallel(b *testing.B) {
+	srv := redistest.New(b, redistest.Options{})
+	s, err := Open(Options{URL: srv.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	bs := bodies(0, 1)
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := s.Append(ctx, "acme", "", bs); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
