@@ -45,6 +45,11 @@ func TestSecurityRateLimit(t *testing.T) {
 	if !strings.Contains(body, `"error":`) {
 		t.Errorf("429 body %q is not {\"error\":...}", body)
 	}
+	// Once over its rate a tenant is refused before its body is read: even
+	// a body that is not JSON gets 429, not 400.
+	if st, h, body := secDo(t, c, "POST", url("acme"), "", nd, []byte("{not json at all")); st != 429 || h.Get("Retry-After") == "" {
+		t.Errorf("garbage from a limited tenant: %d %s, want 429 with Retry-After", st, body)
+	}
 	if st, _, body := secDo(t, c, "POST", url("beta"), "", nd, secEvents(10)); st != 202 {
 		t.Errorf("another tenant while acme is limited: %d %s", st, body)
 	}

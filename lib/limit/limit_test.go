@@ -213,3 +213,29 @@ func TestSlotsConcurrent(t *testing.T) {
 		t.Errorf("%d slots leaked", total)
 	}
 }
+
+func TestRateWait(t *testing.T) {
+	r, c := newTestRate(10, 5)
+	if w := r.Wait("a"); w != 0 {
+		t.Fatalf("Wait on a new key = %v", w)
+	}
+	r.Take("a", 5)
+	if w := r.Wait("a"); w != time.Second {
+		t.Fatalf("Wait on an empty bucket = %v, want 1s", w)
+	}
+	if w := r.Wait("a"); w != time.Second {
+		t.Fatalf("Wait spent something: %v", w)
+	}
+	c.advance(100 * time.Millisecond)
+	if w := r.Wait("a"); w != 0 {
+		t.Fatalf("Wait after a refill of one = %v", w)
+	}
+	r.Take("a", 30) // not full: refused, nothing spent
+	if ok, _ := r.Take("a", 1); !ok {
+		t.Fatal("Wait or a refused Take spent the token")
+	}
+	var nilRate *Rate
+	if nilRate.Wait("a") != 0 {
+		t.Fatal("nil Rate waits")
+	}
+}

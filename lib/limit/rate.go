@@ -76,6 +76,27 @@ func (r *Rate) Take(key string, n int) (ok bool, retryAfter time.Duration) {
 	return false, RoundUpSecond(wait)
 }
 
+// Wait returns how long key must wait before one event may go (0: now),
+// without spending anything: a cheap refusal before a request's body is
+// read. A key with no bucket has a full one.
+func (r *Rate) Wait(key string) time.Duration {
+	if r == nil {
+		return 0
+	}
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.buckets[key]
+	if b == nil {
+		return 0
+	}
+	r.refill(b, now)
+	if b.tokens >= 1 {
+		return 0
+	}
+	return RoundUpSecond(time.Duration((1 - b.tokens) / r.perSec * float64(time.Second)))
+}
+
 func (r *Rate) refill(b *bucket, now time.Time) {
 	if el := now.Sub(b.last); el > 0 {
 		b.tokens = math.Min(r.burst, b.tokens+el.Seconds()*r.perSec)

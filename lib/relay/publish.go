@@ -127,6 +127,10 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
 // ingest validates and appends the body of r, returning the 202 body, or the
 // error to answer and the NDJSON line it concerns.
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjsonBody bool, key string) ([]byte, *HTTPError, int) {
+	// A tenant already over its rate is refused before its body is read.
+	if wait := s.cfg.PublishRate.Wait(t.name); wait > 0 {
+		return nil, rateLimited(t.name, wait), 0
+	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
 	now := time.Now().UnixMilli()
 	in := ingestPool.Get().(*ingest)
@@ -166,9 +170,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 		return nil, httpErrorf(http.StatusBadRequest, "the body holds no event"), 0
 	}
 	if ok, wait := s.cfg.PublishRate.Take(t.name, len(in.ends)); !ok {
-		e := httpErrorf(http.StatusTooManyRequests, "tenant %s is over its publish rate limit; retry in %d s", t.name, wait/time.Second)
-		e.Header = http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}}
-		return nil, e, 0
+		return nil, rateLimited(t.name, wait), 0
 	}
 	var first, last uint64
 	var err error
@@ -203,6 +205,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 func AcceptedBody(n int, first, last uint64, epoch string) []byte {
 	return fmt.Appendf(nil, `{"accepted":%d,"first_seq":%d,"last_seq":%d,"epoch":%s}`,
 		n, first, last, strconv.Quote(epoch))
+}
+
+// rateLimited is the 429 for a tenant over its rate, wait (whole seconds)
+// being when one more event may go.
+func rateLimited(tenant string, wait time.Duration) *HTTPError {
+	e := httpErrorf(http.StatusTooManyRequests, "tenant %s is over its publish rate limit; retry in %d s", tenant, wait/time.Second)
+	e.Header = http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}}
+	return e
 }
 
 // lineError turns a validation error into a 400 (413 for a large event),
