@@ -2,7 +2,6 @@ package limit
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 )
@@ -135,82 +134,6 @@ func TestRoundUpSecond(t *testing.T) {
 		if got := RoundUpSecond(tt.in); got != tt.want {
 			t.Errorf("RoundUpSecond(%v) = %v, want %v", tt.in, got, tt.want)
 		}
-	}
-}
-
-func TestSlots(t *testing.T) {
-	s := NewSlots(2, 3)
-	relA1, err := s.Acquire("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	relA2, err := s.Acquire("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Acquire("a"); err == nil {
-		t.Fatal("third subscriber of tenant a accepted (limit 2)")
-	}
-	relB, err := s.Acquire("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Acquire("c"); err == nil {
-		t.Fatal("fourth subscriber accepted (total limit 3)")
-	}
-	relA1()
-	relA1() // a second release does nothing
-	if total, a := s.InUse("a"); total != 2 || a != 1 {
-		t.Fatalf("InUse = %d, %d after one release, want 2, 1", total, a)
-	}
-	relC, err := s.Acquire("c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	relA2()
-	relB()
-	relC()
-	if total, _ := s.InUse("a"); total != 0 || len(s.byKey) != 0 {
-		t.Fatalf("slots leak: total %d, keys %v", total, s.byKey)
-	}
-	var nilSlots *Slots
-	if rel, err := nilSlots.Acquire("a"); err != nil {
-		t.Fatal(err)
-	} else {
-		rel()
-	}
-}
-
-func TestSlotsConcurrent(t *testing.T) {
-	s := NewSlots(5, 0)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	maxSeen := 0
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < 200; j++ {
-				rel, err := s.Acquire("a")
-				if err != nil {
-					continue
-				}
-				_, n := s.InUse("a")
-				mu.Lock()
-				if n > maxSeen {
-					maxSeen = n
-				}
-				mu.Unlock()
-				rel()
-			}
-		}()
-	}
-	wg.Wait()
-	if maxSeen > 5 {
-		t.Errorf("saw %d slots held for one tenant, limit 5", maxSeen)
-	}
-	if total, _ := s.InUse("a"); total != 0 {
-		t.Errorf("%d slots leaked", total)
 	}
 }
 

@@ -1,7 +1,7 @@
-// Package limit owns the relay's defences against too much of a good thing:
-// a per-tenant publish rate (a token bucket per tenant) and counted slots
-// for subscribers (per tenant and in total). Both are safe for concurrent
-// use and hold no lock while their callers do I/O.
+// Package limit owns the relay's per-tenant publish rate: a token bucket per
+// tenant, safe for concurrent use, holding no lock while its callers do I/O.
+// (The subscriber limits live with the relay's tenant registry, which
+// already counts them.)
 package limit
 
 import (
