@@ -99,9 +99,8 @@ func (sq *streamQuery) start(oldest, newest uint64, epoch string) (cursor uint64
 	switch {
 	case sq.hasSince && sq.epoch != "" && sq.epoch != epoch:
 		// The numbering restarted: replay the whole new history, after
-		// one gap line naming what of it is gone (1..oldest-1; To is 0
-		// when nothing is).
-		return oldest, &tlog.Gap{From: 1, To: oldest - 1}
+		// a gap line naming what of it is gone, if anything is.
+		return oldest, newEpochGap(oldest)
 	case sq.hasSince:
 		if sq.since >= newest {
 			return newest + 1, nil
@@ -115,6 +114,17 @@ func (sq *streamQuery) start(oldest, newest uint64, epoch string) (cursor uint64
 	default:
 		return newest + 1, nil
 	}
+}
+
+// newEpochGap is the gap owed to a subscriber whose numbering restarted:
+// the part of the new numbering already gone, 1..oldest-1, or nil when
+// nothing is. A gap line always names A..B with A <= B (PROTOCOL.md: events
+// A..B will never arrive); the hello's epoch alone tells the restart.
+func newEpochGap(oldest uint64) *tlog.Gap {
+	if oldest <= 1 {
+		return nil
+	}
+	return &tlog.Gap{From: 1, To: oldest - 1}
 }
 
 // subscribe serves GET /v1/tenants/{tenant}/stream: a WebSocket when the

@@ -64,7 +64,9 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 			oldest, newest := log.Bounds()
 			if controls {
 				pending = appendHello(pending, sub.t.name, e, newest)
-				pending = appendGap(pending, tlog.Gap{From: 1, To: oldest - 1}, "epoch")
+				if g := newEpochGap(oldest); g != nil {
+					pending = appendGap(pending, *g, "epoch")
+				}
 			}
 			sub.epoch, sub.cursor = e, oldest
 		}
