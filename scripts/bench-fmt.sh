@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tl-fmt throughput against jq and gojq, side by side in one run: the same
 # filter over a file of N sample events (1,000,000; 200,000 with QUICK=1),
-# made by repeating lib/format/testdata/events.ndjson, written to /dev/null.
+# made by repeating lib/event/testdata/events.ndjson, written to /dev/null.
 # Each command runs three times; the table shows the median. Rows:
 #   tl-fmt '.type=="click"'          the fast path (answered from the bytes)
 #   tl-fmt '.type | . == "click"'    the same selection through gojq, on every core
@@ -22,7 +22,7 @@ bin=${BIN:-bin}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-sample=lib/format/testdata/events.ndjson
+sample=lib/event/testdata/events.ndjson
 per=$(wc -l <"$sample")
 reps=$(( (lines + per - 1) / per ))
 for _ in $(seq "$reps"); do cat "$sample"; done | head -n "$lines" >"$tmp/events.ndjson"

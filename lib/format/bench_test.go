@@ -12,7 +12,7 @@ import (
 
 // benchLines is the sample events, one slice per line.
 func benchLines(b *testing.B) ([][]byte, int64) {
-	data, err := os.ReadFile("testdata/events.ndjson")
+	data, err := os.ReadFile(sampleEvents)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func BenchmarkLine(b *testing.B) {
 
 // BenchmarkRun measures a whole run over the sample file, every core.
 func BenchmarkRun(b *testing.B) {
-	data, err := os.ReadFile("testdata/events.ndjson")
+	data, err := os.ReadFile(sampleEvents)
 	if err != nil {
 		b.Fatal(err)
 	}

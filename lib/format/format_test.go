@@ -63,9 +63,17 @@ func runFmt(t testing.TB, stdin string, vars map[string]string, mutate func(*opt
 	return result{out.String(), errb.String(), code}
 }
 
+// sampleEvents is the project's one copy of the sample stream, kept by
+// lib/event (whose tests need it too).
+const sampleEvents = "../event/testdata/events.ndjson"
+
 func readTestdata(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	path := filepath.Join("testdata", name)
+	if name == "events.ndjson" {
+		path = sampleEvents
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
