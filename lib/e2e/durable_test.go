@@ -21,99 +21,11 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// goRelay is a tl-relay process a Go test started.
-type goRelay struct {
-	url  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *bytes.Buffer // its stderr
-	mu   *sync.Mutex   // guards log
-}
-
 // startRelay starts tl-relay listening on addr (127.0.0.1:0 for any port)
 // with args and waits for its "listening on URL" line.
-func startRelay(t *testing.T, addr string, args ...string) *goRelay {
+func startRelay(t *testing.T, addr string, args ...string) *secProc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "tl-relay"), append([]string{"--listen", addr}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=" + os.Getenv("GORACE")}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	r := &goRelay{cmd: cmd, done: make(chan struct{}), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			r.mu.Lock()
-			r.log.WriteString(line + "\n")
-			r.mu.Unlock()
-			if i := strings.Index(line, "listening on "); i >= 0 {
-				select {
-				case urlc <- strings.TrimSpace(line[i+len("listening on "):]):
-				default:
-				}
-			}
-		}
-		pr.Close()
-	}()
-	go func() {
-		cmd.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-r.done
-	})
-	select {
-	case r.url = <-urlc:
-	case <-r.done:
-		t.Fatalf("tl-relay exited before listening:\n%s", r.stderr())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("tl-relay did not report its address within 30s:\n%s", r.stderr())
-	}
-	return r
-}
-
-func (r *goRelay) stderr() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.log.String()
-}
-
-// kill sends SIGKILL and waits for the process to go.
-func (r *goRelay) kill(t *testing.T) {
-	t.Helper()
-	r.cmd.Process.Kill()
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("tl-relay did not die within 30s of SIGKILL")
-	}
-}
-
-// syncBuf is a bytes.Buffer safe to read while a process writes it.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return secStartRelay(t, append([]string{"--listen", addr}, args...)...)
 }
 
 // accepted is a 202 answer.
@@ -219,7 +131,7 @@ func TestDurableCrash(t *testing.T) {
 		epoch   string
 	)
 	// The resuming tail: it follows whichever relay is current.
-	var cur atomic.Pointer[goRelay]
+	var cur atomic.Pointer[secProc]
 	var tailMu sync.Mutex
 	tailSeqs := map[uint64]string{} // seq -> batch id/index
 	var tailErr error
@@ -258,7 +170,7 @@ func TestDurableCrash(t *testing.T) {
 	// comes back on the same address, and tl-tail resumes by itself.
 	addr := "127.0.0.1:0"
 	var tlTail *exec.Cmd
-	var tlTailOut, tlTailErr syncBuf
+	var tlTailOut, tlTailErr secSyncBuffer
 	for round := 0; round < rounds; round++ {
 		r := startRelay(t, addr, "--data-dir", dir)
 		cur.Store(r)
@@ -318,11 +230,11 @@ func TestDurableCrash(t *testing.T) {
 		for acked.Load() < ackedPerRun {
 			select {
 			case <-r.done:
-				t.Fatalf("round %d: tl-relay exited:\n%s", round, r.stderr())
+				t.Fatalf("round %d: tl-relay exited:\n%s", round, r.log.String())
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
-		r.kill(t) // in the middle of the flood
+		r.kill() // in the middle of the flood
 		close(stop)
 		wg.Wait()
 	}
@@ -332,7 +244,7 @@ func TestDurableCrash(t *testing.T) {
 	cur.Store(r)
 	a, ok := publish(http.DefaultClient, r.url, tenant, []byte(`{"type":"custom","path":"/crash","metadata":{"b":"marker","i":"0"}}`+"\n"))
 	if !ok {
-		t.Fatalf("marker not accepted:\n%s", r.stderr())
+		t.Fatalf("marker not accepted:\n%s", r.log.String())
 	}
 	if a.Epoch != epoch {
 		t.Fatalf("epoch after restarts %q, want %q", a.Epoch, epoch)
@@ -546,11 +458,11 @@ func TestDurableIdempotentRetry(t *testing.T) {
 		for acked.Load() < want {
 			select {
 			case <-r.done:
-				t.Fatalf("tl-relay exited:\n%s", r.stderr())
+				t.Fatalf("tl-relay exited:\n%s", r.log.String())
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
-		r.kill(t)
+		r.kill()
 		r = startRelay(t, addr, "--data-dir", dir)
 	}
 	close(stop)

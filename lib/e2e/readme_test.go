@@ -105,7 +105,7 @@ func runCookbookLine(t *testing.T, dir, relay, line string, follow bool) {
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + binDir + ":" + os.Getenv("PATH"), "HOME=" + dir, "TL_RELAY=" + relay, "GORACE=" + os.Getenv("GORACE")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // to stop the whole pipeline
-	var stdout, stderr syncBuf
+	var stdout, stderr secSyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -137,6 +137,17 @@ func (p *secProc) signal(sig syscall.Signal) {
 	}
 }
 
+// kill sends SIGKILL and waits (at most 30s) for the process to go.
+func (p *secProc) kill() {
+	p.t.Helper()
+	p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatal("tl-relay did not die within 30s of SIGKILL")
+	}
+}
+
 // alive reports whether the process is still running.
 func (p *secProc) alive() bool {
 	select {
