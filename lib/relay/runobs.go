@@ -107,8 +107,12 @@ func startAdmin(l net.Listener, s *Server, sec *security, stderr io.Writer) *adm
 	fmt.Fprintf(stderr, "tl-relay: admin on %s://%s\n", scheme, l.Addr())
 	a := &adminServer{
 		http: &http.Server{
-			Handler:           s.AdminHandler(),
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler: s.AdminHandler(),
+			// The main listener's limits: the admin port is no less exposed
+			// to slow or oversized headers (slowloris, 431).
+			MaxHeaderBytes:    maxHeaderBytes,
+			ReadHeaderTimeout: s.cfg.HeaderTimeout,
+			IdleTimeout:       s.cfg.IdleTimeout,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		},
 		bound:  l.Addr().String(),

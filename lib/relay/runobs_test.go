@@ -17,8 +17,14 @@ import (
 // returns its stderr and the stop function (which returns Run's exit code).
 func runRelay(t *testing.T, args ...string) (*syncBuffer, func() int) {
 	t.Helper()
+	return runRelayEnv(t, nil, args...)
+}
+
+// runRelayEnv is runRelay with the environment variables vars.
+func runRelayEnv(t *testing.T, vars map[string]string, args ...string) (*syncBuffer, func() int) {
+	t.Helper()
 	var stderr syncBuffer
-	env := &cli.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Getenv: func(string) string { return "" }}
+	env := &cli.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, args, env) }()
@@ -139,6 +145,48 @@ func TestAdminListen(t *testing.T) {
 	}
 	if s := msgs["started"]; s != nil && (s["listen"] != strings.TrimPrefix(main, "http://") || s["admin"] != strings.TrimPrefix(admin, "http://")) {
 		t.Errorf("started line %v does not name both addresses", s)
+	}
+}
+
+// TestAdminHeaderLimits: the admin listener refuses oversized request
+// headers with 431, as the main listener does (net/http's own default
+// would let 1 MiB through).
+func TestAdminHeaderLimits(t *testing.T) {
+	stderr, stop := runRelay(t, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
+	listeners := []struct {
+		name, url string
+	}{
+		{"main", waitAddr(t, stderr, "listening")},
+		{"admin", waitAddr(t, stderr, "admin")},
+	}
+	// Past maxHeaderBytes plus net/http's 4 KiB of slack, far below 1 MiB.
+	big := strings.Repeat("x", maxHeaderBytes+8<<10)
+	for _, l := range listeners {
+		for _, tt := range []struct {
+			header string
+			want   int
+		}{
+			{"small", http.StatusOK},
+			{big, http.StatusRequestHeaderFieldsTooLarge},
+		} {
+			req, err := http.NewRequest(http.MethodGet, l.url+"/metrics", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Filler", tt.header)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s: GET /metrics with a %d-byte header: %v", l.name, len(tt.header), err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != tt.want {
+				t.Errorf("%s: GET /metrics with a %d-byte header = %d, want %d", l.name, len(tt.header), res.StatusCode, tt.want)
+			}
+		}
+	}
+	if code := stop(); code != cli.ExitOK {
+		t.Errorf("exit code %d", code)
 	}
 }
 
