@@ -117,6 +117,12 @@ type Config struct {
 	// Metrics are the relay's metrics (default: metrics.New with its
 	// defaults, a registry of the relay's own).
 	Metrics *metrics.Metrics
+
+	// now is the clock of the heartbeat rule (default time.Now): tests
+	// set it, and fire the ping ticks themselves, to check the rule
+	// without depending on how the machine schedules them. Socket
+	// deadlines always use the real clock.
+	now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -162,5 +168,8 @@ func (c *Config) setDefaults() {
 	}
 	if c.Metrics == nil {
 		c.Metrics = metrics.New(metrics.Options{})
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 }

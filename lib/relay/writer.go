@@ -170,17 +170,18 @@ func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, li
 func (sub *subscriber) serveWS(hello []byte) {
 	ws := sub.ws
 	s := sub.s
-	sub.setPong(time.Now())
+	now := s.cfg.now
+	sub.setPong(now())
 	sub.readerDone = make(chan struct{})
 	ws.SetReadLimit(wsReadLimit)
-	ws.SetPongHandler(func(string) error { sub.setPong(time.Now()); return nil })
+	ws.SetPongHandler(func(string) error { sub.setPong(now()); return nil })
 	go func() {
 		defer close(sub.readerDone)
 		for {
 			if _, _, err := ws.NextReader(); err != nil {
 				return
 			}
-			sub.setPong(time.Now())
+			sub.setPong(now())
 		}
 	}()
 
@@ -203,7 +204,7 @@ func (sub *subscriber) serveWS(hello []byte) {
 		if err := write(frame); err != nil {
 			return err
 		}
-		lastWrite = time.Now()
+		lastWrite = now()
 		return nil
 	}
 	// The reader answers pings and a close as gorilla would, but through
@@ -219,22 +220,13 @@ func (sub *subscriber) serveWS(hello []byte) {
 		control(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(closeGrace))
 		return nil
 	})
-	// pingSent is when the oldest ping not answered yet went out (zero when
-	// none is): the connection is dead when that is two intervals ago and no
-	// message went out since. A ping waits in the socket behind the data
-	// before it, so a client busy reading a backlog answers late; while our
-	// writes complete it is alive (a dead one stops taking them, and the
-	// write deadline ends it).
-	var pingSent time.Time
+	live := liveness{interval: s.cfg.PingInterval}
 	tick := func() bool {
-		now := time.Now()
-		if pingSent.IsZero() || !sub.pong().Before(pingSent) {
-			pingSent = now
-		} else if now.Sub(pingSent) > 2*s.cfg.PingInterval && now.Sub(lastWrite) > 2*s.cfg.PingInterval {
+		if !live.tick(now(), sub.pong(), lastWrite) {
 			s.log.Debug("subscriber missed two pings, closing", "tenant", sub.t.name)
 			return false
 		}
-		return control(websocket.PingMessage, nil, now.Add(s.writeWait())) == nil
+		return control(websocket.PingMessage, nil, time.Now().Add(s.writeWait())) == nil
 	}
 	draining := sub.pump(hello, true, send, tick, sub.readerDone)
 	code, reason := websocket.CloseGoingAway, "relay shutting down"
@@ -280,6 +272,29 @@ func (sub *subscriber) serveNDJSON(w http.ResponseWriter, r *http.Request) {
 	keepAlive[frameHeadroom] = '\n'
 	tick := func() bool { return send(keepAlive) == nil }
 	sub.pump(nil, false, send, tick, r.Context().Done())
+}
+
+// liveness is a WebSocket subscriber's heartbeat rule, applied on each ping
+// tick: the connection is dead when the oldest ping not answered yet went
+// out more than two intervals ago and no message went out whole for two
+// intervals either. A ping waits in the socket behind the data before it,
+// so a client busy reading a backlog answers late; while our writes
+// complete it is alive (a dead one stops taking them, and the write
+// deadline ends it). Owned by the subscriber's writer.
+type liveness struct {
+	interval time.Duration
+	pingSent time.Time // when the oldest ping not answered yet went out; zero: none
+}
+
+// tick takes a ping tick at now, given when the client last answered (a
+// pong or any frame) and when a message last went out whole. It reports
+// whether the connection is alive, and then a ping is to go out.
+func (l *liveness) tick(now, lastPong, lastWrite time.Time) bool {
+	if l.pingSent.IsZero() || !lastPong.Before(l.pingSent) {
+		l.pingSent = now // every ping answered: this one is the oldest
+		return true
+	}
+	return now.Sub(l.pingSent) <= 2*l.interval || now.Sub(lastWrite) <= 2*l.interval
 }
 
 func (sub *subscriber) setPong(t time.Time) {
