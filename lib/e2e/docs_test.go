@@ -163,3 +163,26 @@ func TestInstall(t *testing.T) {
 		}
 	}
 }
+
+// TestGoInstall checks that `go install` builds every command from a clean
+// module (nothing to generate first) and that --version then reports what
+// the build recorded.
+func TestGoInstall(t *testing.T) {
+	gobin := t.TempDir()
+	cmd := exec.Command("go", "install", "./cmd/...")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go install ./cmd/...: %v\n%s", err, out)
+	}
+	for _, name := range commands {
+		out, err := exec.Command(filepath.Join(gobin, name), "--version").Output()
+		if err != nil {
+			t.Errorf("%s --version after go install: %v", name, err)
+			continue
+		}
+		if !strings.HasPrefix(string(out), name+" ") || !strings.Contains(string(out), "go1.") {
+			t.Errorf("%s --version after go install = %q", name, out)
+		}
+	}
+}
