@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"strconv"
 	"strings"
 
@@ -61,7 +62,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a keep-alive connection idle for `DURATION`")
 	secFlags := addSecurityFlags(fs)
 	obs := addObsFlags(fs)
-	broker := fs.String("broker", "", "share tenants with other relays through Redis at `URL` (redis://[[user]:password@]host:port/db; rediss:// for TLS)")
+	brokerFlag := fs.String("broker", "", "share tenants with other relays through Redis at `URL` (redis://[[user]:password@]host:port/db; rediss:// for TLS); default $TL_BROKER, where a password belongs (ps shows arguments)")
 	help := fs.BoolP("help", "h", false, "print this help and exit")
 	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {}
@@ -112,8 +113,9 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if cfg.Logger, cfg.Metrics, err = obs.setup(env.Stderr); err != nil {
 		return cli.Usagef("%v\ntry 'tl-relay --help'", err)
 	}
-	if *broker != "" && *dataDir != "" {
-		return cli.Usagef("--broker and --data-dir exclude each other (with --broker, Redis keeps the history)\ntry 'tl-relay --help'")
+	broker, brokerFrom := brokerURL(fs, *brokerFlag, env.Getenv)
+	if broker != "" && *dataDir != "" {
+		return cli.Usagef("%s and --data-dir exclude each other (with a broker, Redis keeps the history)\ntry 'tl-relay --help'", brokerFrom)
 	}
 	sec, err := secFlags.setup(&cfg, *listen)
 	if err != nil {
@@ -151,8 +153,8 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			return k
 		}
 	}
-	if *broker != "" {
-		b, err := openBroker(*broker, &cfg, int64(historyBytes))
+	if broker != "" {
+		b, err := openBroker(broker, brokerFrom, &cfg, int64(historyBytes))
 		if err != nil {
 			return err
 		}
@@ -207,10 +209,24 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	return cli.Exit(cli.ExitOK, nil)
 }
 
+// brokerURL returns the broker URL and where it came from: --broker when
+// given (even empty, which turns the broker off), else $TL_BROKER. A URL
+// holding a password belongs in the environment: every user of the
+// machine can read a process's arguments (ps), not its environment.
+func brokerURL(fs *pflag.FlagSet, flag string, getenv func(string) string) (url, from string) {
+	if fs.Changed("broker") {
+		return flag, "--broker"
+	}
+	if v := strings.TrimSpace(getenv("TL_BROKER")); v != "" {
+		return v, "TL_BROKER"
+	}
+	return "", ""
+}
+
 // openBroker connects the relay to Redis: tenant logs, Idempotency-Keys
 // and readiness go through it. A relay starts while Redis is down and is
-// ready once it answers.
-func openBroker(url string, cfg *Config, historyBytes int64) (*redislog.Broker, error) {
+// ready once it answers. from names where url came from, for errors.
+func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Broker, error) {
 	b, err := redislog.NewBroker(redislog.Options{
 		URL:       url,
 		MaxEvents: cfg.HistoryEvents,
@@ -218,7 +234,7 @@ func openBroker(url string, cfg *Config, historyBytes int64) (*redislog.Broker, 
 		Logger:    cfg.Logger,
 	})
 	if err != nil {
-		return nil, cli.Usagef("--broker: %v\ntry 'tl-relay --help'", err)
+		return nil, cli.Usagef("%s: %s\ntry 'tl-relay --help'", from, redactErr(url, err))
 	}
 	cfg.OpenLog = func(tenant string) (tlog.Log, error) {
 		l, err := b.Open(tenant)
@@ -234,6 +250,20 @@ func openBroker(url string, cfg *Config, historyBytes int64) (*redislog.Broker, 
 		cfg.Logger.Warn("broker unreachable; not ready until it answers", "url", redislog.Redact(url))
 	}
 	return b, nil
+}
+
+// redactErr is err's text without the password of rawURL: parse errors
+// quote the URL they could not read.
+func redactErr(rawURL string, err error) string {
+	u, perr := neturl.Parse(rawURL)
+	if perr != nil {
+		return "not a URL like redis://[[user]:password@]host:port/db"
+	}
+	msg := err.Error()
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	}
+	return msg
 }
 
 // sizeValue is a byte size flag: 1048576, 1MiB, 64KiB, 1GiB (K, M, G and
