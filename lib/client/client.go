@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
 )
 
@@ -26,11 +27,13 @@ type Flags struct {
 	Relay     string
 	TokenFile string
 	CAFile    string
+
+	name string // the command (its FlagSet's name), for the warning line
 }
 
 // AddFlags registers --relay, --token-file and --ca-file on fs.
 func AddFlags(fs *pflag.FlagSet) *Flags {
-	f := &Flags{}
+	f := &Flags{name: fs.Name()}
 	fs.StringVar(&f.Relay, "relay", "", "relay URL (default $TL_RELAY, else "+DefaultRelay+")")
 	fs.StringVar(&f.TokenFile, "token-file", "", "read the bearer token from `FILE` (default $TL_TOKEN)")
 	fs.StringVar(&f.CAFile, "ca-file", "", "trust the PEM certificates in `FILE` for an https relay")
@@ -42,10 +45,17 @@ type Config struct {
 	Relay *url.URL // scheme http or https, no trailing slash in Path
 	Token string   // empty when none
 	TLS   *tls.Config
+	// Warning is set when the token will cross the network in the clear
+	// (plain http to a host other than loopback); Resolve has printed it.
+	Warning string
 }
 
 // Resolve turns the flags and environment into a Config. Its errors are
-// usage errors (exit status 2).
+// usage errors (exit status 2). When a token would go over plain http to a
+// host other than loopback it prints one warning line on env.Stderr
+// ("tl-tail: warning: ..."): anyone on the path could read the token and
+// use it. It warns rather than refuses, since a trusted network or a VPN
+// may make that acceptable.
 func (f *Flags) Resolve(env *cli.Env) (*Config, error) {
 	raw := f.Relay
 	if raw == "" {
@@ -93,6 +103,16 @@ func (f *Flags) Resolve(env *cli.Env) (*Config, error) {
 			return nil, cli.Usagef("CA file %s holds no PEM certificate", f.CAFile)
 		}
 		c.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if c.Token != "" && u.Scheme == "http" && !auth.IsLoopback(u.Hostname()) {
+		c.Warning = fmt.Sprintf("warning: sending a token over plain http to %s; use https", u.Hostname())
+		if env.Stderr != nil {
+			name := f.name
+			if name == "" {
+				name = "tl" // Flags built without AddFlags
+			}
+			fmt.Fprintf(env.Stderr, "%s: %s\n", name, c.Warning)
+		}
 	}
 	return c, nil
 }

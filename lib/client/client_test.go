@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -65,6 +66,55 @@ func TestResolve(t *testing.T) {
 				t.Errorf("token = %q, want %q", c.Token, tt.wantToken)
 			}
 		})
+	}
+}
+
+// TestPlainHTTPTokenWarning: a token headed over plain http to a host
+// other than loopback earns one warning line on stderr, named after the
+// command; loopback, https and no token stay quiet.
+func TestPlainHTTPTokenWarning(t *testing.T) {
+	tests := []struct {
+		relay, token string
+		warnHost     string // "": no warning
+	}{
+		{"http://relay.example.com:8787", "t", "relay.example.com"},
+		{"10.1.2.3:8787", "t", "10.1.2.3"},
+		{"http://[2001:db8::1]:8787/", "t", "2001:db8::1"},
+		{"http://127.0.0.1:8787", "t", ""},
+		{"http://127.3.4.5:8787", "t", ""},
+		{"http://[::1]:8787", "t", ""},
+		{"http://localhost:8787", "t", ""},
+		{"http://LocalHost", "t", ""},
+		{"https://relay.example.com", "t", ""},
+		{"http://relay.example.com", "", ""},
+	}
+	for _, cmd := range []string{"tl-tail", "tl-post"} {
+		for _, tt := range tests {
+			t.Run(cmd+" "+tt.relay+" "+tt.token, func(t *testing.T) {
+				fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
+				f := AddFlags(fs)
+				if err := fs.Parse([]string{"--relay", tt.relay}); err != nil {
+					t.Fatal(err)
+				}
+				var stderr bytes.Buffer
+				e := env(map[string]string{"TL_TOKEN": tt.token})
+				e.Stderr = &stderr
+				c, err := f.Resolve(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := ""
+				if tt.warnHost != "" {
+					want = cmd + ": warning: sending a token over plain http to " + tt.warnHost + "; use https\n"
+				}
+				if stderr.String() != want {
+					t.Errorf("stderr = %q, want %q", stderr.String(), want)
+				}
+				if (c.Warning != "") != (want != "") {
+					t.Errorf("Config.Warning = %q, want it set: %v", c.Warning, want != "")
+				}
+			})
+		}
 	}
 }
 
