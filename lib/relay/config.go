@@ -17,7 +17,12 @@ const (
 	DefaultMaxBody              = 8 << 20 // PROTOCOL.md: request body limit
 	DefaultMaxSubscribers       = 50_000  // whole relay; the fd limit usually bites first
 	DefaultMaxTenantSubscribers = 5_000   // per tenant, as in the original design
-	DefaultPingInterval         = 30 * time.Second
+	// DefaultMaxTenants bounds the tenants held at once. Each holds up to
+	// its history bounds, so this is what keeps a relay's memory bounded
+	// when anyone may name new tenants; 100,000 is the relay size the
+	// metrics' scrape cost was measured at (README, Metrics).
+	DefaultMaxTenants   = 100_000
+	DefaultPingInterval = 30 * time.Second
 	// DefaultBodyTimeout bounds the reading of a POST body, so a client
 	// sending it a byte at a time cannot hold a request open for ever.
 	DefaultBodyTimeout = time.Minute
@@ -88,6 +93,7 @@ type Config struct {
 	MaxBody              int64 // bytes of a POST body
 	MaxSubscribers       int
 	MaxTenantSubscribers int
+	MaxTenants           int // tenants held at once; negative: no limit
 	PingInterval         time.Duration
 	BodyTimeout          time.Duration // to read a POST body; then 408
 	HeaderTimeout        time.Duration // to read request headers
@@ -140,6 +146,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTenantSubscribers <= 0 {
 		c.MaxTenantSubscribers = DefaultMaxTenantSubscribers
+	}
+	if c.MaxTenants == 0 {
+		c.MaxTenants = DefaultMaxTenants
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = DefaultPingInterval

@@ -51,6 +51,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	fs.Var(&maxBody, "max-body", "refuse request bodies over `SIZE` with 413")
 	fs.IntVar(&cfg.MaxSubscribers, "max-subscribers", DefaultMaxSubscribers, "accept at most `N` subscribers in all")
 	fs.IntVar(&cfg.MaxTenantSubscribers, "max-tenant-subscribers", DefaultMaxTenantSubscribers, "accept at most `N` subscribers per tenant")
+	maxTenants := fs.Int("max-tenants", DefaultMaxTenants, "hold at most `N` tenants at once (0: no limit); a request that would create one more gets 503")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", DefaultPingInterval, "ping WebSocket subscribers every `DURATION`; close those silent for two")
 	drain := fs.Duration("drain-timeout", DefaultDrainTimeout, "on SIGTERM/SIGINT, give subscribers at most `DURATION` to drain")
 	fs.DurationVar(&cfg.TenantIdle, "tenant-idle", DefaultTenantIdle, "forget a tenant with no subscriber and no request for `DURATION`")
@@ -104,12 +105,15 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			return cli.Usagef("%s must be positive\ntry 'tl-relay --help'", c.name)
 		}
 	}
+	var err error
+	if cfg.MaxTenants, err = tenantsLimit(*maxTenants); err != nil {
+		return err
+	}
 	cfg.HistoryBytes = int(historyBytes)
 	cfg.MaxBody = int64(maxBody)
 	if dataMax > 0 && *dataDir == "" {
 		return cli.Usagef("--data-max-bytes needs --data-dir\ntry 'tl-relay --help'")
 	}
-	var err error
 	if cfg.Logger, cfg.Metrics, err = obs.setup(env.Stderr); err != nil {
 		return cli.Usagef("%v\ntry 'tl-relay --help'", err)
 	}
@@ -250,6 +254,18 @@ func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Br
 		cfg.Logger.Warn("broker unreachable; not ready until it answers", "url", redislog.Redact(url))
 	}
 	return b, nil
+}
+
+// tenantsLimit turns --max-tenants into Config.MaxTenants, where zero
+// means the default and a negative value no limit.
+func tenantsLimit(flag int) (int, error) {
+	switch {
+	case flag < 0:
+		return 0, cli.Usagef("--max-tenants must not be negative (0: no limit)\ntry 'tl-relay --help'")
+	case flag == 0:
+		return -1, nil
+	}
+	return flag, nil
 }
 
 // redactErr is err's text without the password of rawURL: parse errors

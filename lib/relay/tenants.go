@@ -30,9 +30,10 @@ type tenant struct {
 type registry struct {
 	cfg *Config
 
-	mu      sync.Mutex // guards tenants, busy, subs and the tenants' counts
+	mu      sync.Mutex // guards tenants, busy, opening, subs and the tenants' counts
 	tenants map[string]*tenant
 	busy    map[string]chan struct{} // names being opened or closed; closed when done
+	opening int                      // names in busy being opened: they count against MaxTenants
 	subs    int                      // subscribers over all tenants
 }
 
@@ -42,7 +43,9 @@ func newRegistry(cfg *Config) *registry {
 
 // acquire returns the tenant named name, opening it if needed, and holds it
 // until release. A subscriber (sub) counts against the subscriber limits;
-// over them acquire fails with a 503.
+// over them acquire fails with a 503, as it does when opening the tenant
+// would pass MaxTenants (tenants already held are not affected; an idle
+// one dropped makes room).
 func (g *registry) acquire(name string, sub bool) (*tenant, error) {
 	t, created, err := g.acquireLocked(name, sub)
 	if created {
@@ -78,8 +81,12 @@ func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool
 			g.mu.Lock()
 			continue
 		}
+		if max := g.cfg.MaxTenants; max > 0 && len(g.tenants)+g.opening >= max {
+			return nil, false, unavailable("the relay holds its maximum of %d tenants: tenant %s cannot be created until idle tenants are dropped (see --max-tenants, --tenant-idle)", max, name)
+		}
 		done := make(chan struct{})
 		g.busy[name] = done
+		g.opening++
 		g.mu.Unlock()
 		log, err := g.cfg.OpenLog(name)
 		var keys tlog.Keys
@@ -88,6 +95,7 @@ func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool
 		}
 		g.mu.Lock()
 		delete(g.busy, name)
+		g.opening--
 		close(done)
 		if err != nil {
 			return nil, false, unavailable("opening the log of tenant %s: %v", name, err)
