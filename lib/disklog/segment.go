@@ -1,7 +1,9 @@
 package disklog
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
@@ -114,7 +116,7 @@ type scan struct {
 	index       []indexEntry
 	end         int64    // keep [0, end); cut the rest
 	damage      []string // one description per damaged stretch, for the log
-	reserve     uint64   // a seq that a damaged but complete tail record carried: never reuse it
+	reserve     uint64   // the seq a damaged but fully written tail record held: never reuse it
 	keys        []Key    // Idempotency-Keys of the batches kept
 }
 
@@ -123,11 +125,14 @@ type scan struct {
 //   - when a valid record follows it (found by a byte-by-byte search), the
 //     damaged stretch is skipped: the records in it are lost and readers
 //     see a gap there; the index gets an entry after the stretch;
-//   - otherwise the segment is cut at the damaged record. In the newest
-//     segment (newest is true), a cut-short tail is a crash in the middle of
-//     a write, so the batch it belongs to was never acknowledged: the cut
-//     goes back to the end of the last complete batch, and the batch's seqs
-//     are given out again.
+//   - otherwise the segment is cut at the damaged record. A tail record
+//     that was written in full (it fails its checksum, or only its length
+//     field is damaged: see lengthDamaged) may have been acknowledged, so
+//     its seq is reserved, never given out again, and readers see a gap.
+//     In the newest segment (newest is true), any other cut-short tail is a
+//     crash in the middle of a write, so the batch it belongs to was never
+//     acknowledged: the cut goes back to the end of the last complete
+//     batch, and the batch's seqs are given out again.
 func scanSegment(b []byte, base uint64, newest bool) scan {
 	var sc scan
 	prev := base - 1 // seq of the last good record
@@ -179,12 +184,21 @@ func scanSegment(b []byte, base uint64, newest bool) scan {
 			continue
 		}
 		// Nothing valid follows: this is the tail.
-		if st == recCorrupt && plausible(h.seq, prev, len(b)) {
-			// A complete record that fails its checksum was written in
-			// full and may have been acknowledged and delivered: its seq
-			// is not given out again.
-			sc.reserve = h.seq
-			sc.damage = append(sc.damage, fmt.Sprintf("damaged record at byte %d (seq %d) and the %d bytes after it cut", off, h.seq, int64(len(b))-off))
+		if st == recCorrupt || (st == recShort && lengthDamaged(b[off:])) {
+			// A record written in full whose bits then flipped (a
+			// checksum failure, a garbage length, or a length that
+			// only runs past the end of the file because it was
+			// damaged) may have been acknowledged and delivered: its
+			// seq is never given out again in this epoch, whatever its
+			// own seq field now reads. Records of a segment are
+			// numbered one after the other, so it held prev+1 (or the
+			// seq it names, if that reads as a later one).
+			seq := prev + 1
+			if plausible(h.seq, prev, len(b)) {
+				seq = max(seq, h.seq)
+			}
+			sc.reserve = seq
+			sc.damage = append(sc.damage, fmt.Sprintf("damaged record at byte %d (seq %d) and the %d bytes after it cut", off, seq, int64(len(b))-off))
 			sc.end = off
 			return sc
 		}
@@ -210,6 +224,29 @@ func scanSegment(b []byte, base uint64, newest bool) scan {
 	}
 	sc.end = off
 	return sc
+}
+
+// lengthDamaged reports whether b, a tail that parseRecord found cut short
+// (its length runs past the end of b), is in fact one whole record whose
+// length field alone was damaged: with the length it must have had (b ends
+// where the record does), under any flags, the checksum verifies. The
+// checksum covers the length, so this tells a damaged, fully written (so
+// possibly acknowledged) record from a write cut short by a crash (never
+// acknowledged), whose checksum cannot verify over a prefix of its body.
+func lengthDamaged(b []byte) bool {
+	n := len(b) - headerSize
+	if n < 0 || n > MaxBody {
+		return false
+	}
+	want := binary.LittleEndian.Uint32(b)
+	for _, flags := range []uint32{batchEnd, 0, keyRecord, batchEnd | keyRecord} {
+		var lf [4]byte
+		binary.LittleEndian.PutUint32(lf[:], uint32(n)|flags)
+		if crc32.Update(crc32.Checksum(lf[:], castagnoli), castagnoli, b[8:]) == want {
+			return true
+		}
+	}
+	return false
 }
 
 // plausible reports whether seq could follow prev within a segment of n bytes.

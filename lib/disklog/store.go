@@ -17,8 +17,9 @@
 // At Open every segment is read and every record verified. Damage is cut
 // away with a log line and never served: a torn tail (a crash in the middle
 // of a write, so never acknowledged) is truncated back to the last complete
-// batch and its seqs are given out again; a damaged record in the middle is
-// skipped and its seqs become a gap for readers (see scanSegment). Reads
+// batch and its seqs are given out again; a damaged record is cut out and
+// its seqs become a gap for readers, never given out again, even when it is
+// the newest and its damage makes it look torn (see scanSegment). Reads
 // verify checksums again, so damage that appears later is not served either.
 //
 // Layout:
