@@ -243,5 +243,5 @@ func (l *Log) syncAndAck(g *group) {
 	close(g.acked)
 	g.reqs, g.idx = nil, nil // l.tail may hold g until the next group
 	l.removeFiles(removed, "retention")
-	l.store.enforceCap()
+	l.store.enforceCap(l)
 }

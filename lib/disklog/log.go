@@ -263,15 +263,62 @@ func (l *Log) dropFirstLocked() *segment {
 	return s
 }
 
-// oldestRemovable returns the last write time of the log's oldest segment
-// when the total cap may remove it (it is not the open segment).
-func (l *Log) oldestRemovable() (time.Time, bool) {
+// capCandidate returns the last write time of the log's oldest segment
+// when the total cap may remove it: it is not the open segment, or (when
+// open is allowed) it is the open segment of an idle log, holding data,
+// all of it acknowledged, which sealIdle can roll over first.
+func (l *Log) capCandidate(open bool) (modTime time.Time, isOpen, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.segs) < 2 {
-		return time.Time{}, false
+	switch {
+	case len(l.segs) >= 2:
+		return l.segs[0].modTime, false, true
+	case open && len(l.segs) == 1 && l.idleLocked():
+		return l.segs[0].modTime, true, true
 	}
-	return l.segs[0].modTime, true
+	return time.Time{}, false, false
+}
+
+// idleLocked reports whether the log's open segment holds data and nothing
+// is being written or awaits its fsync: no committer runs (so the
+// committer-only fields are at rest) and every byte written is durable.
+func (l *Log) idleLocked() bool {
+	if l.committing || l.closed || l.err != nil || len(l.segs) == 0 {
+		return false
+	}
+	seg := l.segs[len(l.segs)-1]
+	return seg.size > 0 && seg.size == seg.written
+}
+
+// sealIdle rolls an idle log's open segment over (a new, empty open segment
+// named after the next seq), so that the total cap may remove the old one
+// like any other. It takes the committer's part meanwhile: an Append that
+// comes in waits in pending, and a committer is started for it after. It
+// reports whether the segment was rolled over.
+func (l *Log) sealIdle() bool {
+	l.mu.Lock()
+	if !l.idleLocked() {
+		l.mu.Unlock()
+		return false
+	}
+	l.committing = true
+	l.wg.Add(1) // close waits for this, as for a committer
+	old, next := l.segs[len(l.segs)-1], l.next
+	l.mu.Unlock()
+	err := l.roll(old, next)
+	if err != nil {
+		l.store.log.Warn("data directory: rolling over a segment", "tenant", l.tenant, "err", err)
+	}
+	l.mu.Lock()
+	if len(l.pending) > 0 {
+		l.wg.Add(1)
+		go l.commitLoop()
+	} else {
+		l.committing = false
+	}
+	l.mu.Unlock()
+	l.wg.Done()
+	return err == nil
 }
 
 // dropOldest removes the oldest segment (for the total cap).

@@ -2,7 +2,12 @@ package disklog
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestRetentionEvents(t *testing.T) {
@@ -91,5 +96,143 @@ func TestTotalCap(t *testing.T) {
 	}
 	if o, n := mustLog(t, s, "a").Bounds(); o != oa || n != na {
 		t.Fatalf("a after restart %d..%d, want %d..%d", o, n, oa, na)
+	}
+}
+
+// dirSegmentBytes adds up the sizes of every segment file under dir.
+func dirSegmentBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, segExt) {
+			n += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestTotalCapManyTenants: with more tenants than the cap has room for,
+// each holding less than a segment (so nothing but open segments), the cap
+// still holds: idle tenants' open segments are rolled over and removed,
+// least recently written first, while the tenant writing keeps what it
+// just wrote. The directory stays within the cap plus one segment (the
+// writer's open one); the evicted tenants' seqs show as gone (a gap to a
+// reader) and their numbering continues after a restart.
+func TestTotalCapManyTenants(t *testing.T) {
+	const (
+		capBytes = 1 << 20
+		tenants  = 300
+		events   = 40 // of about 1 KB each: 40 KB a tenant, 12 MB in all
+		batch    = 8
+	)
+	dir := t.TempDir()
+	var logbuf syncBuffer
+	opts := Options{MaxTotalBytes: capBytes, Logger: testLogger(&logbuf)}
+	s := mustOpen(t, dir, opts)
+	slack := s.segBytes
+	pad := strings.Repeat("x", 1000)
+	name := func(i int) string { return fmt.Sprintf("t%d", i) }
+	for i := 1; i <= tenants; i++ {
+		l := mustLog(t, s, name(i))
+		for seq := 1; seq <= events; seq += batch {
+			var bodies [][]byte
+			for j := seq; j < seq+batch; j++ {
+				bodies = append(bodies, fmt.Appendf(nil, `{"seq":%d,"pad":%q}`, j, pad))
+			}
+			if f, _, err := l.Append(bodies); err != nil || f != uint64(seq) {
+				t.Fatalf("%s: Append = %d, %v; want %d", name(i), f, err, seq)
+			}
+		}
+		l.wg.Wait() // its last commit's cap enforcement is done
+		if got := s.TotalBytes(); got > capBytes+slack {
+			t.Fatalf("after %d tenants: %d bytes held, cap %d (+ one segment, %d)", i, got, capBytes, slack)
+		}
+	}
+	if got := dirSegmentBytes(t, dir); got > capBytes+slack || got != s.TotalBytes() {
+		t.Fatalf("segment files hold %d bytes (TotalBytes %d), cap %d (+ %d)", got, s.TotalBytes(), capBytes, slack)
+	}
+	if strings.Contains(logbuf.String(), "over its cap") {
+		t.Fatalf("the cap could be met, yet the log says:\n%s", logbuf.String())
+	}
+	// The newest tenant keeps everything; the first lost everything, and
+	// a reader from seq 1 is told so (the oldest seq is past the newest).
+	if o, n := mustLog(t, s, name(tenants)).Bounds(); o != 1 || n != events {
+		t.Fatalf("newest tenant holds %d..%d, want 1..%d", o, n, events)
+	}
+	first := mustLog(t, s, name(1))
+	if o, n := first.Bounds(); o != events+1 || n != events {
+		t.Fatalf("first tenant holds %d..%d, want nothing (%d..%d)", o, n, events+1, events)
+	}
+	if recs, err := first.Read(nil, 1, 100, 1<<20); err != nil || len(recs) != 0 {
+		t.Fatalf("first tenant: read %v, %v", seqsOf(recs), err)
+	}
+	// After a restart the evicted tenant's numbering goes on.
+	total := s.TotalBytes()
+	s.Close()
+	s = mustOpen(t, dir, opts)
+	if s.TotalBytes() != total {
+		t.Fatalf("total after restart %d, want %d", s.TotalBytes(), total)
+	}
+	l := mustLog(t, s, name(1))
+	if o, n := l.Bounds(); o != events+1 || n != events {
+		t.Fatalf("after restart, first tenant holds %d..%d", o, n)
+	}
+	if f, _, err := l.Append([][]byte{[]byte(`{"seq":41}`)}); err != nil || f != events+1 {
+		t.Fatalf("after restart, first tenant's Append = %d, %v; want %d", f, err, events+1)
+	}
+}
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestTotalCapWarning: when the cap cannot be met (the writing tenant's own
+// open segment is over it), the log says so at most once a minute, and
+// again once a minute has passed.
+func TestTotalCapWarning(t *testing.T) {
+	dir := t.TempDir()
+	var logbuf syncBuffer
+	s := mustOpen(t, dir, Options{MaxTotalBytes: 4 << 10, SegmentBytes: 1 << 20, Logger: testLogger(&logbuf)})
+	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s.now = clk.Now
+	l := mustLog(t, s, "acme")
+	for _, step := range []struct {
+		advance time.Duration
+		appends int
+		want    int // warnings logged so far
+	}{
+		{0, 100, 1},
+		{30 * time.Second, 10, 1},
+		{30 * time.Second, 10, 2},
+		{time.Second, 10, 2},
+		{time.Hour, 1, 3},
+	} {
+		clk.advance(step.advance)
+		appendN(t, l, step.appends)
+		l.wg.Wait() // the cap enforcement after the last commit is done
+		if got := strings.Count(logbuf.String(), "over its cap"); got != step.want {
+			t.Fatalf("after %d more appends (+%v): %d warnings, want %d:\n%s", step.appends, step.advance, got, step.want, logbuf.String())
+		}
+	}
+	if _, n := l.Bounds(); n != 131 {
+		t.Fatalf("newest %d: the writing tenant lost data to the cap", n)
 	}
 }

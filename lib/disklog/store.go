@@ -72,7 +72,9 @@ type Options struct {
 	// MaxBytes minus one segment and MaxBytes (plus its open segment).
 	MaxBytes int64
 	// MaxTotalBytes caps the whole directory (0: no cap): as new data
-	// arrives, the least recently written old segments of any tenant go.
+	// arrives, the least recently written segments of any tenant go, open
+	// ones of idle tenants included; the directory may exceed it by the
+	// open segments of the tenants writing at that moment (see enforceCap).
 	MaxTotalBytes int64
 	// SegmentBytes overrides the segment size (0: derived from the bounds).
 	SegmentBytes int64
@@ -98,11 +100,14 @@ type Store struct {
 	lock     *os.File
 
 	total   atomic.Int64 // bytes of all segments
-	evictMu sync.Mutex   // serialises evictions for the total cap
-	capWarn atomic.Bool  // the cap could not be met: said once
-	mu      sync.Mutex   // guards logs and closed
-	logs    map[string]*Log
-	closed  bool
+	evictMu sync.Mutex   // serialises evictions for the total cap; guards capWarned
+	// capWarned is when the log last said the cap could not be met (at
+	// most once per capWarnEvery).
+	capWarned time.Time
+	now       func() time.Time // tests: replaces time.Now for the cap warning
+	mu        sync.Mutex       // guards logs and closed
+	logs      map[string]*Log
+	closed    bool
 
 	syncFile func(*os.File) error // tests: replaces (*os.File).Sync for segment fsyncs
 }
@@ -116,7 +121,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.NewEpoch == nil {
 		opts.NewEpoch = randomEpoch
 	}
-	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}, now: time.Now}
 	s.segBytes = opts.SegmentBytes
 	if s.segBytes <= 0 {
 		s.segBytes = defaultSegmentBytes
@@ -263,30 +268,54 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// enforceCap removes old segments, least recently written first, until the
-// directory fits MaxTotalBytes. A tenant's open segment is never removed.
-func (s *Store) enforceCap() {
+// capWarnEvery is how often, at most, the log says that the total cap
+// cannot be met right now (every commit over it would say so otherwise).
+const capWarnEvery = time.Minute
+
+// enforceCap removes segments, least recently written first, until the
+// directory fits MaxTotalBytes. It runs after each commit of the tenant
+// self, whose open segment (holding what it just wrote) is never removed.
+// Another tenant's open segment is removed too when its turn comes and the
+// tenant is idle: it is rolled over first (see Log.sealIdle), so an empty
+// segment named after the tenant's next seq keeps its numbering across
+// restarts. So the directory exceeds the cap by at most the open segments
+// of the tenants writing at that moment (one segment each).
+func (s *Store) enforceCap(self *Log) {
 	limit := s.opts.MaxTotalBytes
 	if limit <= 0 || s.total.Load() <= limit {
 		return
 	}
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
+	var skip map[*Log]bool // logs whose open segment could not be rolled over
 	for s.total.Load() > limit {
 		s.mu.Lock()
 		var victim *Log
 		var oldest time.Time
+		victimOpen := false
 		for _, l := range s.logs {
-			if t, ok := l.oldestRemovable(); ok && (victim == nil || t.Before(oldest)) {
-				victim, oldest = l, t
+			if skip[l] {
+				continue
+			}
+			t, open, ok := l.capCandidate(l != self)
+			if ok && (victim == nil || t.Before(oldest)) {
+				victim, oldest, victimOpen = l, t, open
 			}
 		}
 		s.mu.Unlock()
 		if victim == nil {
-			if !s.capWarn.Swap(true) {
-				s.log.Warn("data directory over its cap, but only open segments are left", "bytes", s.total.Load(), "cap", limit)
+			if now := s.now(); now.Sub(s.capWarned) >= capWarnEvery {
+				s.capWarned = now
+				s.log.Warn("data directory over its cap: only segments being written are left", "bytes", s.total.Load(), "cap", limit)
 			}
 			return
+		}
+		if victimOpen && !victim.sealIdle() {
+			if skip == nil {
+				skip = map[*Log]bool{}
+			}
+			skip[victim] = true
+			continue
 		}
 		victim.dropOldest("disk cap")
 	}

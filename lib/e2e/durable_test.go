@@ -506,3 +506,71 @@ func TestDurableIdempotentRetry(t *testing.T) {
 	}
 	t.Logf("%d crashes, %d batches, each published once; %d events", rounds, len(answers), a.LastSeq)
 }
+
+// TestDurableCapManyTenants: --data-max-bytes holds with more tenants than
+// it has room for, each writing less than a segment: the directory stays
+// within the cap plus one segment (64 KiB at a 1 MiB cap: the open segment
+// of the tenant writing), and a tail resuming on a tenant whose data went is
+// told what it lost.
+func TestDurableCapManyTenants(t *testing.T) {
+	const (
+		capBytes = 1 << 20
+		slack    = 64 << 10 // one segment: the cap / 32, at least 64 KiB
+		tenants  = 300
+		perBatch = 20
+		batches  = 2 // 40 events of about 1 KB per tenant: 12 MB in all
+	)
+	dir := t.TempDir()
+	r := startRelay(t, "127.0.0.1:0", "--data-dir", dir, "--data-max-bytes", "1MiB")
+	pad := strings.Repeat("x", 1000)
+	client := &http.Client{Timeout: 30 * time.Second}
+	size := func() int64 {
+		var n int64
+		filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.Mode().IsRegular() {
+				n += info.Size()
+			}
+			return nil
+		})
+		return n
+	}
+	for i := 1; i <= tenants; i++ {
+		for b := 0; b < batches; b++ {
+			var body bytes.Buffer
+			for j := 0; j < perBatch; j++ {
+				fmt.Fprintf(&body, `{"type":"custom","path":"/p","metadata":{"pad":%q}}`+"\n", pad)
+			}
+			if _, ok := publish(client, r.url, fmt.Sprintf("t%d", i), body.Bytes()); !ok {
+				t.Fatalf("t%d: publish refused:\n%s", i, r.log.String())
+			}
+		}
+		// (The cap is enforced before the next 202 of any tenant.)
+		// (size counts the meta files too: some 30 bytes a tenant.)
+		if got := size(); i%50 == 0 && got > capBytes+slack+int64(i)*64 {
+			t.Fatalf("after %d tenants the directory holds %d bytes, cap %d (+ %d)", i, got, capBytes, slack)
+		}
+	}
+	if strings.Contains(r.log.String(), "over its cap") {
+		t.Fatalf("the relay could not meet the cap:\n%s", r.log.String())
+	}
+	t.Logf("%d tenants wrote %d bytes of events; the directory holds %d bytes", tenants, tenants*perBatch*batches*(len(pad)+60), size())
+	// t1's events went: a tail from the start gets a gap for all 40, then
+	// the next event, at seq 41.
+	a, ok := publish(client, r.url, "t1", []byte(`{"type":"custom","path":"/after"}`+"\n"))
+	if !ok || a.FirstSeq != perBatch*batches+1 {
+		t.Fatalf("t1's next publish: %+v, %v", a, ok)
+	}
+	tail := exec.Command(filepath.Join(binDir, "tl-tail"), "--relay", r.url, "--since", "0", "-c", "1", "--timeout", "30s", "t1")
+	tail.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	var out, errOut bytes.Buffer
+	tail.Stdout, tail.Stderr = &out, &errOut
+	if err := tail.Run(); err != nil {
+		t.Fatalf("tl-tail: %v\n%s", err, errOut.String())
+	}
+	if want := fmt.Sprintf("gap: %d events lost (seq 1..%d)", perBatch*batches, perBatch*batches); !strings.Contains(errOut.String(), want) {
+		t.Fatalf("tl-tail's stderr: %q, want %q", errOut.String(), want)
+	}
+	if !strings.HasPrefix(out.String(), fmt.Sprintf(`{"seq":%d,`, perBatch*batches+1)) || !strings.Contains(out.String(), `"path":"/after"`) {
+		t.Fatalf("tl-tail printed %q", out.String())
+	}
+}
