@@ -271,6 +271,8 @@ func (l *Log) capCandidate(open bool) (modTime time.Time, isOpen, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
+	case l.closed:
+		// Closing (the store is): its files are no longer the cap's.
 	case len(l.segs) >= 2:
 		return l.segs[0].modTime, false, true
 	case open && len(l.segs) == 1 && l.idleLocked():
@@ -324,7 +326,7 @@ func (l *Log) sealIdle() bool {
 // dropOldest removes the oldest segment (for the total cap).
 func (l *Log) dropOldest(why string) {
 	l.mu.Lock()
-	if len(l.segs) < 2 {
+	if len(l.segs) < 2 || l.closed {
 		l.mu.Unlock()
 		return
 	}
