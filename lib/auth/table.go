@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -184,6 +185,12 @@ func (t *Table) parseLine(line string, n int) error {
 		if err != nil {
 			return err
 		}
+		if scopes&Admin != 0 && !g.all {
+			// The admin endpoints (/metrics, pprof) belong to no tenant,
+			// so only "*" covers them: admin on "acme" could never be
+			// used, and accepting it would mislead whoever wrote it.
+			return errAdminTenants
+		}
 		g.scopes = scopes
 		grants = append(grants, g)
 	}
@@ -206,6 +213,9 @@ func (t *Table) parseLine(line string, n int) error {
 	e.grants = append(e.grants, grants...)
 	return nil
 }
+
+// errAdminTenants refuses admin on anything but all tenants.
+var errAdminTenants = errors.New(`admin needs --tenants '*' (the admin endpoints belong to no tenant)`)
 
 // parseDigest reads "sha256:HEX" (64 hex digits).
 func parseDigest(s string) (Digest, error) {

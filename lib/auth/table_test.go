@@ -37,6 +37,10 @@ func TestParse(t *testing.T) {
 		{"prefix starting with dash", good + " publish -x*\n", 0, "tokens:1: tenant pattern \"-x*\""},
 		{"empty pattern", good + " publish acme,\n", 0, "tokens:1: tenant pattern \"\""},
 		{"bad name", good + " publish acme ci\x01bot\n", 0, "tokens:1: name"},
+		{"admin on one tenant", good + " admin acme\n", 0, "tokens:1: admin needs --tenants '*'"},
+		{"admin on a prefix", good + " publish,admin acme-*\n", 0, "tokens:1: admin needs --tenants '*'"},
+		{"admin on * and a tenant", good + " admin *,acme\n", 0, "tokens:1: admin needs --tenants '*'"},
+		{"publish on a tenant, admin on * (two lines)", good + " publish acme\n" + good + " admin *\n", 1, ""},
 		{"conflicting names", good + " publish acme one\n" + good + " publish beta two\n", 0, "tokens:2: token named \"two\" here was named \"one\" on line 1"},
 	}
 	for _, tt := range tests {
@@ -64,7 +68,6 @@ const matrixFile = `# the 401/403 matrix
 {sub-prefix}  subscribe         acme-*
 {both-all}    publish,subscribe *           both-all
 {admin-all}   admin             *
-{admin-acme}  admin             acme
 {split}       publish           acme
 {split}       subscribe         beta-*,gamma
 `
@@ -76,7 +79,6 @@ var matrixWant = map[string]map[Scope][]string{
 	"sub-prefix": {Subscribe: {"acme-", "acme-eu", "acme-1.x"}},
 	"both-all":   {Publish: {"acme", "acme-", "acme-eu", "acme-1.x", "acmex", "beta-1", "gamma", "other", ""}, Subscribe: {"acme", "acme-", "acme-eu", "acme-1.x", "acmex", "beta-1", "gamma", "other", ""}},
 	"admin-all":  {Admin: {"acme", "acme-", "acme-eu", "acme-1.x", "acmex", "beta-1", "gamma", "other", ""}},
-	"admin-acme": {Admin: {"acme"}},
 	"split":      {Publish: {"acme"}, Subscribe: {"beta-1", "gamma"}},
 }
 

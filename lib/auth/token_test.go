@@ -99,6 +99,7 @@ func TestRunTokenUsage(t *testing.T) {
 		{"bad tenant", "", []string{"--scopes", "publish", "--tenants", "a b"}, `tenant pattern "a b"`},
 		{"line injection", "", []string{"--scopes", "publish", "--tenants", "a\nsha256:" + strings.Repeat("0", 64) + " admin *"}, `tenant pattern`},
 		{"bad name", "", []string{"--scopes", "publish", "--tenants", "a", "--name", "x y"}, `name "x y"`},
+		{"admin on a tenant", "", []string{"--scopes", "subscribe,admin", "--tenants", "acme"}, `admin needs --tenants '*'`},
 		{"token as argument", "", []string{"--scopes", "publish", "--tenants", "a", "hunter2-hunter2-hunter2-x"}, "never given on the command line"},
 		{"short stdin token", "hunter2\n", []string{"--stdin", "--scopes", "publish", "--tenants", "a"}, "at least 22 printable"},
 		{"bad flag", "", []string{"--nope"}, "unknown flag: --nope"},

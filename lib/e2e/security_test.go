@@ -29,7 +29,7 @@ var secTokens = []struct {
 	{"sub", "tok-sub-0123456789abcdef01234567", "subscribe", "acme-*"},
 	{"both", "tok-both-0123456789abcdef0123456", "publish,subscribe", "*"},
 	{"admin", "tok-admin-0123456789abcdef012345", "admin", "*"},
-	{"admin-acme", "tok-admin-acme-0123456789abcdef01", "admin", "acme"},
+	{"all-acme", "tok-all-acme-0123456789abcdef0123", "publish,subscribe", "acme"},
 }
 
 func secToken(name string) string {
@@ -230,7 +230,7 @@ func TestSecurityAuthMatrix(t *testing.T) {
 	for _, tt := range []struct {
 		who  string
 		want int
-	}{{"none", 401}, {"unknown", 401}, {"both", 403}, {"admin-acme", 403}, {"admin", 200}} {
+	}{{"none", 401}, {"unknown", 401}, {"both", 403}, {"all-acme", 403}, {"admin", 200}} {
 		tok := ""
 		for _, caller := range callers {
 			if caller.name == tt.who {
