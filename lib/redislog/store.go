@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ const (
 	// healthPeriod is how often the health loop pings Redis; readiness
 	// follows within about this long.
 	healthPeriod = 500 * time.Millisecond
+	// downLogPeriod is how often a broker that stays unreachable is
+	// reported again in the log (the first failure is logged at once).
+	downLogPeriod = time.Minute
 	// DefaultIdemTTL is how long an Idempotency-Key is remembered (the
 	// protocol promises at least 10 minutes).
 	DefaultIdemTTL = 10 * time.Minute
@@ -55,6 +59,11 @@ const (
 // ErrUnavailable marks errors caused by an unreachable or failing broker:
 // the relay answers 503 with Retry-After.
 var ErrUnavailable = errors.New("broker unavailable")
+
+// ErrRefused marks Redis refusing this client for good: a wrong or missing
+// password, or a database number the server does not have. Retrying cannot
+// help, so Open fails with it instead of waiting for Redis forever.
+var ErrRefused = errors.New("redis refused the connection (check the password and the database number in the URL)")
 
 // Options configure a Store.
 type Options struct {
@@ -79,7 +88,10 @@ type Options struct {
 type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Printf(ctx context.Context, format string, v ...any) {
-	a.l.Warn(fmt.Sprintf(format, v...))
+	// Debug: go-redis reports every failed dial, twice a second while
+	// Redis is away; the store logs the outage and its reason itself,
+	// once per downLogPeriod (noteHealth).
+	a.l.Debug(fmt.Sprintf(format, v...))
 }
 
 // Store is a handle on the shared tenant logs. It is safe for concurrent
@@ -90,6 +102,10 @@ type Store struct {
 	prefix string
 
 	ready atomic.Bool // the last health check (or command) reached Redis
+
+	logMu    sync.Mutex // guards logDown and loggedAt
+	logDown  bool       // "unreachable" logged and "reachable" not since
+	loggedAt time.Time  // when "unreachable" was last logged
 
 	stop      chan struct{} // closed by Close
 	done      chan struct{} // closed when the health loop ends
@@ -102,7 +118,7 @@ type Store struct {
 func Open(opts Options) (*Store, error) {
 	ro, err := redis.ParseURL(opts.URL)
 	if err != nil {
-		return nil, fmt.Errorf("broker url: %w", err)
+		return nil, urlError(err)
 	}
 	// Never retry behind our back: a retried append whose first attempt
 	// reached Redis would publish twice. Callers retry (with
@@ -143,10 +159,73 @@ func Open(opts Options) (*Store, error) {
 		done:   make(chan struct{}),
 	}
 	// One synchronous check, so that a relay that starts next to a
-	// healthy Redis is ready at once; failure is not fatal.
-	s.Ping(context.Background())
+	// healthy Redis is ready at once. An unreachable Redis is not fatal;
+	// one that refuses us (password, database) is.
+	err = s.check(context.Background())
+	if isRefusal(err) {
+		s.rdb.Close()
+		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	s.noteHealth(err)
 	go s.health()
 	return s, nil
+}
+
+// CheckURL reports whether a broker URL parses, with the error Open would
+// give, without connecting.
+func CheckURL(rawURL string) error {
+	if _, err := redis.ParseURL(rawURL); err != nil {
+		return urlError(err)
+	}
+	return nil
+}
+
+// urlError describes a URL that does not parse without repeating it: the
+// URL may hold a password, and url.Parse's errors quote the whole URL.
+func urlError(err error) error {
+	const hidden = "(the URL is not shown: it may hold a password)"
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return fmt.Errorf("broker url: %w", err) // go-redis's own errors name no password
+	}
+	var esc url.EscapeError
+	if errors.As(ue.Err, &esc) {
+		// The escape is a piece of the URL, possibly of the password.
+		return fmt.Errorf("broker url: invalid %%-escape %s", hidden)
+	}
+	var host url.InvalidHostError
+	if errors.As(ue.Err, &host) {
+		return fmt.Errorf("broker url: invalid character in the host %s", hidden)
+	}
+	if strings.Contains(ue.Err.Error(), "port") {
+		return fmt.Errorf("broker url: invalid port %s", hidden)
+	}
+	return fmt.Errorf("broker url: cannot parse it %s", hidden)
+}
+
+// isRefusal reports whether err is Redis refusing this client for good (see
+// ErrRefused), as opposed to a network failure or a passing state
+// (LOADING, MASTERDOWN...).
+func isRefusal(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	for _, p := range []string{
+		"NOAUTH",                       // a password is required
+		"WRONGPASS",                    // wrong user or password
+		"ERR AUTH",                     // a password given to a server without one
+		"ERR Client sent AUTH",         // the same, older servers
+		"ERR invalid password",         // older servers
+		"ERR invalid DB index",         // SELECT of a database that is not a number
+		"ERR DB index is out of range", // SELECT past the server's databases
+	} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops the health loop and closes the connections. Safe twice.
@@ -163,16 +242,55 @@ func (s *Store) Close() error {
 // Ready reports whether Redis answered recently.
 func (s *Store) Ready() bool { return s.ready.Load() }
 
-// Ping checks Redis now and updates readiness.
+// Ping checks Redis now and updates readiness; a change of readiness is
+// logged with its reason.
 func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
-	defer cancel()
-	err := s.rdb.Ping(ctx).Err()
-	s.ready.Store(err == nil)
+	err := s.check(ctx)
+	s.noteHealth(err)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
+}
+
+// check pings Redis and updates readiness.
+func (s *Store) check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
+	defer cancel()
+	err := s.rdb.Ping(ctx).Err()
+	s.ready.Store(err == nil)
+	return err
+}
+
+// noteHealth logs what a health check found when it changes readiness:
+// the reason Redis is unreachable at once (a wrong password after a
+// Redis restart would otherwise look like an outage with no cause), then
+// again every downLogPeriod while it stays so, and its return.
+func (s *Store) noteHealth(err error) {
+	if s.opts.Logger == nil || errors.Is(err, context.Canceled) {
+		return // no log, or Close cut the check short
+	}
+	now := time.Now()
+	s.logMu.Lock()
+	var down, up bool
+	if err != nil {
+		if down = !s.logDown || now.Sub(s.loggedAt) >= downLogPeriod; down {
+			s.logDown, s.loggedAt = true, now
+		}
+	} else {
+		up, s.logDown = s.logDown, false
+	}
+	s.logMu.Unlock()
+	switch {
+	case down:
+		reason := "unreachable"
+		if isRefusal(err) {
+			reason = "refused" // the password or database number
+		}
+		s.opts.Logger.Warn("broker "+reason+"; not ready until it answers", "url", Redact(s.opts.URL), "err", err)
+	case up:
+		s.opts.Logger.Info("broker reachable again; ready", "url", Redact(s.opts.URL))
+	}
 }
 
 // health pings Redis every healthPeriod until Close.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -408,4 +410,118 @@ func TestOpenBadURL(t *testing.T) {
 			t.Errorf("Open(%q) succeeded", u)
 		}
 	}
+}
+
+// TestOpenBadURLHidesPassword: an error about a URL that does not parse
+// never repeats the URL, which may hold a password.
+func TestOpenBadURLHidesPassword(t *testing.T) {
+	const pw = "s3cretpw"
+	for _, u := range []string{
+		"redis://:" + pw + "@127.0.0.1:6379x/0",     // bad port
+		"redis://:" + pw + "%zz@127.0.0.1:6379/0",   // bad escape in the password
+		"redis://:" + pw + "@exa mple.com:6379/0",   // bad host
+		"redis://:" + pw + "\x7f@127.0.0.1:6379/0",  // control character
+		"redis://:" + pw + "@127.0.0.1:6379/notadb", // go-redis's own check
+		"redis://:" + pw + "@[::1:6379/0",           // bad IPv6 literal
+	} {
+		_, err := Open(Options{URL: u})
+		if err == nil {
+			t.Errorf("Open(%q) succeeded", u)
+			continue
+		}
+		if strings.Contains(err.Error(), pw) || strings.Contains(err.Error(), "%zz") {
+			t.Errorf("Open(%q): error %q shows the password", u, err)
+		}
+	}
+}
+
+// TestOpenRefused: a wrong or missing password, or a database the server
+// does not have, fails Open with ErrRefused (not an endless "unreachable");
+// the right ones work.
+func TestOpenRefused(t *testing.T) {
+	const pw = "right-pass-0123"
+	srv := redistest.New(t, redistest.Options{Password: pw})
+	for _, tt := range []struct {
+		name, url string
+		refused   bool
+	}{
+		{"no password", "redis://" + srv.Addr() + "/0", true},
+		{"wrong password", "redis://:wrong-pass-0123@" + srv.Addr() + "/0", true},
+		{"wrong user", "redis://nobody:" + pw + "@" + srv.Addr() + "/0", true},
+		{"database out of range", "redis://:" + pw + "@" + srv.Addr() + "/999", true},
+		{"right password", srv.URL(), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncBuf
+			s, err := Open(Options{URL: tt.url, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if !tt.refused {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if !s.Ready() {
+					t.Error("not ready with the right password")
+				}
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !errors.Is(err, ErrRefused) || errors.Is(err, ErrUnavailable) {
+				t.Errorf("err = %v, want ErrRefused", err)
+			}
+			if strings.Contains(err.Error(), "wrong-pass") || strings.Contains(err.Error(), pw) || strings.Contains(logs.String(), "pass-0123") {
+				t.Errorf("the password shows: err %q, log %q", err, logs.String())
+			}
+		})
+	}
+}
+
+// TestHealthLogged: readiness changes are logged with their reason, once
+// per downLogPeriod while Redis stays away, and the return is logged too.
+func TestHealthLogged(t *testing.T) {
+	const pw = "right-pass-0123"
+	srv := redistest.New(t, redistest.Options{Password: pw})
+	var logs syncBuf
+	start := time.Now()
+	s := openStore(t, srv, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !s.Ready() || logs.String() != "" {
+		t.Fatalf("ready %v, log %q next to a healthy redis", s.Ready(), logs.String())
+	}
+	srv.Stop()
+	waitFor(t, "the outage in the log", func() bool { return strings.Contains(logs.String(), "broker unreachable") })
+	// A few more health checks fail before the restart.
+	for i := 0; i < 3; i++ {
+		s.Ping(context.Background())
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the return in the log", func() bool { return strings.Contains(logs.String(), "broker reachable again") })
+	out := logs.String()
+	if !strings.Contains(out, "connection refused") || strings.Contains(out, pw) {
+		t.Errorf("log %q: want the reason, not the password", out)
+	}
+	if n, most := strings.Count(out, "broker unreachable"), 1+int(time.Since(start)/downLogPeriod); n > most {
+		t.Errorf("%d unreachable lines, want at most %d:\n%s", n, most, out)
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for the health loop and the test.
+type syncBuf struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,9 @@ type Options struct {
 	// Persist turns on the append-only file with fsync on every write, so
 	// that a stop and restart keeps every acknowledged write.
 	Persist bool
+	// Password, when set, is required of clients (--requirepass); URL
+	// carries it.
+	Password string
 }
 
 // Server is one redis-server process, restartable on the same port.
@@ -88,7 +92,13 @@ func freePort() (int, error) {
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
 // URL returns the redis:// URL of database 0.
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+func (s *Server) URL() string {
+	if s.opts.Password != "" {
+		u := url.URL{Scheme: "redis", User: url.UserPassword("", s.opts.Password), Host: s.Addr(), Path: "/0"}
+		return u.String()
+	}
+	return "redis://" + s.Addr() + "/0"
+}
 
 // start runs the process and waits until it answers PING.
 func (s *Server) start() error {
@@ -106,6 +116,9 @@ func (s *Server) start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	if s.opts.Password != "" {
+		args = append(args, "--requirepass", s.opts.Password)
+	}
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting redis-server: %w", err)
@@ -117,7 +130,7 @@ func (s *Server) start() error {
 	}()
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if ping(s.Addr()) == nil {
+		if ping(s.Addr(), s.opts.Password) == nil {
 			break
 		}
 		select {
@@ -138,18 +151,29 @@ func (s *Server) start() error {
 	return nil
 }
 
-// ping sends one PING over a raw connection.
-func ping(addr string) error {
+// ping sends one PING over a raw connection, after an AUTH when password
+// is set.
+func ping(addr, password string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	cmd := "PING\r\n"
+	if password != "" {
+		cmd = fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password) + cmd
+	}
+	if _, err := c.Write([]byte(cmd)); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	r := bufio.NewReader(c)
+	if password != "" {
+		if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			return fmt.Errorf("AUTH: %q %v", line, err)
+		}
+	}
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}

@@ -121,13 +121,45 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if broker != "" && *dataDir != "" {
 		return cli.Usagef("%s and --data-dir exclude each other (with a broker, Redis keeps the history)\ntry 'tl-relay --help'", brokerFrom)
 	}
+	if *broker != "" {
+		// A bad URL is a usage error, found before the listening line.
+		if err := redislog.CheckURL(*broker); err != nil {
+			return cli.Usagef("--broker: %v\ntry 'tl-relay --help'", err)
+		}
+	}
 	sec, err := secFlags.setup(&cfg, *listen)
 	if err != nil {
 		return err
 	}
+	var adminL net.Listener
+	if obs.adminListen != "" {
+		if adminL, err = listenAdmin(obs.adminListen, sec.store != nil, secFlags.insecure); err != nil {
+			return err
+		}
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		if adminL != nil {
+			adminL.Close()
+		}
+		return fmt.Errorf("listen: %w", err)
+	}
+	l, scheme := sec.listener(l)
+	// The first line on stderr: tests and scripts read the address here.
+	fmt.Fprintf(env.Stderr, "tl-relay: listening on %s://%s\n", scheme, l.Addr())
+	// The history opens only now, so that the line above is the first on
+	// stderr whatever recovery or the broker log; nothing is served before
+	// Serve below.
+	closeListeners := func() {
+		l.Close()
+		if adminL != nil {
+			adminL.Close()
+		}
+	}
 	if *dataDir != "" {
-		// Recovery reads every segment before the relay listens, so a
-		// client never sees a history that is still being checked.
+		// Recovery reads every segment before the relay serves, so a
+		// client never sees a history that is still being checked (its
+		// connection waits in the listener's backlog meanwhile).
 		ds, err := tlog.OpenDisk(*dataDir, tlog.DiskOptions{
 			MaxEvents:     cfg.HistoryEvents,
 			MaxBytes:      int64(historyBytes),
@@ -135,6 +167,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			Logger:        cfg.Logger,
 		})
 		if err != nil {
+			closeListeners()
 			return fmt.Errorf("--data-dir: %w", err)
 		}
 		defer ds.Close() // after Shutdown: every accepted batch is committed by then
@@ -160,27 +193,11 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if broker != "" {
 		b, err := openBroker(broker, brokerFrom, &cfg, int64(historyBytes))
 		if err != nil {
+			closeListeners()
 			return err
 		}
 		defer b.Close() // after Shutdown has closed the tenant logs
 	}
-
-	var adminL net.Listener
-	if obs.adminListen != "" {
-		if adminL, err = listenAdmin(obs.adminListen, sec.store != nil, secFlags.insecure); err != nil {
-			return err
-		}
-	}
-	l, err := net.Listen("tcp", *listen)
-	if err != nil {
-		if adminL != nil {
-			adminL.Close()
-		}
-		return fmt.Errorf("listen: %w", err)
-	}
-	l, scheme := sec.listener(l)
-	// The first line on stderr: tests and scripts read the address here.
-	fmt.Fprintf(env.Stderr, "tl-relay: listening on %s://%s\n", scheme, l.Addr())
 
 	s := New(cfg)
 	stopHUP := sec.handleSIGHUP(s, cfg.Logger)
@@ -237,6 +254,10 @@ func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Br
 		MaxBytes:  historyBytes,
 		Logger:    cfg.Logger,
 	})
+	if errors.Is(err, redislog.ErrRefused) {
+		// Redis answered: the URL's password or database is wrong.
+		return nil, fmt.Errorf("--broker %s: %w", redislog.Redact(url), err)
+	}
 	if err != nil {
 		return nil, cli.Usagef("%s: %s\ntry 'tl-relay --help'", from, redactErr(url, err))
 	}
@@ -248,10 +269,8 @@ func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Br
 		return l, nil
 	}
 	cfg.Ready = b.Ready
-	if b.Ready() {
+	if b.Ready() { // else the store has logged why not
 		cfg.Logger.Info("broker connected", "url", redislog.Redact(url))
-	} else {
-		cfg.Logger.Warn("broker unreachable; not ready until it answers", "url", redislog.Redact(url))
 	}
 	return b, nil
 }
