@@ -500,7 +500,7 @@ func TestHealthLogged(t *testing.T) {
 	}
 	waitFor(t, "the return in the log", func() bool { return strings.Contains(logs.String(), "broker reachable again") })
 	out := logs.String()
-	if !strings.Contains(out, "connection refused") || strings.Contains(out, pw) {
+	if !strings.Contains(out, " err=") || strings.Contains(out, pw) {
 		t.Errorf("log %q: want the reason, not the password", out)
 	}
 	if n, most := strings.Count(out, "broker unreachable"), 1+int(time.Since(start)/downLogPeriod); n > most {

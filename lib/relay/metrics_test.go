@@ -261,7 +261,7 @@ func TestMetricsNeedAdmin(t *testing.T) {
 	)
 	hook := authHook(t,
 		tokenLine(t, admin, auth.Admin, "*"),
-		tokenLine(t, acmeAdmin, auth.Admin, "acme"),
+		tokenLine(t, acmeAdmin, auth.Publish|auth.Subscribe, "acme"), // admin on one tenant is refused by the file
 		tokenLine(t, pub, auth.Publish|auth.Subscribe, "*"))
 	r := startRelay(t, Config{Authorize: hook})
 	admSrv := &http.Server{Handler: r.s.AdminHandler()}
@@ -274,7 +274,7 @@ func TestMetricsNeedAdmin(t *testing.T) {
 		{"no token", "", http.StatusUnauthorized},
 		{"unknown token", "tl_nobody-knows-this-token-0000000000000000", http.StatusUnauthorized},
 		{"publish and subscribe token", pub, http.StatusForbidden},
-		{"admin of one tenant only", acmeAdmin, http.StatusForbidden},
+		{"token of one tenant only", acmeAdmin, http.StatusForbidden},
 		{"admin on every tenant", admin, http.StatusOK},
 	}
 	for _, tt := range tests {

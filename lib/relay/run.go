@@ -121,10 +121,10 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if broker != "" && *dataDir != "" {
 		return cli.Usagef("%s and --data-dir exclude each other (with a broker, Redis keeps the history)\ntry 'tl-relay --help'", brokerFrom)
 	}
-	if *broker != "" {
+	if broker != "" {
 		// A bad URL is a usage error, found before the listening line.
-		if err := redislog.CheckURL(*broker); err != nil {
-			return cli.Usagef("--broker: %v\ntry 'tl-relay --help'", err)
+		if err := redislog.CheckURL(broker); err != nil {
+			return cli.Usagef("%s: %s\ntry 'tl-relay --help'", brokerFrom, redactErr(broker, err))
 		}
 	}
 	sec, err := secFlags.setup(&cfg, *listen)
@@ -256,7 +256,7 @@ func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Br
 	})
 	if errors.Is(err, redislog.ErrRefused) {
 		// Redis answered: the URL's password or database is wrong.
-		return nil, fmt.Errorf("--broker %s: %w", redislog.Redact(url), err)
+		return nil, fmt.Errorf("%s %s: %w", from, redislog.Redact(url), err)
 	}
 	if err != nil {
 		return nil, cli.Usagef("%s: %s\ntry 'tl-relay --help'", from, redactErr(url, err))
