@@ -141,7 +141,9 @@ var (
 //
 //	relay-start [-name NAME] [tl-relay flags...]
 //
-// It waits for the "listening on URL" line, sets $TL_RELAY (and
+// It waits for the "listening on URL" line (the first) and for the
+// "started" log line (after start-up logging: data directory recovery, the
+// broker), sets $TL_RELAY (and
 // $TL_RELAY_<NAME> when named) to that URL, and stops the relay when the
 // script ends. The relay's stderr goes to $WORK/relay-NAME.log.
 func cmdRelayStart(ts *testscript.TestScript, neg bool, args []string) {
@@ -174,11 +176,13 @@ func cmdRelayStart(ts *testscript.TestScript, neg bool, args []string) {
 	pw.Close()
 
 	urlc := make(chan string, 1)
+	startedc := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
-		// Copy the relay's stderr to its log, picking out the address.
+		// Copy the relay's stderr to its log, picking out the address and
+		// the "started" line.
 		sc := bufio.NewScanner(pr)
-		sent := false
+		sent, started := false, false
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logf, line)
@@ -187,6 +191,10 @@ func cmdRelayStart(ts *testscript.TestScript, neg bool, args []string) {
 					urlc <- strings.TrimSpace(line[i+len("listening on "):])
 					sent = true
 				}
+			}
+			if !started && (strings.Contains(line, "msg=started") || strings.Contains(line, `"msg":"started"`)) {
+				close(startedc) // every line before it is in the log now
+				started = true
 			}
 		}
 		logf.Close()
@@ -205,6 +213,17 @@ func cmdRelayStart(ts *testscript.TestScript, neg bool, args []string) {
 	case <-time.After(20 * time.Second):
 		cmd.Process.Kill()
 		ts.Fatalf("tl-relay did not report its address within 20s")
+	}
+	if !quietLog(args) { // else no "started" line comes
+		select {
+		case <-startedc:
+		case <-done:
+			data, _ := os.ReadFile(logPath)
+			ts.Fatalf("tl-relay exited before it started:\n%s", data)
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			ts.Fatalf("tl-relay did not log \"started\" within 60s")
+		}
 	}
 	p := &relayProc{cmd: cmd, done: done}
 	relayMu.Lock()
@@ -230,6 +249,21 @@ func cmdRelayStart(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Setenv("TL_RELAY", url)
 	ts.Setenv("TL_RELAY_"+strings.ToUpper(name), url)
+}
+
+// quietLog reports whether tl-relay's args set a log level above info,
+// which hides the "started" line.
+func quietLog(args []string) bool {
+	for i, a := range args {
+		v, ok := strings.CutPrefix(a, "--log-level=")
+		if !ok && a == "--log-level" && i+1 < len(args) {
+			v, ok = args[i+1], true
+		}
+		if ok && v != "debug" && v != "info" {
+			return true
+		}
+	}
+	return false
 }
 
 // scriptEnv returns the script's environment for a child process.
