@@ -31,6 +31,7 @@ type answer struct {
 	msg        string        // the relay's "error", or the transport error
 	line       int           // the relay's "line" (1-based in the batch), 0 if none
 	cut        bool          // abandoned after Ctrl-C: it may or may not have been published
+	cert       bool          // the relay's TLS certificate failed verification: final
 }
 
 func (a answer) String() string {
@@ -65,7 +66,7 @@ func (p *poster) attempt(ctx context.Context, tenant string, body []byte, key st
 	p.cfg.Authorize(req.Header)
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return answer{retryAfter: -1, msg: transportError(err), cut: p.sendCtx.Err() != nil}
+		return answer{retryAfter: -1, msg: transportError(err), cut: p.sendCtx.Err() != nil, cert: client.IsCertError(err)}
 	}
 	defer resp.Body.Close()
 	a := answer{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now())}
@@ -170,6 +171,12 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 		case a.status == http.StatusRequestEntityTooLarge:
 			p.con.printf("%s: %s", p.where(refs[0]), a)
 			p.stats.refused.Add(1)
+			return
+
+		case a.cert:
+			// Retrying cannot make the certificate trusted.
+			p.stats.unsent.Add(int64(len(refs)))
+			p.fail(fmt.Errorf("%s: %s", a.msg, client.CertHint))
 			return
 
 		case a.status == http.StatusUnauthorized:

@@ -190,6 +190,10 @@ func (t *tail) connect(ctx context.Context) error {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			return refusalFrom(resp)
 		}
+		if client.IsCertError(err) {
+			// Final: retrying cannot make the certificate trusted.
+			return endRun{cli.Exit(cli.ExitFailure, fmt.Errorf("cannot connect to %s: %w (%s)", t.opts.conn.Relay.Redacted(), err, client.CertHint))}
+		}
 		return fmt.Errorf("cannot connect to %s: %w", t.opts.conn.Relay.Redacted(), err)
 	}
 	defer conn.Close()

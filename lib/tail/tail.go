@@ -56,7 +56,8 @@ output to a file or /dev/null). -q hides progress but never a loss of events.
 Exit status:
   0    -c N events were printed (-c 0: at once, printing nothing); or
        --timeout ended a stream without -c
-  1    failure: the relay refused (400, 401, 403, 404), --max-retries
+  1    failure: the relay refused (400, 401, 403, 404), its TLS
+       certificate did not verify (see --ca-file), --max-retries
        exhausted, --timeout before -c N events arrived, stdout failed
   2    usage error
   130  interrupted (SIGINT, Ctrl-C); 143: terminated (SIGTERM). Buffered

@@ -1,0 +1,58 @@
+package tail
+
+import (
+	"context"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tl-sh/tl/lib/cli"
+)
+
+// TestUntrustedCertificateIsFinal: a relay whose certificate does not
+// verify (here: signed by a CA the client was not given) ends the run at
+// once with status 1 and a hint about --ca-file, after one connection,
+// however many retries are allowed.
+func TestUntrustedCertificateIsFinal(t *testing.T) {
+	for _, args := range [][]string{{"acme"}, {"acme", "--max-retries", "5"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var conns atomic.Int32
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors
+			srv.StartTLS()
+			defer srv.Close()
+			var stdout, stderr syncBuffer
+			env := &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
+				if k == "TL_RELAY" {
+					return srv.URL
+				}
+				return ""
+			}}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code, msg := cli.Code(Run(ctx, args, env))
+			if code != cli.ExitFailure || !strings.Contains(msg, "certificate") || !strings.Contains(msg, "--ca-file") {
+				t.Fatalf("exit %d %q, want 1 naming the certificate and --ca-file", code, msg)
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("%d connections, want 1 (no retry)", n)
+			}
+			if stdout.String() != "" {
+				t.Errorf("stdout %q", stdout.String())
+			}
+		})
+	}
+}
