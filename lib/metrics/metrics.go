@@ -43,7 +43,8 @@ const (
 	ReasonUnsupported  = "unsupported"  // 415: content type
 	ReasonMethod       = "method"       // 405: wrong method
 	ReasonRateLimited  = "rate_limited" // 429: the tenant's rate limit
-	ReasonUnavailable  = "unavailable"  // 503: draining, a full connection limit, or the broker is unreachable
+	ReasonUnavailable  = "unavailable"  // 503: draining, the tenant limit, or the broker is unreachable
+	ReasonLimit        = "limit"        // 503: a subscriber over the relay's or its tenant's subscriber limit
 	ReasonUnauthorized = "unauthorized" // 401: no token, or an unknown one
 	ReasonForbidden    = "forbidden"    // 403: a token without this scope or tenant
 	ReasonOther        = "other"        // anything not listed above
@@ -58,7 +59,7 @@ const (
 
 var refuseReasons = []string{
 	ReasonInvalid, ReasonTooLarge, ReasonUnsupported, ReasonMethod, ReasonRateLimited,
-	ReasonUnavailable, ReasonUnauthorized, ReasonForbidden, ReasonOther,
+	ReasonUnavailable, ReasonLimit, ReasonUnauthorized, ReasonForbidden, ReasonOther,
 }
 
 var gapReasons = []string{GapEvicted, GapEpoch, GapOther}

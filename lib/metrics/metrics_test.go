@@ -468,7 +468,7 @@ func TestReasonFor(t *testing.T) {
 		want string
 	}{
 		{400, ReasonInvalid}, {401, ReasonUnauthorized}, {403, ReasonForbidden}, {405, ReasonMethod},
-		{413, ReasonTooLarge}, {415, ReasonUnsupported}, {429, ReasonRateLimited}, {503, ReasonUnavailable},
+		{413, ReasonTooLarge}, {415, ReasonUnsupported}, {429, ReasonRateLimited}, {503, ReasonUnavailable}, // a subscriber limit's 503 is told apart by the relay (ReasonLimit)
 		{500, ReasonOther}, {418, ReasonOther},
 	} {
 		if got := ReasonFor(tt.code); got != tt.want {

@@ -58,6 +58,10 @@ const (
 	closeGrace = time.Second
 	// retryAfter is the Retry-After (seconds) sent with a 503.
 	retryAfter = "1"
+	// limitRetryAfter is the Retry-After (seconds) for a subscriber over a
+	// subscriber limit: a slot frees only when someone leaves, so asking
+	// again within a second would mostly be refused again.
+	limitRetryAfter = "5"
 )
 
 // Scope is what a request wants to do, for the Authorize hook.
@@ -76,6 +80,7 @@ type HTTPError struct {
 	Status int
 	Msg    string
 	Header http.Header // extra response headers, may be nil
+	Reason string      // the metrics' refusal reason when finer than Status's, else ""
 }
 
 func (e *HTTPError) Error() string { return e.Msg }

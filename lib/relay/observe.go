@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -51,6 +52,29 @@ func tenantOf(r *http.Request) string {
 	return rest[:64] + "..."
 }
 
+// reasonKey is the context key of a request's *reasonNote.
+type reasonKey struct{}
+
+// reasonNote carries a refusal reason finer than the status (a subscriber
+// limit rather than an outage, both 503) from the handler to ended. Both
+// run on the request's goroutine, one after the other: no lock.
+type reasonNote struct{ reason string }
+
+// withReasonNote gives each request a reasonNote; it wraps the metrics'
+// Instrument, which passes the same request to the handler and to ended.
+func withReasonNote(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reasonKey{}, &reasonNote{})))
+	})
+}
+
+// noteReason records reason (when not "") for ended.
+func noteReason(r *http.Request, reason string) {
+	if n, _ := r.Context().Value(reasonKey{}).(*reasonNote); n != nil && reason != "" {
+		n.reason = reason
+	}
+}
+
 // ended is called when a request ends, with its route and status: it counts
 // refusals by reason, and logs a refused subscriber (one line per refused
 // connection, never per event).
@@ -63,6 +87,9 @@ func (s *Server) ended(r *http.Request, route string, code int) {
 		s.metrics.PublishRefused(metrics.ReasonFor(code))
 	case routeStream:
 		reason := metrics.ReasonFor(code)
+		if n, _ := r.Context().Value(reasonKey{}).(*reasonNote); n != nil && n.reason != "" {
+			reason = n.reason
+		}
 		s.metrics.SubscribeRefused(reason)
 		s.log.Info("subscriber refused", "tenant", tenantOf(r), "remote", r.RemoteAddr, "status", code, "reason", reason)
 	}

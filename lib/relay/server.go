@@ -79,7 +79,7 @@ func New(cfg Config) *Server {
 	s.ticks = newBroadcast()
 	s.turns = newTurns()
 	s.http = &http.Server{
-		Handler:           s.metrics.Instrument(s, routeOf, s.ended),
+		Handler:           withReasonNote(s.metrics.Instrument(s, routeOf, s.ended)),
 		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,

@@ -137,7 +137,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	t, err := s.reg.acquire(name, true)
 	if err != nil {
-		writeError(w, err.(*HTTPError))
+		herr := err.(*HTTPError)
+		noteReason(r, herr.Reason)
+		writeError(w, herr)
 		return
 	}
 	sub := &subscriber{s: s, t: t, filter: sq.filter, authReq: s.authRequest(r), revoked: make(chan struct{})}

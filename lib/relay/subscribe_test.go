@@ -203,7 +203,8 @@ func TestNDJSONStream(t *testing.T) {
 }
 
 // TestLimits: subscribers over the per-tenant or total limit get 503 before
-// any upgrade.
+// any upgrade, with Retry-After: 5, counted as reason "limit" (not
+// "unavailable", an outage).
 func TestLimits(t *testing.T) {
 	r := startRelay(t, Config{MaxTenantSubscribers: 2, MaxSubscribers: 3})
 	a1 := r.dial("acme", "")
@@ -211,11 +212,11 @@ func TestLimits(t *testing.T) {
 	refuse := func(tenant string) {
 		t.Helper()
 		_, res, err := websocket.DefaultDialer.Dial(r.ws+"/v1/tenants/"+tenant+"/stream", nil)
-		if !errors.Is(err, websocket.ErrBadHandshake) || res.StatusCode != 503 || res.Header.Get("Retry-After") == "" {
+		if !errors.Is(err, websocket.ErrBadHandshake) || res.StatusCode != 503 || res.Header.Get("Retry-After") != "5" {
 			t.Fatalf("over the limit on %s: %v %v", tenant, err, res)
 		}
 		res2, err := http.Get(r.url + "/v1/tenants/" + tenant + "/stream")
-		if err != nil || res2.StatusCode != 503 {
+		if err != nil || res2.StatusCode != 503 || res2.Header.Get("Retry-After") != "5" {
 			t.Fatalf("chunked over the limit on %s: %v %v", tenant, err, res2)
 		}
 		res2.Body.Close()
@@ -223,6 +224,12 @@ func TestLimits(t *testing.T) {
 	refuse("acme")
 	r.dial("globex", "")
 	refuse("globex") // the total limit
+	// The counters move after the answer is sent: poll.
+	eventually(t, "4 refusals with reason limit", func() bool {
+		_, fams := getMetrics(t, r.url+"/metrics")
+		return metricValue(fams, "tl_relay_subscribe_refused_total", "reason", "limit") == 4 &&
+			metricValue(fams, "tl_relay_subscribe_refused_total", "reason", "unavailable") == 0
+	})
 	a1.c.Close()
 	eventually(t, "a freed slot", func() bool { return r.s.Stats().Subscribers == 2 })
 	r.dial("initech", "").hello()

@@ -61,10 +61,10 @@ func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool
 		t = g.tenants[name]
 		if sub {
 			if g.subs >= g.cfg.MaxSubscribers {
-				return nil, false, unavailable("the relay has its maximum of %d subscribers", g.cfg.MaxSubscribers)
+				return nil, false, overLimit("the relay has its maximum of %d subscribers", g.cfg.MaxSubscribers)
 			}
 			if t != nil && t.subs >= g.cfg.MaxTenantSubscribers {
-				return nil, false, unavailable("tenant %s has its maximum of %d subscribers", name, g.cfg.MaxTenantSubscribers)
+				return nil, false, overLimit("tenant %s has its maximum of %d subscribers", name, g.cfg.MaxTenantSubscribers)
 			}
 		}
 		if t != nil {
@@ -175,5 +175,14 @@ func (g *registry) counts() (tenants, subs int) {
 func unavailable(format string, a ...any) *HTTPError {
 	e := httpErrorf(http.StatusServiceUnavailable, format, a...)
 	e.Header = http.Header{"Retry-After": {retryAfter}}
+	return e
+}
+
+// overLimit is the 503 for a subscriber over a subscriber limit, answered
+// before any upgrade; its metrics reason is "limit", apart from outages.
+func overLimit(format string, a ...any) *HTTPError {
+	e := httpErrorf(http.StatusServiceUnavailable, format, a...)
+	e.Header = http.Header{"Retry-After": {limitRetryAfter}}
+	e.Reason = metrics.ReasonLimit
 	return e
 }
