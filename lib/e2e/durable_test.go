@@ -39,20 +39,7 @@ type accepted struct {
 // publish POSTs an NDJSON batch; ok is false when no 202 came back (the
 // relay died, or refused).
 func publish(client *http.Client, url, tenant string, body []byte) (accepted, bool) {
-	resp, err := client.Post(url+"/v1/tenants/"+tenant+"/events", "application/x-ndjson", bytes.NewReader(body))
-	if err != nil {
-		return accepted{}, false
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		return accepted{}, false
-	}
-	var a accepted
-	if json.Unmarshal(data, &a) != nil {
-		return accepted{}, false
-	}
-	return a, true
+	return publishKeyed(client, url, tenant, "", body)
 }
 
 // crashBatch is one batch a flooding client sent.
@@ -373,11 +360,14 @@ func cmdCorrupt(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(p, data, 0o644))
 }
 
-// publishKeyed POSTs an NDJSON batch with an Idempotency-Key.
+// publishKeyed POSTs an NDJSON batch with an Idempotency-Key (none when key
+// is empty).
 func publishKeyed(client *http.Client, url, tenant, key string, body []byte) (accepted, bool) {
 	req, _ := http.NewRequest("POST", url+"/v1/tenants/"+tenant+"/events", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	req.Header.Set("Idempotency-Key", key)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return accepted{}, false
