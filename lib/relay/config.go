@@ -134,6 +134,9 @@ type Config struct {
 	// without depending on how the machine schedules them. Socket
 	// deadlines always use the real clock.
 	now func() time.Time
+	// noHubs serves every WebSocket subscriber with goroutines of its own
+	// (as where there is no epoll), for the tests of that path.
+	noHubs bool
 }
 
 func (c *Config) setDefaults() {

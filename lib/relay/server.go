@@ -32,7 +32,9 @@ type Server struct {
 	reg      *registry
 	upgrader websocket.Upgrader
 	ticks    *broadcast // the shared ping ticker
-	turns    turns      // bounds the WebSocket writers at work at once
+	turns    turns      // bounds the writers (hubs and goroutines) at work at once
+	poller   *poller    // reads the hubs' sockets; nil where there is no epoll
+	hubs     sync.WaitGroup
 	http     *http.Server
 	metrics  *metrics.Metrics
 	// metricsHandler serves /metrics (built once: promhttp's handler is
@@ -78,6 +80,14 @@ func New(cfg Config) *Server {
 	}
 	s.ticks = newBroadcast()
 	s.turns = newTurns()
+	if !cfg.noHubs {
+		p, err := newPoller()
+		if err != nil {
+			s.log.Debug("no poller: each WebSocket subscriber gets goroutines of its own", "err", err)
+		} else {
+			s.poller = p
+		}
+	}
 	s.http = &http.Server{
 		Handler:           withReasonNote(s.metrics.Instrument(s, routeOf, s.ended)),
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -152,6 +162,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		<-subsDone
+	}
+	s.hubs.Wait() // each ends with its last subscriber
+	if s.poller != nil {
+		s.poller.close()
 	}
 	close(s.quit)
 	s.bg.Wait()

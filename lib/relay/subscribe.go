@@ -1,11 +1,14 @@
 package relay
 
 import (
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -163,11 +166,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 			return
 		}
 	}
-	end := func() {
-		sub.m.Close()
-		s.endStream(sub)
-		s.reg.release(t, true)
-	}
+	end := sub.finish
 
 	oldest, newest := t.log.Bounds()
 	epoch := t.log.Epoch()
@@ -195,14 +194,20 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		end()
 		return // the upgrader has answered
 	}
-	sub.mu.Lock()
-	sub.ws = ws
-	sub.mu.Unlock()
 	hello := appendHello(nil, name, epoch, newest)
 	if epochGap != nil {
 		hello = appendGap(hello, *epochGap, "epoch")
 		sub.m.Gap(metrics.GapEpoch, epochGap.From, epochGap.To)
 	}
+	if conn, fd, ok := s.hubConn(ws); ok {
+		// The tenant's hub serves it from now on; gorilla's Conn, which
+		// read nothing past the handshake, is let go.
+		s.attach(sub, conn, fd, hello)
+		return
+	}
+	sub.mu.Lock()
+	sub.ws = ws
+	sub.mu.Unlock()
 	// The writer runs in a goroutine of its own, so that this one (net/http's
 	// connection goroutine, with its deep stack, the request and the
 	// connection's 4 KiB buffers) ends now: that halves an idle
@@ -213,8 +218,10 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	}()
 }
 
-// subscriber is one stream: a cursor into its tenant's log. The goroutine
-// that serves the request is its writer; a WebSocket also has a reader.
+// subscriber is one stream: a cursor into its tenant's log. A WebSocket on
+// a plain socket (on Linux) is served by its tenant's hub and read by the
+// relay's poller; any other stream by goroutines of its own: a writer
+// (serveWS, serveNDJSON) and, for a WebSocket, a reader.
 type subscriber struct {
 	s      *Server
 	t      *tenant
@@ -229,7 +236,7 @@ type subscriber struct {
 	turns   turns
 	hasTurn bool
 
-	mu sync.Mutex      // guards ws (set once, read by forceClose)
+	mu sync.Mutex      // guards ws and hub (set once, read by forceClose and revoke)
 	ws *websocket.Conn // nil for a chunked stream
 
 	lastPong   time.Time     // guarded by pongMu
@@ -239,6 +246,40 @@ type subscriber struct {
 	authReq    *http.Request // what Reauthorize shows Authorize again; nil without it
 	revoked    chan struct{} // closed by revoke: the writer closes with 1008
 	revokeOnce sync.Once
+
+	// Served by a hub (see hub.go):
+	hub    *hub // set once, under mu
+	conn   net.Conn
+	fd     int // conn's descriptor: only the hub writes it, and closes conn
+	rc     syscall.RawConn
+	pollID uint64        // its id in the poller
+	events atomic.Uint32 // the ev bits the hub has yet to see
+	queued atomic.Bool   // in the hub's inbox
+	frames clientFrames  // owned by the poller
+	// Owned by the hub:
+	hubIdx    int       // its index in hub.subs
+	pending   []byte    // control lines to send before the next lines (the hello)
+	out       []byte    // frames the socket has yet to take
+	outSince  time.Time // when out filled
+	live      liveness
+	lastWrite time.Time // when a message last went out whole (the relay's clock)
+	closeAt   time.Time // after our close frame: when to close the socket unanswered
+	ended     bool
+	// What the poller heard, guarded by pongMu:
+	pingData   []byte // the payload of a ping to answer
+	pingOwed   bool
+	peerClosed bool // the client sent a close frame
+	peerCode   int  // its code (0: none)
+	failCode   int  // the client broke the protocol: close with this code
+	readGone   bool // the connection ended or broke
+}
+
+// finish lets sub go: its counters, its place among the streams and its
+// hold on the tenant.
+func (sub *subscriber) finish() {
+	sub.m.Close()
+	sub.s.endStream(sub)
+	sub.s.reg.release(sub.t, true)
 }
 
 // authRequest keeps, for Reauthorize, only what Authorize looks at (Host
@@ -258,7 +299,17 @@ func (s *Server) authRequest(r *http.Request) *http.Request {
 }
 
 // revoke tells the writer that the subscriber lost its right to the stream.
-func (sub *subscriber) revoke() { sub.revokeOnce.Do(func() { close(sub.revoked) }) }
+func (sub *subscriber) revoke() {
+	sub.revokeOnce.Do(func() {
+		close(sub.revoked)
+		sub.mu.Lock()
+		h := sub.hub
+		sub.mu.Unlock()
+		if h != nil {
+			sub.kick(evRevoke)
+		}
+	})
+}
 
 func (sub *subscriber) isRevoked() bool {
 	select {
@@ -273,6 +324,10 @@ func (sub *subscriber) isRevoked() bool {
 func (sub *subscriber) forceClose() {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	if sub.hub != nil {
+		sub.kick(evGone) // the hub closes it (it alone uses the descriptor)
+		return
+	}
 	if sub.ws != nil {
 		sub.ws.NetConn().Close()
 	}

@@ -17,6 +17,9 @@ type tenant struct {
 	keys tlog.Keys
 	m    *metrics.Tenant // its counters; dropped with it
 
+	hubMu sync.Mutex // guards hub
+	hub   *hub       // its WebSocket subscribers' fan-out, while it has some
+
 	// Guarded by registry.mu:
 	users    int       // requests and subscribers holding the tenant
 	subs     int       // subscribers among them

@@ -52,8 +52,9 @@ func putFrameHeader(frame []byte, n int) int {
 // fairly.
 type turns chan struct{}
 
-// newTurns sizes the turns to keep every core busy with a few to spare.
-func newTurns() turns { return make(turns, 2*runtime.GOMAXPROCS(0)) }
+// newTurns sizes the turns to leave one core to the publishers (when there
+// is more than one): they never wait on subscribers.
+func newTurns() turns { return make(turns, max(1, runtime.GOMAXPROCS(0)-1)) }
 
 func (t turns) take() { t <- struct{}{} }
 func (t turns) give() { <-t }

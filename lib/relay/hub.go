@@ -1,0 +1,657 @@
+package relay
+
+import (
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tl-sh/tl/lib/tlog"
+)
+
+// A hub is one tenant's fan-out: a single goroutine that writes to every
+// WebSocket subscriber of the tenant on a plain socket (on Linux; see
+// poller). It wakes on an append, reads the new lines once, builds one
+// message for all the subscribers at the same place with no filter, and
+// writes it to each socket without blocking: a socket that takes only part
+// of it keeps the rest in its subscriber until the poller says it has room,
+// and the others go on. An idle subscriber therefore costs no goroutine at
+// all, only its few hundred bytes of state, and a busy tenant costs one
+// core at most, which leaves the others to the publishers.
+//
+// The hub ends when its last subscriber does; the tenant starts a new one
+// for the next.
+type hub struct {
+	s    *Server
+	t    *tenant
+	wake chan struct{} // cap 1: the inbox has subscribers
+
+	mu    sync.Mutex // guards inbox
+	inbox []*subscriber
+
+	// Owned by run:
+	subs  []*subscriber
+	lines [][]byte // the lines of one Read
+	own   []byte   // a message for one subscriber (controls, a filter)
+	share shared   // the message for every unfiltered subscriber at one cursor
+}
+
+// shared is the message built once in a round for the subscribers at
+// cursor with no filter and nothing else to send first.
+type shared struct {
+	ok          bool
+	cursor      uint64
+	next        uint64
+	gap         tlog.Gap
+	nlines      int
+	frame       []byte // frameHeadroom, then the message; the frame starts at start
+	start       int
+	n, firstIdx int
+}
+
+// Events a hub's subscriber is kicked with.
+const (
+	evAttach   = 1 << iota // new: send the hello
+	evRead                 // the poller heard something that needs an answer
+	evWritable             // the socket has room again
+	evRevoke               // the token no longer allows the stream: close with 1008
+	evGone                 // close at once (the drain ran out of time)
+)
+
+// kick tells sub's hub about ev.
+func (sub *subscriber) kick(ev uint32) {
+	sub.events.Or(ev)
+	if sub.queued.CompareAndSwap(false, true) {
+		h := sub.hub
+		h.mu.Lock()
+		h.inbox = append(h.inbox, sub)
+		h.mu.Unlock()
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// hubConn returns ws's socket and descriptor when a hub can serve it: a
+// plain TCP connection, with the poller running.
+func (s *Server) hubConn(ws *websocket.Conn) (net.Conn, int, bool) {
+	if s.poller == nil {
+		return nil, 0, false
+	}
+	tc, ok := ws.NetConn().(*net.TCPConn)
+	if !ok {
+		return nil, 0, false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, 0, false
+	}
+	fd := -1
+	if rc.Control(func(f uintptr) { fd = int(f) }) != nil || fd < 0 {
+		return nil, 0, false
+	}
+	return tc, fd, true
+}
+
+// attach hands sub, upgraded on conn, to its tenant's hub, starting one if
+// none runs. From now on the hub owns sub and closes conn.
+func (s *Server) attach(sub *subscriber, conn net.Conn, fd int, hello []byte) {
+	sub.conn, sub.fd = conn, fd
+	sub.rc, _ = conn.(*net.TCPConn).SyscallConn()
+	sub.pending = hello
+	sub.live = liveness{interval: s.cfg.PingInterval}
+	now := s.cfg.now()
+	sub.setPong(now)
+	sub.lastWrite = now
+	t := sub.t
+	t.hubMu.Lock()
+	defer t.hubMu.Unlock()
+	if t.hub == nil {
+		t.hub = &hub{s: s, t: t, wake: make(chan struct{}, 1)}
+		s.hubs.Add(1)
+		go t.hub.run()
+	}
+	sub.mu.Lock()
+	sub.hub = t.hub
+	sub.mu.Unlock()
+	if err := s.poller.add(sub); err != nil {
+		s.log.Warn("watching a subscriber's socket", "tenant", t.name, "err", err)
+		sub.kick(evGone)
+		return
+	}
+	ev := uint32(evAttach)
+	if sub.isRevoked() {
+		ev |= evRevoke // revoked before it had a hub to tell
+	}
+	sub.kick(ev)
+}
+
+// run is the hub's loop.
+func (h *hub) run() {
+	defer h.s.hubs.Done()
+	log := h.t.log
+	stop := h.s.stop
+	draining := false
+	var target uint64 // when draining: the last seq to send before closing
+	var timer *time.Timer
+	for {
+		notify := log.Notify()
+		ticks := h.s.ticks.C()
+		h.takeInbox()
+		if draining {
+			h.closeDrained(target)
+		}
+		if len(h.subs) == 0 && h.exit() {
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		}
+		if h.round() {
+			// Some are still behind: go round again, after a look at
+			// what else is waiting.
+			select {
+			case <-ticks:
+				h.tick()
+			case <-stop:
+				stop, draining = nil, true
+				_, target = log.Bounds()
+			default:
+			}
+			continue
+		}
+		var closeC <-chan time.Time
+		if at, ok := h.nextClose(); ok {
+			if timer == nil {
+				timer = time.NewTimer(time.Until(at))
+			} else {
+				timer.Reset(time.Until(at))
+			}
+			closeC = timer.C
+		}
+		select {
+		case <-notify:
+		case <-h.wake:
+		case <-ticks:
+			h.tick()
+		case <-stop:
+			stop, draining = nil, true
+			_, target = log.Bounds()
+		case <-closeC:
+			h.closeExpired()
+		}
+	}
+}
+
+// exit ends the hub if no subscriber waits in its inbox; a new subscriber
+// then starts another.
+func (h *hub) exit() bool {
+	h.t.hubMu.Lock()
+	defer h.t.hubMu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.inbox) > 0 {
+		return false
+	}
+	h.t.hub = nil
+	return true
+}
+
+// takeInbox handles what the subscribers were kicked with.
+func (h *hub) takeInbox() {
+	h.mu.Lock()
+	inbox := h.inbox
+	h.inbox = nil
+	h.mu.Unlock()
+	for _, sub := range inbox {
+		sub.queued.Store(false)
+		ev := sub.events.Swap(0)
+		if sub.ended {
+			continue
+		}
+		if ev&evAttach != 0 {
+			sub.hubIdx = len(h.subs)
+			h.subs = append(h.subs, sub)
+		}
+		if ev&evGone != 0 {
+			h.end(sub)
+			continue
+		}
+		if ev&evRead != 0 && !h.answer(sub) {
+			continue
+		}
+		if ev&evWritable != 0 && !h.flush(sub) {
+			continue
+		}
+		if ev&evRevoke != 0 && sub.closeAt.IsZero() {
+			sub.pending = nil
+			h.sendClose(sub, websocket.ClosePolicyViolation, "token no longer allowed")
+		}
+	}
+}
+
+// answer acts on what the poller heard from sub: a ping to answer, a close,
+// a breach of the protocol or the end of the connection. It reports whether
+// sub is still open.
+func (h *hub) answer(sub *subscriber) bool {
+	sub.pongMu.Lock()
+	ping, owed := sub.pingData, sub.pingOwed
+	sub.pingData, sub.pingOwed = nil, false
+	closed, code, fail, gone := sub.peerClosed, sub.peerCode, sub.failCode, sub.readGone
+	sub.pongMu.Unlock()
+	switch {
+	case gone:
+		h.end(sub)
+		return false
+	case fail != 0:
+		// As gorilla does: say why, then close.
+		h.control(sub, appendClose(nil, fail, ""))
+		h.end(sub)
+		return false
+	case closed:
+		// The client closes: answer with its code (unless our close
+		// went out already) and close the socket.
+		if sub.closeAt.IsZero() {
+			h.control(sub, appendClose(nil, code, ""))
+		}
+		h.end(sub)
+		return false
+	case owed:
+		return h.control(sub, appendControl(nil, opPong, ping))
+	}
+	return true
+}
+
+// round steps every subscriber that is behind the log once. It reports
+// whether some may still be behind.
+func (h *hub) round() (again bool) {
+	log := h.t.log
+	epoch := log.Epoch()
+	_, newest := log.Bounds()
+	h.share.ok = false
+	turns := h.s.turns
+	held := false
+	writes := 0
+	for i := 0; i < len(h.subs); i++ {
+		sub := h.subs[i]
+		if len(sub.out) > 0 || !sub.closeAt.IsZero() || (sub.cursor > newest && sub.epoch == epoch && len(sub.pending) == 0) {
+			continue
+		}
+		if !held {
+			turns.take()
+			held = true
+		}
+		more, alive, wrote := h.step(sub, epoch)
+		if !alive {
+			i-- // end moved the last subscriber here
+		}
+		if more {
+			again = true
+		}
+		if wrote {
+			writes++
+			if writes%64 == 0 {
+				// Let the other tenants' hubs (and the fallback
+				// writers) have a turn.
+				turns.give()
+				held = false
+			}
+		}
+	}
+	if held {
+		turns.give()
+	}
+	h.share.frame = h.share.frame[:0]
+	return again
+}
+
+// step sends sub one message of what the log holds past its cursor. It
+// reports whether there may be more, whether sub is still open, and whether
+// it wrote.
+func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
+	log := h.t.log
+	if sub.epoch != epoch {
+		// The numbering restarted under this subscriber (a shared broker
+		// lost its data): tell it as a new subscriber would hear it,
+		// then follow the new epoch from its oldest line.
+		oldest, newest := log.Bounds()
+		sub.pending = appendHello(sub.pending, h.t.name, epoch, newest)
+		if g := newEpochGap(oldest); g != nil {
+			sub.pending = appendGap(sub.pending, *g, "epoch")
+		}
+		sub.epoch, sub.cursor = epoch, oldest
+	}
+	var frame []byte
+	var next uint64
+	var gap tlog.Gap
+	var nlines, n, first int
+	if sc := &h.share; sc.ok && sc.cursor == sub.cursor && len(sub.pending) == 0 && sub.filter.all() {
+		frame, next, gap, nlines, n, first = sc.frame[sc.start:], sc.next, sc.gap, sc.nlines, sc.n, sc.firstIdx
+	} else {
+		lines, nx, g, err := log.Read(sub.cursor, h.lines[:0], maxMessageLines, maxMessageBytes)
+		if err != nil {
+			// The log closed: the relay is going away.
+			h.end(sub)
+			return false, false, false
+		}
+		if log.Epoch() != epoch {
+			clear(lines)
+			return true, true, false // changed during the read: the next round starts over
+		}
+		h.lines = lines
+		next, gap, nlines = nx, g, len(lines)
+		shareable := len(sub.pending) == 0 && sub.filter.all()
+		buf := &h.own
+		if shareable {
+			buf = &h.share.frame
+		}
+		msg := append((*buf)[:0], make([]byte, frameHeadroom)...)
+		msg = append(msg, sub.pending...)
+		if !gap.Empty() {
+			msg = appendGap(msg, gap, "evicted")
+		}
+		for i, l := range lines {
+			if sub.filter.match(l) {
+				if n == 0 {
+					first = i
+				}
+				n++
+				msg = append(msg, l...)
+			}
+		}
+		clear(lines) // drop the references to the log's lines
+		*buf = msg
+		start := 0
+		if len(msg) > frameHeadroom {
+			start = putFrameHeader(msg, len(msg)-frameHeadroom)
+			frame = msg[start:]
+		}
+		if shareable {
+			h.share = shared{ok: true, cursor: sub.cursor, next: next, gap: gap, nlines: nlines,
+				frame: msg, start: start, n: n, firstIdx: first}
+		}
+	}
+	sub.pending = nil
+	if len(frame) > 0 {
+		if !h.write(sub, frame) {
+			return false, false, true
+		}
+		wrote = true
+	}
+	if nlines == 0 && gap.Empty() {
+		sub.cursor = next
+		return false, true, wrote
+	}
+	sub.cursor = next
+	sub.wrote(nlines, n, first, next, gap)
+	return true, true, wrote
+}
+
+// write sends frame on sub's socket without blocking; what the socket does
+// not take waits in sub.out for the poller to say there is room. It
+// reports whether sub is still open.
+func (h *hub) write(sub *subscriber, frame []byte) bool {
+	if len(sub.out) > 0 {
+		sub.out = append(sub.out, frame...)
+		return true
+	}
+	n, err := writeFD(sub.fd, frame)
+	if err != nil {
+		h.end(sub)
+		return false
+	}
+	if n == len(frame) {
+		sub.lastWrite = h.s.cfg.now()
+		return true
+	}
+	sub.out = append([]byte(nil), frame[n:]...)
+	sub.outSince = time.Now()
+	if err := h.s.poller.watchOut(sub, true); err != nil {
+		h.end(sub)
+		return false
+	}
+	return true
+}
+
+// control sends a control frame: at once, or after the frame in progress.
+// A pong is dropped when the socket is far behind (a client that sends
+// pings and reads nothing). It reports whether sub is still open.
+func (h *hub) control(sub *subscriber, frame []byte) bool {
+	if len(sub.out) > 2*maxMessageBytes && frame[0]&0x0f == opPong {
+		return true
+	}
+	if len(sub.out) > 0 {
+		sub.out = append(sub.out, frame...)
+		return true
+	}
+	n, err := writeFD(sub.fd, frame)
+	if err != nil {
+		h.end(sub)
+		return false
+	}
+	if n < len(frame) {
+		sub.out = append([]byte(nil), frame[n:]...)
+		sub.outSince = time.Now()
+		if h.s.poller.watchOut(sub, true) != nil {
+			h.end(sub)
+			return false
+		}
+	}
+	return true
+}
+
+// flush writes what sub.out holds, now that the socket has room. It
+// reports whether sub is still open.
+func (h *hub) flush(sub *subscriber) bool {
+	if len(sub.out) == 0 {
+		return true
+	}
+	n, err := writeFD(sub.fd, sub.out)
+	if err != nil {
+		h.end(sub)
+		return false
+	}
+	if n < len(sub.out) {
+		sub.out = sub.out[n:]
+		return true // the poller tells again
+	}
+	sub.out = nil
+	sub.lastWrite = h.s.cfg.now()
+	if h.s.poller.watchOut(sub, false) != nil {
+		h.end(sub)
+		return false
+	}
+	return true
+}
+
+// tick is the ping tick: close the subscribers that are dead by the
+// heartbeat rule (see liveness) or whose socket has been full for a whole
+// write wait, and ping the others.
+func (h *hub) tick() {
+	now := h.s.cfg.now()
+	wait := h.s.writeWait()
+	for i := 0; i < len(h.subs); i++ {
+		sub := h.subs[i]
+		switch {
+		case !sub.closeAt.IsZero():
+			continue
+		case len(sub.out) > 0 && time.Since(sub.outSince) > wait:
+			h.s.log.Debug("subscriber's socket full for too long, closing", "tenant", h.t.name, "remote", sub.remote)
+		case !sub.live.tick(now, sub.pong(), sub.lastWrite):
+			h.s.log.Debug("subscriber missed two pings, closing", "tenant", h.t.name, "remote", sub.remote)
+		default:
+			if !h.control(sub, appendControl(nil, opPing, nil)) {
+				i--
+			}
+			continue
+		}
+		h.end(sub)
+		i--
+	}
+}
+
+// sendClose starts the closing handshake: the close frame goes out after
+// anything in progress, and the socket closes when the client answers or
+// closeGrace has passed.
+func (h *hub) sendClose(sub *subscriber, code int, reason string) {
+	sub.closeAt = time.Now().Add(closeGrace)
+	h.control(sub, appendClose(nil, code, reason))
+}
+
+// closeDrained starts closing (1001) each subscriber that has been sent
+// everything up to target.
+func (h *hub) closeDrained(target uint64) {
+	for i := 0; i < len(h.subs); i++ {
+		sub := h.subs[i]
+		if sub.closeAt.IsZero() && sub.cursor > target && len(sub.out) == 0 && len(sub.pending) == 0 {
+			n := len(h.subs)
+			h.sendClose(sub, websocket.CloseGoingAway, "relay shutting down")
+			if len(h.subs) < n {
+				i--
+			}
+		}
+	}
+}
+
+// nextClose returns the earliest closeGrace deadline, if any.
+func (h *hub) nextClose() (time.Time, bool) {
+	var at time.Time
+	for _, sub := range h.subs {
+		if !sub.closeAt.IsZero() && (at.IsZero() || sub.closeAt.Before(at)) {
+			at = sub.closeAt
+		}
+	}
+	return at, !at.IsZero()
+}
+
+// closeExpired closes the sockets whose client did not answer our close.
+func (h *hub) closeExpired() {
+	now := time.Now()
+	for i := 0; i < len(h.subs); i++ {
+		if sub := h.subs[i]; !sub.closeAt.IsZero() && !now.Before(sub.closeAt) {
+			h.end(sub)
+			i--
+		}
+	}
+}
+
+// end closes sub's socket and lets it go.
+func (h *hub) end(sub *subscriber) {
+	if sub.ended {
+		return
+	}
+	sub.ended = true
+	h.s.poller.remove(sub)
+	sub.conn.Close()
+	if i := sub.hubIdx; i < len(h.subs) && h.subs[i] == sub {
+		last := len(h.subs) - 1
+		h.subs[i] = h.subs[last]
+		h.subs[i].hubIdx = i
+		h.subs[last] = nil
+		h.subs = h.subs[:last]
+	}
+	sub.out, sub.pending = nil, nil
+	sub.finish()
+}
+
+// writeFD writes p to the non-blocking socket fd until it is full. It
+// returns how much it took.
+func writeFD(fd int, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := syscall.Write(fd, p[n:])
+		if k > 0 {
+			n += k
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return n, nil
+		case err != nil:
+			return n, err
+		case k <= 0:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// readClient reads what the client sent on sub's socket, for the poller:
+// it records pongs, and kicks the hub for pings to answer, a close, a
+// breach of the protocol and the end of the connection.
+func (sub *subscriber) readClient(buf []byte) {
+	now := sub.s.cfg.now()
+	heard, kick := false, false
+	var rerr error
+	onFrame := func(op byte, payload []byte) {
+		heard = true
+		sub.pongMu.Lock()
+		defer sub.pongMu.Unlock()
+		switch op {
+		case opPing:
+			sub.pingData = append(sub.pingData[:0], payload...)
+			sub.pingOwed = true
+			kick = true
+		case opClose:
+			sub.peerClosed = true
+			sub.peerCode = 0
+			if len(payload) >= 2 {
+				sub.peerCode = int(payload[0])<<8 | int(payload[1])
+			}
+			kick = true
+		}
+	}
+	for rerr == nil {
+		var n int
+		var err error
+		cerr := sub.rc.Control(func(fd uintptr) {
+			for {
+				n, err = syscall.Read(int(fd), buf)
+				if err != syscall.EINTR {
+					return
+				}
+			}
+		})
+		switch {
+		case cerr != nil:
+			rerr = cerr
+		case err == syscall.EAGAIN:
+			n = -1
+		case err != nil:
+			rerr = err
+		case n == 0:
+			rerr = errPeerGone
+		}
+		if n < 0 {
+			break
+		}
+		if rerr != nil {
+			break
+		}
+		heard = true
+		if err := sub.frames.feed(buf[:n], onFrame); err != nil {
+			fe := err.(*errFrame)
+			sub.pongMu.Lock()
+			sub.failCode = fe.code
+			sub.pongMu.Unlock()
+			kick = true
+			break
+		}
+	}
+	if heard {
+		sub.setPong(now) // any frame counts as an answer
+	}
+	if rerr != nil {
+		sub.pongMu.Lock()
+		sub.readGone = true
+		sub.pongMu.Unlock()
+		kick = true
+	}
+	if kick {
+		sub.kick(evRead)
+	}
+}

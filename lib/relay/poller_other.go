@@ -1,0 +1,17 @@
+//go:build !linux
+
+package relay
+
+import "errors"
+
+// poller is Linux's epoll reader of hub subscribers (poller_linux.go).
+// Elsewhere there is none, and every WebSocket subscriber is served by
+// goroutines of its own (serveWS).
+type poller struct{}
+
+func newPoller() (*poller, error) { return nil, errors.New("no epoll on this system") }
+
+func (p *poller) add(*subscriber) error            { return errors.New("no poller") }
+func (p *poller) watchOut(*subscriber, bool) error { return errors.New("no poller") }
+func (p *poller) remove(*subscriber)               {}
+func (p *poller) close()                           {}
