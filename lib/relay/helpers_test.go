@@ -38,6 +38,7 @@ func startRelay(t *testing.T, cfg Config) *testRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.noHubs = cfg.noHubs || testNoHubs
 	s := New(cfg)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()

@@ -1,0 +1,218 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// testNoHubs makes startRelay serve every WebSocket subscriber with
+// goroutines of its own, as on a system without epoll (TestWithoutHubs).
+var testNoHubs bool
+
+// TestWithoutHubs runs the WebSocket tests again on the goroutine path
+// (serveWS), which TLS connections and systems without epoll take.
+func TestWithoutHubs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("without epoll every test takes the goroutine path already")
+	}
+	tests := []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"StreamStart", TestStreamStart},
+		{"EpochChangeUnderSubscriber", TestEpochChangeUnderSubscriber},
+		{"BusySubscriberPinged", TestBusySubscriberPinged},
+		{"HeartbeatAnswered", TestHeartbeatAnswered},
+		{"GracefulShutdown", TestGracefulShutdown},
+		{"ShutdownTimeout", TestShutdownTimeout},
+		{"ReplayAndResume", TestReplayAndResume},
+		{"Filters", TestFilters},
+		{"Packing", TestPacking},
+		{"Isolation", TestIsolation},
+		{"SlowSubscriber", TestSlowSubscriber},
+		{"Heartbeat", TestHeartbeat},
+		{"ClientControlFrames", TestClientControlFrames},
+		{"MixedCursors", TestMixedCursors},
+	}
+	testNoHubs = true
+	defer func() { testNoHubs = false }()
+	for _, tt := range tests {
+		t.Run(tt.name, tt.f)
+	}
+}
+
+// waitSubscribers waits until the relay counts n subscribers.
+func (r *testRelay) waitSubscribers(n int) {
+	r.t.Helper()
+	eventually(r.t, fmt.Sprintf("%d subscribers", n), func() bool { return r.s.Stats().Subscribers == n })
+}
+
+// TestIdleSubscribersHoldNoGoroutine: with hubs, a subscriber waiting for
+// events costs no goroutine (one hub per tenant does); on the goroutine
+// path it costs two, which is what the test tells apart.
+func TestIdleSubscribersHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("hubs need epoll")
+	}
+	const n = 200
+	for _, noHubs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noHubs=%v", noHubs), func(t *testing.T) {
+			testNoHubs = noHubs
+			defer func() { testNoHubs = false }()
+			r := startRelay(t, Config{})
+			before := runtime.NumGoroutine()
+			var subs []*wsClient
+			for i := 0; i < n; i++ {
+				w := r.dial(fmt.Sprintf("t%d", i%2), "")
+				w.hello()
+				subs = append(subs, w)
+			}
+			r.waitSubscribers(n)
+			var added int
+			// net/http's connection goroutines end just after the upgrade.
+			for i := 0; i < 100; i++ {
+				if added = runtime.NumGoroutine() - before; added < 2*n || noHubs {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if noHubs {
+				if added < 2*n {
+					t.Fatalf("goroutine path: %d goroutines for %d subscribers, expected at least two each", added, n)
+				}
+				return
+			}
+			if added > 4 {
+				t.Fatalf("%d goroutines for %d idle subscribers on 2 tenants; want one hub per tenant", added, n)
+			}
+			// And they are served: one post reaches them all.
+			r.mustPost("t0", clicks(0, 1))
+			r.mustPost("t1", clicks(0, 1))
+			for _, w := range subs {
+				w.wantSeqs(1)
+			}
+		})
+	}
+}
+
+// TestClientControlFrames: the relay answers a client's ping with its
+// payload, ignores a data message, and answers a close with its code, then
+// lets the subscriber go.
+func TestClientControlFrames(t *testing.T) {
+	r := startRelay(t, Config{})
+	w := r.dial("acme", "")
+	w.hello()
+	pong := make(chan string, 1)
+	w.c.SetPongHandler(func(s string) error { pong <- s; return nil })
+	if err := w.c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.c.WriteMessage(websocket.TextMessage, []byte("hello relay")); err != nil {
+		t.Fatal(err)
+	}
+	r.mustPost("acme", clicks(0, 2))
+	w.wantSeqs(1, 2) // the pong is read on the way
+	select {
+	case got := <-pong:
+		if got != "are you there" {
+			t.Fatalf("pong %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pong to the client's ping")
+	}
+	msg := websocket.FormatCloseMessage(4001, "done")
+	if err := w.c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.next(10 * time.Second)
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4001 {
+		t.Fatalf("after the client's close: %v, want the relay's close 4001", err)
+	}
+	r.waitSubscribers(0)
+}
+
+// TestClientBreaksProtocol: a client frame that breaks RFC 6455 (or a
+// message over the read limit) is answered with a close frame naming why,
+// and the subscriber is let go; the others carry on.
+func TestClientBreaksProtocol(t *testing.T) {
+	tests := []struct {
+		name  string
+		frame []byte
+		code  int
+	}{
+		{"unmasked", []byte{0x89, 0x00}, websocket.CloseProtocolError},
+		{"unknown opcode", clientFrame(true, 0x3, nil), websocket.CloseProtocolError},
+		{"too big", clientFrame(true, opText, make([]byte, 4096)), websocket.CloseMessageTooBig},
+	}
+	r := startRelay(t, Config{})
+	good := r.dial("acme", "")
+	good.hello()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := r.dial("acme", "")
+			w.hello()
+			if _, err := w.c.NetConn().Write(tt.frame); err != nil {
+				t.Fatal(err)
+			}
+			_, err := w.next(10 * time.Second)
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != tt.code {
+				t.Fatalf("got %v, want a close %d", err, tt.code)
+			}
+			r.waitSubscribers(1)
+		})
+	}
+	r.mustPost("acme", clicks(0, 1))
+	good.wantSeqs(1)
+}
+
+// TestMixedCursors: on one tenant, subscribers at different places in the
+// log, with and without filters, joining while events flow, each get
+// exactly their lines in order (the hub shares one message among those at
+// the same cursor with no filter, and builds the others their own).
+func TestMixedCursors(t *testing.T) {
+	r := startRelay(t, Config{})
+	r.mustPost("acme", clicks(0, 10)) // seqs 1..10: clicks /p0../p9
+	live1 := r.dial("acme", "")
+	live2 := r.dial("acme", "")
+	last3 := r.dial("acme", "last=3")
+	from5 := r.dial("acme", "since=5")
+	views := r.dial("acme", "type=pageview")
+	paths := r.dial("acme", "path=/p1&last=100")
+	for _, w := range []*wsClient{live1, live2, last3, from5, views, paths} {
+		w.hello()
+	}
+	var body strings.Builder
+	for i := 10; i < 40; i++ {
+		typ := "click"
+		if i%3 == 0 {
+			typ = "pageview"
+		}
+		fmt.Fprintf(&body, `{"type":%q,"path":"/p%d","timestamp":1}`+"\n", typ, i)
+		if i%7 == 0 { // several posts, so the subscribers meet again and part
+			r.mustPost("acme", []byte(body.String()))
+			body.Reset()
+		}
+	}
+	r.mustPost("acme", []byte(body.String()))
+	live1.wantSeqs(seqRange(11, 40)...)
+	live2.wantSeqs(seqRange(11, 40)...)
+	last3.wantSeqs(seqRange(8, 40)...)
+	from5.wantSeqs(seqRange(6, 40)...)
+	var pv []uint64
+	for i := 10; i < 40; i++ {
+		if i%3 == 0 {
+			pv = append(pv, uint64(i+1))
+		}
+	}
+	views.wantSeqs(pv...)
+	// /p1 is a prefix of /p1 and /p10../p19 (seqs 2 and 11..20).
+	paths.wantSeqs(append([]uint64{2}, seqRange(11, 20)...)...)
+}
