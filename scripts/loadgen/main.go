@@ -90,6 +90,7 @@ func main() {
 	pubWorkers := flag.Int("workers", 16, "publisher: concurrent POSTs")
 	pubDuration := flag.Duration("duration", 10*time.Second, "publisher: how long")
 	relayArgs := flag.String("relay-args", "", "extra `flags` for every relay, space-separated (e.g. \"--broker redis://127.0.0.1:6379/0\")")
+	results := flag.String("results", "", "also append each row as a line of key=value fields to `file` (make bench's summary)")
 	flag.Parse()
 	if *pubAddr != "" {
 		if err := publishMain(*pubAddr, *pubTenants, *pubRate, *pubBatch, *pubWorkers, *pubDuration); err != nil {
@@ -121,7 +122,7 @@ func main() {
 			sc.subs = room
 		}
 		sc.args = append(sc.args, strings.Fields(*relayArgs)...)
-		if err := runScenario(*bin, sc, *drain, *cpuprofile, *memstats); err != nil {
+		if err := runScenario(*bin, sc, *drain, *cpuprofile, *memstats, *quick, *results); err != nil {
 			fmt.Fprintf(os.Stderr, "loadgen: scenario %s: %v\n", sc.name, err)
 			failed = true
 		}
@@ -142,7 +143,9 @@ func tenantName(i, n int) string {
 // addresses with their own ephemeral ports each.
 func srcIP(i int) net.IP { return net.IPv4(127, 0, 0, byte(2+i%250)) }
 
-func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string, memstats bool) error {
+// runScenario runs sc and prints its row; with results set, it also appends
+// the row's machine-readable line (resultLine) to that file.
+func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string, memstats, quick bool, results string) error {
 	args := append([]string{
 		"--max-subscribers", fmt.Sprint(sc.subs + 1000),
 		"--max-tenant-subscribers", fmt.Sprint(sc.subs + 1000),
@@ -189,7 +192,7 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		}
 		fmt.Printf("%-3s %-42s %21s %9s %5s %11s %8s %8s %8s %8s %9s %9s %7s %7dM %7s  %.1f KiB RSS per idle subscriber\n",
 			sc.name, sc.what, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", rss/1024, "-", per)
-		return nil
+		return appendResult(results, resultLine(sc, quick, outcome{rssKiB: rss, baseKiB: rss0, perSubKiB: per}))
 	}
 
 	tenants := make([]string, sc.tenants)
@@ -270,7 +273,8 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	if delivered > 0 {
 		note = fmt.Sprintf("%.0f deliveries per relay CPU-second", float64(delivered)/cpu.Seconds())
 	}
-	if missing := int64(expected) - int64(delivered+gaps+lost); missing > 0 {
+	missing := int64(expected) - int64(delivered+gaps+lost)
+	if missing > 0 {
 		note += fmt.Sprintf("; %d not yet delivered when the drain ended", missing)
 	}
 	if dup > 0 {
@@ -285,7 +289,13 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		ms(lat.quantile(0.5)), ms(lat.quantile(0.95)), ms(lat.quantile(0.99)), ms(lat.quantile(1)),
 		float64(accepted)/p.Elapsed.Seconds(), ms(p.Hist.quantile(0.99)),
 		cpu.Seconds(), rss/1024, (self + p.CPU).Seconds(), note)
-	return nil
+	return appendResult(results, resultLine(sc, quick, outcome{
+		delivered: delivered, expected: expected, gaps: gaps, lost: lost, dup: dup, missing: missing,
+		postErrors: p.Errors, delivPerSec: rate,
+		p50: lat.quantile(0.5), p95: lat.quantile(0.95), p99: lat.quantile(0.99), max: lat.quantile(1),
+		postedPerSec: float64(accepted) / p.Elapsed.Seconds(), postP99: p.Hist.quantile(0.99),
+		relayCPU: cpu, genCPU: self + p.CPU, rssKiB: rss,
+	}))
 }
 
 func ms(d time.Duration) string {
