@@ -9,6 +9,9 @@
 #   gojq -c 'select(.type=="click")' the gojq command (installed into a temp GOBIN)
 # The outputs of tl-fmt, jq and gojq are checked to be identical first.
 # Uses $BIN/tl-fmt (default bin/, as make build leaves it), building it if needed.
+# With BENCH_RESULTS set (scripts/bench.sh), the median seconds are also
+# appended to that file as a line of key=value fields, for make bench's
+# summary (a command that is not installed has no field).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,4 +102,10 @@ row slow "tl-fmt '.type | . == \"click\"' (gojq path)"
 row jq "jq -c 'select(.type==\"click\")' ($(${jq:-false} --version 2>/dev/null || true))"
 row gojq "gojq -c 'select(.type==\"click\")' ($(${gojq:-false} --version 2>/dev/null | awk '{print $2}' || true))"
 [ -n "$gojq_note" ] && echo "gojq$gojq_note"
+if [ -n "${BENCH_RESULTS:-}" ]; then
+  r="fmt lines=$lines runs=$runs fast_s=${secs[fast]} gojq_path_s=${secs[slow]}"
+  [ -n "$jq" ] && r+=" jq_s=${secs[jq]} jq_version=$("$jq" --version 2>/dev/null | tr -d ' ')"
+  [ -n "$gojq" ] && r+=" gojq_s=${secs[gojq]} gojq_version=$("$gojq" --version 2>/dev/null | awk '{print $2}')"
+  echo "$r" >>"$BENCH_RESULTS"
+fi
 exit 0

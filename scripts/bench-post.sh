@@ -2,7 +2,9 @@
 # tl-post throughput: publish a 1,000,000-line file (100,000 with QUICK=1),
 # built from the sample events, into a fresh local tl-relay, three times;
 # print the median events/s. Uses the binaries in $BIN (default bin/, as
-# make build leaves them), building them there if needed.
+# make build leaves them), building them there if needed. With BENCH_RESULTS
+# set (scripts/bench.sh), the result is also appended to that file as a line
+# of key=value fields, for make bench's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,3 +56,6 @@ done
 median=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
 
 printf '%-44s %14s   %s\n' "tl-post, $lines events into a local relay" "$median events/s" "(median of $runs runs: ${rates[*]})"
+if [ -n "${BENCH_RESULTS:-}" ]; then
+  echo "post lines=$lines runs=$runs events_s=$median" >>"$BENCH_RESULTS"
+fi

@@ -5,7 +5,9 @@
 # relay's history as fast as both can go: three runs, the median. A live run
 # follows: tl-tail connected while tl-post publishes N events (this one is
 # bounded by ingest). Uses the binaries in $BIN (default bin/, as make build
-# leaves them), building them there if needed.
+# leaves them), building them there if needed. With BENCH_RESULTS set
+# (scripts/bench.sh), the results are also appended to that file as a line of
+# key=value fields, for make bench's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,3 +79,6 @@ end=$(date +%s.%N)
 stop_relay
 live=$(echo "$lines / ($end - $start)" | bc -l | cut -d. -f1)
 printf '%-44s %14s   %s\n' "tl-tail, live while tl-post publishes" "$live lines/s" "(post to last line printed; bounded by ingest)"
+if [ -n "${BENCH_RESULTS:-}" ]; then
+  echo "tail lines=$lines bytes=$size runs=$runs lines_s=$median live_lines_s=$live" >>"$BENCH_RESULTS"
+fi
