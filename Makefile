@@ -30,12 +30,14 @@ test:
 test-short:
 	$(GO) test -short ./...
 
-# Each scripts/bench-*.sh prints its part of the results table.
+# scripts/bench.sh runs each scripts/bench-*.sh, which prints its part of
+# the results, then a summary table of the headline figures against the
+# goals (scripts/benchsum).
 bench: build
-	@for s in scripts/bench-*.sh; do bash $$s || exit 1; done
+	@bash scripts/bench.sh
 
 bench-quick: build
-	@for s in scripts/bench-*.sh; do QUICK=1 bash $$s || exit 1; done
+	@QUICK=1 bash scripts/bench.sh
 
 lint:
 	$(GO) vet ./...
