@@ -32,10 +32,11 @@ type hub struct {
 	inbox []*subscriber
 
 	// Owned by run:
-	subs  []*subscriber
-	lines [][]byte // the lines of one Read
-	own   []byte   // a message for one subscriber (controls, a filter)
-	share shared   // the message for every unfiltered subscriber at one cursor
+	subs    []*subscriber
+	closing int      // subscribers sent our close frame, waiting for the answer
+	lines   [][]byte // the lines of one Read
+	own     []byte   // a message for one subscriber (controls, a filter)
+	share   shared   // the message for every unfiltered subscriber at one cursor
 }
 
 // shared is the message built once in a round for the subscribers at
@@ -150,6 +151,16 @@ func (h *hub) run() {
 			}
 			return
 		}
+		var closeC <-chan time.Time
+		if h.closing > 0 {
+			at := h.nextClose()
+			if timer == nil {
+				timer = time.NewTimer(time.Until(at))
+			} else {
+				timer.Reset(time.Until(at))
+			}
+			closeC = timer.C
+		}
 		if h.round() {
 			// Some are still behind: go round again, after a look at
 			// what else is waiting.
@@ -159,18 +170,11 @@ func (h *hub) run() {
 			case <-stop:
 				stop, draining = nil, true
 				_, target = log.Bounds()
+			case <-closeC:
+				h.closeExpired()
 			default:
 			}
 			continue
-		}
-		var closeC <-chan time.Time
-		if at, ok := h.nextClose(); ok {
-			if timer == nil {
-				timer = time.NewTimer(time.Until(at))
-			} else {
-				timer.Reset(time.Until(at))
-			}
-			closeC = timer.C
 		}
 		select {
 		case <-notify:
@@ -498,6 +502,7 @@ func (h *hub) tick() {
 // closeGrace has passed.
 func (h *hub) sendClose(sub *subscriber, code int, reason string) {
 	sub.closeAt = time.Now().Add(closeGrace)
+	h.closing++
 	h.control(sub, appendClose(nil, code, reason))
 }
 
@@ -516,15 +521,15 @@ func (h *hub) closeDrained(target uint64) {
 	}
 }
 
-// nextClose returns the earliest closeGrace deadline, if any.
-func (h *hub) nextClose() (time.Time, bool) {
+// nextClose returns the earliest closeGrace deadline (h.closing > 0).
+func (h *hub) nextClose() time.Time {
 	var at time.Time
 	for _, sub := range h.subs {
 		if !sub.closeAt.IsZero() && (at.IsZero() || sub.closeAt.Before(at)) {
 			at = sub.closeAt
 		}
 	}
-	return at, !at.IsZero()
+	return at
 }
 
 // closeExpired closes the sockets whose client did not answer our close.
@@ -544,6 +549,9 @@ func (h *hub) end(sub *subscriber) {
 		return
 	}
 	sub.ended = true
+	if !sub.closeAt.IsZero() {
+		h.closing--
+	}
 	h.s.poller.remove(sub)
 	sub.conn.Close()
 	if i := sub.hubIdx; i < len(h.subs) && h.subs[i] == sub {
