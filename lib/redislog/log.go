@@ -277,6 +277,15 @@ func (l *Log) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte,
 	return dst, next, gap, nil
 }
 
+// Cold implements tlog.ColdReader: lines older than the cache are read from
+// Redis.
+func (l *Log) Cold(from uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	from = max(from, 1)
+	return !l.closed && from < l.cache.lo && from <= l.newest
+}
+
 // retryLater wakes the readers after retryRead, once.
 func (l *Log) retryLater() {
 	l.mu.Lock()

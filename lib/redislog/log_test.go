@@ -202,6 +202,11 @@ func TestLogOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, lb, 6, 10) // through b's follower into its cache
+	// Reads of 1..5 go to Redis (a writer reads them apart); 6.. are cached.
+	if !tlog.IsCold(lb, 1) || !tlog.IsCold(lb, 5) || tlog.IsCold(lb, 6) || tlog.IsCold(lb, 11) {
+		t.Errorf("Cold 1, 5, 6, 11: %v %v %v %v; want true true false false",
+			tlog.IsCold(lb, 1), tlog.IsCold(lb, 5), tlog.IsCold(lb, 6), tlog.IsCold(lb, 11))
+	}
 	epoch1 := lb.Epoch()
 	srv.Stop()
 	waitFor(t, "readiness to drop", func() bool { return !a.Ready() && !b.Ready() })

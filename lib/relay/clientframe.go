@@ -31,6 +31,7 @@ type clientFrames struct {
 	partial   []byte // the start of an unfinished frame (head, or a whole control frame)
 	skip      uint64 // bytes of a data frame's payload still to discard
 	inMessage bool   // a fragmented data message has begun
+	msgLen    uint64 // the bytes of the data message so far
 }
 
 // errFrame is a client's breach of the protocol; code is the close code to
@@ -140,7 +141,10 @@ func (c *clientFrames) frame(w []byte, on func(op byte, payload []byte)) ([]byte
 		if (op == opContinuation) != c.inMessage {
 			return nil, protocolError("data frame out of sequence")
 		}
-		if n > wsReadLimit {
+		if op != opContinuation {
+			c.msgLen = 0
+		}
+		if c.msgLen += n; c.msgLen > wsReadLimit || n > wsReadLimit {
 			return nil, &errFrame{websocket.CloseMessageTooBig, "message too big"}
 		}
 		c.inMessage = !fin

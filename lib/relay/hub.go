@@ -59,6 +59,7 @@ const (
 	evWritable             // the socket has room again
 	evRevoke               // the token no longer allows the stream: close with 1008
 	evGone                 // close at once (the drain ran out of time)
+	evFetched              // a read of old history (see fetch) is done
 )
 
 // kick tells sub's hub about ev.
@@ -161,9 +162,9 @@ func (h *hub) run() {
 			}
 			closeC = timer.C
 		}
-		if h.round() {
-			// Some are still behind: go round again, after a look at
-			// what else is waiting.
+		if h.round() || len(h.subs) == 0 {
+			// Some are still behind (or the round ended the last one):
+			// go round again, after a look at what else is waiting.
 			select {
 			case <-ticks:
 				h.tick()
@@ -231,7 +232,11 @@ func (h *hub) takeInbox() {
 			continue
 		}
 		if ev&evRevoke != 0 && sub.closeAt.IsZero() {
-			sub.pending = nil
+			// The hello (if it has not gone out yet) first, as on the
+			// goroutine path; no more lines.
+			if !h.sendPending(sub) {
+				continue
+			}
 			h.sendClose(sub, websocket.ClosePolicyViolation, "token no longer allowed")
 		}
 	}
@@ -246,24 +251,34 @@ func (h *hub) answer(sub *subscriber) bool {
 	sub.pingData, sub.pingOwed = nil, false
 	closed, code, fail, gone := sub.peerClosed, sub.peerCode, sub.failCode, sub.readGone
 	sub.pongMu.Unlock()
+	closing := !sub.closeAt.IsZero() // our close went out: nothing more may (RFC 6455, 5.5.1)
 	switch {
-	case gone:
-		h.end(sub)
-		return false
-	case fail != 0:
-		// As gorilla does: say why, then close.
-		h.control(sub, appendClose(nil, fail, ""))
-		h.end(sub)
-		return false
-	case closed:
-		// The client closes: answer with its code (unless our close
-		// went out already) and close the socket.
-		if sub.closeAt.IsZero() {
-			h.control(sub, appendClose(nil, code, ""))
+	case closed && !closing:
+		// The client closes: answer with its code, after the frame in
+		// progress, then close the socket.
+		if !h.control(sub, appendClose(nil, code, "")) {
+			return false
+		}
+		if len(sub.out) > 0 && !gone {
+			sub.closeAt = time.Now().Add(closeGrace)
+			h.closing++
+			sub.endFlushed = true
+			return true
 		}
 		h.end(sub)
 		return false
-	case owed:
+	case closed || gone:
+		h.end(sub)
+		return false
+	case fail != 0:
+		// As gorilla does: say why (unless we said goodbye already),
+		// then close.
+		if !closing {
+			h.control(sub, appendClose(nil, fail, ""))
+		}
+		h.end(sub)
+		return false
+	case owed && !closing:
 		return h.control(sub, appendControl(nil, opPong, ping))
 	}
 	return true
@@ -328,14 +343,44 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
 		}
 		sub.epoch, sub.cursor = epoch, oldest
 	}
+	f := sub.fetched.Swap(nil)
+	if f != nil {
+		sub.fetching = false
+		if f.cursor != sub.cursor || f.epoch != epoch {
+			f = nil // the subscriber moved on meanwhile
+		}
+	}
+	if sub.fetching {
+		return false, true, false // its fetch kicks the hub when done
+	}
 	var frame []byte
 	var next uint64
 	var gap tlog.Gap
 	var nlines, n, first int
-	if sc := &h.share; sc.ok && sc.cursor == sub.cursor && len(sub.pending) == 0 && sub.filter.all() {
+	if sc := &h.share; f == nil && sc.ok && sc.cursor == sub.cursor && len(sub.pending) == 0 && sub.filter.all() {
 		frame, next, gap, nlines, n, first = sc.frame[sc.start:], sc.next, sc.gap, sc.nlines, sc.n, sc.firstIdx
 	} else {
-		lines, nx, g, err := log.Read(sub.cursor, h.lines[:0], maxMessageLines, maxMessageBytes)
+		var lines [][]byte
+		var nx uint64
+		var g tlog.Gap
+		var err error
+		switch {
+		case f != nil:
+			lines, nx, g, err = f.lines, f.next, f.gap, f.err
+		case tlog.IsCold(log, sub.cursor):
+			// Old history, on disk or in Redis: read it in a goroutine
+			// of its own, so that the live subscribers do not wait. The
+			// hello goes out now.
+			if !h.sendPending(sub) {
+				return false, false, false
+			}
+			sub.fetching = true
+			h.s.hubs.Add(1)
+			go h.fetch(sub, sub.cursor, epoch)
+			return false, true, false
+		default:
+			lines, nx, g, err = log.Read(sub.cursor, h.lines[:0], maxMessageLines, maxMessageBytes)
+		}
 		if err != nil {
 			// The log closed: the relay is going away.
 			h.end(sub)
@@ -345,9 +390,11 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
 			clear(lines)
 			return true, true, false // changed during the read: the next round starts over
 		}
-		h.lines = lines
+		if f == nil {
+			h.lines = lines
+		}
 		next, gap, nlines = nx, g, len(lines)
-		shareable := len(sub.pending) == 0 && sub.filter.all()
+		shareable := f == nil && len(sub.pending) == 0 && sub.filter.all()
 		buf := &h.own
 		if shareable {
 			buf = &h.share.frame
@@ -368,7 +415,7 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
 		}
 		clear(lines) // drop the references to the log's lines
 		*buf = msg
-		start := 0
+		start := len(msg) // nothing to send: an empty frame
 		if len(msg) > frameHeadroom {
 			start = putFrameHeader(msg, len(msg)-frameHeadroom)
 			frame = msg[start:]
@@ -392,6 +439,37 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
 	sub.cursor = next
 	sub.wrote(nlines, n, first, next, gap)
 	return true, true, wrote
+}
+
+// sendPending sends sub's pending control lines (the hello) on their own.
+// It reports whether sub is still open.
+func (h *hub) sendPending(sub *subscriber) bool {
+	if len(sub.pending) == 0 {
+		return true
+	}
+	msg := append(make([]byte, frameHeadroom), sub.pending...)
+	sub.pending = nil
+	return h.write(sub, msg[putFrameHeader(msg, len(msg)-frameHeadroom):])
+}
+
+// fetched is what fetch read for a subscriber.
+type fetched struct {
+	cursor uint64
+	epoch  string
+	lines  [][]byte
+	next   uint64
+	gap    tlog.Gap
+	err    error
+}
+
+// fetch reads sub's log from cursor, which may wait on I/O (see
+// tlog.ColdReader), and hands the lines to the hub. Its goroutine counts in
+// Server.hubs.
+func (h *hub) fetch(sub *subscriber, cursor uint64, epoch string) {
+	defer h.s.hubs.Done()
+	lines, next, gap, err := h.t.log.Read(cursor, nil, maxMessageLines, maxMessageBytes)
+	sub.fetched.Store(&fetched{cursor: cursor, epoch: epoch, lines: lines, next: next, gap: gap, err: err})
+	sub.kick(evFetched)
 }
 
 // write sends frame on sub's socket without blocking; what the socket does
@@ -464,8 +542,8 @@ func (h *hub) flush(sub *subscriber) bool {
 	}
 	sub.out = nil
 	sub.lastWrite = h.s.cfg.now()
-	if h.s.poller.watchOut(sub, false) != nil {
-		h.end(sub)
+	if sub.endFlushed || h.s.poller.watchOut(sub, false) != nil {
+		h.end(sub) // the answer to the client's close is out
 		return false
 	}
 	return true
@@ -588,10 +666,17 @@ func writeFD(fd int, p []byte) (int, error) {
 	return n, nil
 }
 
+// readShare is how many reads readClient makes of one socket at a time.
+const readShare = 16
+
 // readClient reads what the client sent on sub's socket, for the poller:
 // it records pongs, and kicks the hub for pings to answer, a close, a
-// breach of the protocol and the end of the connection.
-func (sub *subscriber) readClient(buf []byte) {
+// breach of the protocol and the end of the connection. It reads at most
+// readShare buffers, and reports whether there may be more.
+func (sub *subscriber) readClient(buf []byte) (more bool) {
+	if sub.readDone {
+		return false // it broke the protocol, or ended: the hub closes it
+	}
 	now := sub.s.cfg.now()
 	heard, kick := false, false
 	var rerr error
@@ -613,7 +698,11 @@ func (sub *subscriber) readClient(buf []byte) {
 			kick = true
 		}
 	}
-	for rerr == nil {
+	for reads := 0; rerr == nil; reads++ {
+		if reads == readShare {
+			more = true
+			break
+		}
 		var n int
 		var err error
 		cerr := sub.rc.Control(func(fd uintptr) {
@@ -646,6 +735,7 @@ func (sub *subscriber) readClient(buf []byte) {
 			sub.pongMu.Lock()
 			sub.failCode = fe.code
 			sub.pongMu.Unlock()
+			sub.readDone = true
 			kick = true
 			break
 		}
@@ -654,6 +744,7 @@ func (sub *subscriber) readClient(buf []byte) {
 		sub.setPong(now) // any frame counts as an answer
 	}
 	if rerr != nil {
+		sub.readDone = true
 		sub.pongMu.Lock()
 		sub.readGone = true
 		sub.pongMu.Unlock()
@@ -662,4 +753,5 @@ func (sub *subscriber) readClient(buf []byte) {
 	if kick {
 		sub.kick(evRead)
 	}
+	return more && rerr == nil
 }

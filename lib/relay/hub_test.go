@@ -9,10 +9,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tl-sh/tl/lib/tlog"
 )
 
 // testNoHubs makes startRelay serve every WebSocket subscriber with
@@ -43,6 +46,8 @@ func TestWithoutHubs(t *testing.T) {
 		{"Heartbeat", TestHeartbeat},
 		{"ClientControlFrames", TestClientControlFrames},
 		{"MixedCursors", TestMixedCursors},
+		{"EmptyReadSendsNothing", TestEmptyReadSendsNothing},
+		{"ColdReadsDelayNoOne", TestColdReadsDelayNoOne},
 	}
 	testNoHubs = true
 	defer func() { testNoHubs = false }()
@@ -309,4 +314,187 @@ func benchHubFanout(b *testing.B, subs int, filtered bool) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/delivery")
+}
+
+// lagLog reports one line more than Read can return yet, as a disk log
+// does between a batch turning durable and reaching its hot cache.
+type lagLog struct {
+	*tlog.Memory
+	lag *atomic.Bool
+}
+
+func (l lagLog) Bounds() (uint64, uint64) {
+	o, n := l.Memory.Bounds()
+	if l.lag.Load() {
+		n++
+	}
+	return o, n
+}
+
+// TestEmptyReadSendsNothing: when the log announces a line that Read cannot
+// return yet, subscribers sharing a message get nothing (not an empty
+// frame, which would break their stream), then the line when it comes.
+func TestEmptyReadSendsNothing(t *testing.T) {
+	var lag atomic.Bool
+	r := startRelay(t, Config{OpenLog: func(string) (tlog.Log, error) {
+		return lagLog{tlog.NewMemory(1000, 1<<20), &lag}, nil
+	}})
+	a, b := r.dial("acme", ""), r.dial("acme", "")
+	a.hello()
+	b.hello()
+	lag.Store(true)
+	r.mustPost("acme", clicks(0, 1))
+	a.wantSeqs(1)
+	b.wantSeqs(1)
+	lag.Store(false)
+	r.mustPost("acme", clicks(1, 1))
+	a.wantSeqs(2)
+	b.wantSeqs(2)
+}
+
+// coldLog reads seqs below lo only once release is closed, as a log reading
+// old history from disk or Redis might take its time.
+type coldLog struct {
+	*tlog.Memory
+	lo      *atomic.Uint64
+	release chan struct{}
+}
+
+func (l coldLog) Cold(from uint64) bool { return from < l.lo.Load() }
+
+func (l coldLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, tlog.Gap, error) {
+	if l.Cold(from) {
+		<-l.release
+	}
+	return l.Memory.Read(from, dst, maxLines, maxBytes)
+}
+
+// TestColdReadsDelayNoOne: subscribers replaying old history that is slow
+// to read (here: not until the test says) do not delay a live subscriber of
+// the same tenant, nor one of another tenant; they get their history in
+// order once it can be read.
+func TestColdReadsDelayNoOne(t *testing.T) {
+	var lo atomic.Uint64
+	release := make(chan struct{})
+	r := startRelay(t, Config{OpenLog: func(name string) (tlog.Log, error) {
+		if name != "acme" {
+			return coldLog{tlog.NewMemory(1000, 1<<20), new(atomic.Uint64), release}, nil
+		}
+		return coldLog{tlog.NewMemory(1000, 1<<20), &lo, release}, nil
+	}})
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	r.mustPost("acme", clicks(0, 20))
+	lo.Store(21)
+	live := r.dial("acme", "")
+	live.hello()
+	other := r.dial("other", "")
+	other.hello()
+	var replays []*wsClient
+	for i := 0; i < 3; i++ {
+		w := r.dial("acme", "since=0")
+		w.hello()
+		replays = append(replays, w)
+	}
+	r.waitSubscribers(5)
+	r.mustPost("acme", clicks(20, 1))
+	r.mustPost("other", clicks(0, 1))
+	live.wantSeqs(21) // while the replays' reads wait
+	other.wantSeqs(1)
+	close(release)
+	released = true
+	for _, w := range replays {
+		w.wantSeqs(seqRange(1, 21)...)
+	}
+}
+
+// failLog's Read returns nothing (mode 1, as redislog does while Redis is
+// away) or fails (mode 2, an I/O error).
+type failLog struct {
+	*tlog.Memory
+	mode *atomic.Int32
+}
+
+func (l failLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, tlog.Gap, error) {
+	switch l.mode.Load() {
+	case 1:
+		return dst, from, tlog.Gap{}, nil
+	case 2:
+		return dst, from, tlog.Gap{}, errors.New("input/output error")
+	}
+	return l.Memory.Read(from, dst, maxLines, maxBytes)
+}
+
+// TestHubEndsWithItsLastSubscriber: a drain whose last subscriber ends on a
+// failed read finishes then, not at the next ping tick (here an hour away).
+func TestHubEndsWithItsLastSubscriber(t *testing.T) {
+	var mode atomic.Int32
+	var mem *tlog.Memory
+	r := startRelay(t, Config{PingInterval: fakeInterval, OpenLog: func(string) (tlog.Log, error) {
+		mem = tlog.NewMemory(1000, 1<<20)
+		return failLog{mem, &mode}, nil
+	}})
+	w := r.dial("acme", "")
+	w.hello()
+	mode.Store(1)
+	r.mustPost("acme", clicks(0, 1)) // the hub cannot read it: its subscriber waits
+	done := make(chan error, 1)
+	go func() { done <- r.s.Shutdown(context.Background()) }()
+	// Let the hub take the stop (if it has not, the test passes anyway).
+	time.Sleep(100 * time.Millisecond)
+	mode.Store(2)
+	mem.Append([][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")})
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Shutdown still waiting for a hub with no subscriber")
+	}
+}
+
+// TestDiskLogSubscribers: several subscribers on a tenant with a data
+// directory, while four writers append: each gets every line, whole (a
+// disk log counts a line durable a moment before Read can return it).
+func TestDiskLogSubscribers(t *testing.T) {
+	ds, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	logs := make(chan tlog.Log, 1)
+	r := startRelay(t, Config{OpenLog: func(name string) (tlog.Log, error) {
+		l, err := ds.Log(name)
+		if err == nil {
+			logs <- l
+		}
+		return l, err
+	}})
+	var subs []*wsClient
+	for i := 0; i < 4; i++ {
+		w := r.dial("acme", "")
+		w.hello()
+		subs = append(subs, w)
+	}
+	l := <-logs
+	const writers, each = 4, 400
+	var wg sync.WaitGroup
+	for g := 0; g < writers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, _, err := l.Append([][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, w := range subs {
+		w.wantSeqs(seqRange(1, writers*each)...)
+	}
 }

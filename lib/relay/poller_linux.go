@@ -61,10 +61,9 @@ func getID(ev *syscall.EpollEvent) uint64 { return uint64(uint32(ev.Fd)) | uint6
 func (p *poller) add(sub *subscriber) error {
 	p.mu.Lock()
 	p.next++
-	id := p.next
-	p.subs[id] = sub
+	sub.pollID = p.next
+	p.subs[sub.pollID] = sub
 	p.mu.Unlock()
-	sub.pollID = id
 	return p.ctl(sub, syscall.EPOLL_CTL_ADD, epollIn)
 }
 
@@ -102,14 +101,32 @@ func (p *poller) run() {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 256)
 	var buf [1024]byte
+	// ready holds the sockets left with data to read after their share
+	// (see readClient), so that a client sending a flood does not keep the
+	// others waiting: each gets a share per pass.
+	var ready []*subscriber
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
+		timeout := -1
+		if len(ready) > 0 {
+			timeout = 0
+		}
+		n, err := syscall.EpollWait(p.epfd, events, timeout)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
 			return
 		}
+		still := ready[:0]
+		for _, sub := range ready {
+			if sub.readClient(buf[:]) {
+				still = append(still, sub)
+			} else {
+				sub.pollReady = false
+			}
+		}
+		clear(ready[len(still):])
+		ready = still
 		for i := range events[:n] {
 			ev := &events[i]
 			id := getID(ev)
@@ -122,8 +139,9 @@ func (p *poller) run() {
 			if sub == nil {
 				continue // removed since
 			}
-			if ev.Events&^epollOut != 0 {
-				sub.readClient(buf[:])
+			if ev.Events&^epollOut != 0 && !sub.pollReady && sub.readClient(buf[:]) {
+				sub.pollReady = true
+				ready = append(ready, sub)
 			}
 			if ev.Events&(epollOut|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 				sub.kick(evWritable)

@@ -1,8 +1,13 @@
 // Package relay is tl-relay: the HTTP and WebSocket server of PROTOCOL.md.
 // Each tenant owns an append-only log (lib/tlog); a POST validates its
 // events once, encodes them once and appends them; each subscriber is a
-// cursor into the log, served by its own writer goroutine that packs as many
-// lines per message as are waiting. Ingestion never waits for a subscriber.
+// cursor into the log. The tenant's hub (hub.go), one goroutine, writes to
+// all its WebSocket subscribers without blocking, packing as many lines per
+// message as are waiting and building one message for all those at the
+// same place; the relay's poller (poller_linux.go) reads their sockets. An
+// idle subscriber holds no goroutine. Streams a hub cannot serve (TLS,
+// chunked NDJSON, systems without epoll) get a writer goroutine of their own
+// (writer.go). Ingestion never waits for a subscriber.
 package relay
 
 import (

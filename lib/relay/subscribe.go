@@ -248,23 +248,28 @@ type subscriber struct {
 	revokeOnce sync.Once
 
 	// Served by a hub (see hub.go):
-	hub    *hub // set once, under mu
-	conn   net.Conn
-	fd     int // conn's descriptor: only the hub writes it, and closes conn
-	rc     syscall.RawConn
-	pollID uint64        // its id in the poller
-	events atomic.Uint32 // the ev bits the hub has yet to see
-	queued atomic.Bool   // in the hub's inbox
-	frames clientFrames  // owned by the poller
+	hub       *hub // set once, under mu
+	conn      net.Conn
+	fd        int // conn's descriptor: only the hub writes it, and closes conn
+	rc        syscall.RawConn
+	pollID    uint64        // its id in the poller
+	events    atomic.Uint32 // the ev bits the hub has yet to see
+	queued    atomic.Bool   // in the hub's inbox
+	frames    clientFrames  // owned by the poller
+	pollReady bool          // in the poller's ready list; owned by the poller
+	readDone  bool          // nothing more to read (an error, the end); owned by the poller
 	// Owned by the hub:
-	hubIdx    int       // its index in hub.subs
-	pending   []byte    // control lines to send before the next lines (the hello)
-	out       []byte    // frames the socket has yet to take
-	outSince  time.Time // when out filled
-	live      liveness
-	lastWrite time.Time // when a message last went out whole (the relay's clock)
-	closeAt   time.Time // after our close frame: when to close the socket unanswered
-	ended     bool
+	hubIdx     int       // its index in hub.subs
+	pending    []byte    // control lines to send before the next lines (the hello)
+	out        []byte    // frames the socket has yet to take
+	outSince   time.Time // when out filled
+	live       liveness
+	lastWrite  time.Time // when a message last went out whole (the relay's clock)
+	closeAt    time.Time // after our close frame: when to close the socket unanswered
+	endFlushed bool      // close the socket once out is written (we answered the client's close)
+	fetching   bool      // a fetch is reading old history for it
+	fetched    atomic.Pointer[fetched]
+	ended      bool
 	// What the poller heard, guarded by pongMu:
 	pingData   []byte // the payload of a ping to answer
 	pingOwed   bool

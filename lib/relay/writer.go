@@ -73,8 +73,27 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 		// The lines buffer is held only while this batch is sent, so an
 		// idle subscriber holds none.
 		linesp := linesPool.Get().(*[][]byte)
-		sub.takeTurn()
+		// A read of old history may wait on I/O: not while holding a
+		// turn, which the other writers would wait for.
+		cold := tlog.IsCold(log, sub.cursor)
+		if cold && len(pending) > 0 {
+			// The hello goes out before the wait.
+			sub.takeTurn()
+			err := send(append(make([]byte, frameHeadroom), pending...))
+			sub.giveTurn()
+			if err != nil {
+				linesPool.Put(linesp)
+				return false
+			}
+			pending = nil
+		}
+		if !cold {
+			sub.takeTurn()
+		}
 		lines, next, gap, err := log.Read(sub.cursor, (*linesp)[:0], maxMessageLines, maxMessageBytes)
+		if cold {
+			sub.takeTurn()
+		}
 		if err != nil {
 			sub.giveTurn()
 			linesPool.Put(linesp)

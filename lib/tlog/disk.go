@@ -283,6 +283,14 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 	return lines, next, gap, err
 }
 
+// Cold implements ColdReader: lines older than the hot cache are read from
+// the files.
+func (d *Disk) Cold(from uint64) bool {
+	hotOldest, _ := d.hot.Bounds()
+	_, newest := d.disk.Bounds()
+	return max(from, 1) < hotOldest && from <= newest
+}
+
 // Notify implements Log.
 func (d *Disk) Notify() <-chan struct{} { return d.hot.Notify() }
 

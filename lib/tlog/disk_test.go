@@ -309,3 +309,34 @@ func TestDiskDamagedNewestLength(t *testing.T) {
 		t.Fatalf("from 7: got %v, gaps %v; want gap 7..%d then %d", got, gaps, first-1, first)
 	}
 }
+
+// TestDiskCold: reads older than the hot cache go to the files (Cold), the
+// others are served from memory; after a restart, all the history is on
+// disk until new lines come.
+func TestDiskCold(t *testing.T) {
+	dir := t.TempDir()
+	s := openDisk(t, dir, DiskOptions{}, 10)
+	l := diskLog(t, s, "acme")
+	if _, _, err := l.Append(bodies(1, 50)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from uint64
+		cold bool
+	}{{0, true}, {1, true}, {40, true}, {41, false}, {50, false}, {51, false}} {
+		if got := IsCold(l, tc.from); got != tc.cold {
+			t.Errorf("Cold(%d) = %v, want %v", tc.from, got, tc.cold)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openDisk(t, dir, DiskOptions{}, 10)
+	l = diskLog(t, s, "acme")
+	if !IsCold(l, 50) || IsCold(l, 51) {
+		t.Errorf("after restart: Cold(50) = %v, Cold(51) = %v; want true, false", IsCold(l, 50), IsCold(l, 51))
+	}
+	if IsCold(NewMemory(10, 1<<20), 1) {
+		t.Error("a memory log is never cold")
+	}
+}

@@ -57,6 +57,22 @@ type KeyedAppender interface {
 	AppendKeyed(bodies [][]byte, key string) (first, last uint64, err error)
 }
 
+// ColdReader is a Log whose Read may wait on I/O (a disk, Redis) for lines
+// older than those it keeps in memory. A writer serving many readers at
+// once asks before reading, and does such reads apart, so that one reader
+// catching up on old history never delays the live ones. A Log that is not
+// a ColdReader always reads from memory.
+type ColdReader interface {
+	// Cold reports whether Read from seq `from` may wait on I/O.
+	Cold(from uint64) bool
+}
+
+// IsCold reports whether reading l from seq `from` may wait on I/O.
+func IsCold(l Log, from uint64) bool {
+	c, ok := l.(ColdReader)
+	return ok && c.Cold(from)
+}
+
 // Gap is a range of seqs, From..To inclusive, that a reader will never get.
 // The zero Gap means none.
 type Gap struct{ From, To uint64 }
