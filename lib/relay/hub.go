@@ -19,7 +19,10 @@ import (
 // of it keeps the rest in its subscriber until the poller says it has room,
 // and the others go on. An idle subscriber therefore costs no goroutine at
 // all, only its few hundred bytes of state, and a busy tenant costs one
-// core at most, which leaves the others to the publishers.
+// core at most, which leaves the others to the publishers. An append makes
+// one hub runnable, however many subscribers the tenant has, so hubs need no
+// turns (see turns): taking one, a hub that the system descheduled would
+// hold up every other tenant.
 //
 // The hub ends when its last subscriber does; the tenant starts a new one
 // for the next.
@@ -291,46 +294,26 @@ func (h *hub) round() (again bool) {
 	epoch := log.Epoch()
 	_, newest := log.Bounds()
 	h.share.ok = false
-	turns := h.s.turns
-	held := false
-	writes := 0
 	for i := 0; i < len(h.subs); i++ {
 		sub := h.subs[i]
 		if len(sub.out) > 0 || !sub.closeAt.IsZero() || (sub.cursor > newest && sub.epoch == epoch && len(sub.pending) == 0) {
 			continue
 		}
-		if !held {
-			turns.take()
-			held = true
-		}
-		more, alive, wrote := h.step(sub, epoch)
+		more, alive := h.step(sub, epoch)
 		if !alive {
 			i-- // end moved the last subscriber here
 		}
 		if more {
 			again = true
 		}
-		if wrote {
-			writes++
-			if writes%64 == 0 {
-				// Let the other tenants' hubs (and the fallback
-				// writers) have a turn.
-				turns.give()
-				held = false
-			}
-		}
-	}
-	if held {
-		turns.give()
 	}
 	h.share.frame = h.share.frame[:0]
 	return again
 }
 
 // step sends sub one message of what the log holds past its cursor. It
-// reports whether there may be more, whether sub is still open, and whether
-// it wrote.
-func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
+// reports whether there may be more, and whether sub is still open.
+func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 	log := h.t.log
 	if sub.epoch != epoch {
 		// The numbering restarted under this subscriber (a shared broker
@@ -351,7 +334,7 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
 		}
 	}
 	if sub.fetching {
-		return false, true, false // its fetch kicks the hub when done
+		return false, true // its fetch kicks the hub when done
 	}
 	var frame []byte
 	var next uint64
@@ -372,23 +355,23 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
 			// of its own, so that the live subscribers do not wait. The
 			// hello goes out now.
 			if !h.sendPending(sub) {
-				return false, false, false
+				return false, false
 			}
 			sub.fetching = true
 			h.s.hubs.Add(1)
 			go h.fetch(sub, sub.cursor, epoch)
-			return false, true, false
+			return false, true
 		default:
 			lines, nx, g, err = log.Read(sub.cursor, h.lines[:0], maxMessageLines, maxMessageBytes)
 		}
 		if err != nil {
 			// The log closed: the relay is going away.
 			h.end(sub)
-			return false, false, false
+			return false, false
 		}
 		if log.Epoch() != epoch {
 			clear(lines)
-			return true, true, false // changed during the read: the next round starts over
+			return true, true // changed during the read: the next round starts over
 		}
 		if f == nil {
 			h.lines = lines
@@ -428,17 +411,16 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive, wrote bool) {
 	sub.pending = nil
 	if len(frame) > 0 {
 		if !h.write(sub, frame) {
-			return false, false, true
+			return false, false
 		}
-		wrote = true
 	}
 	if nlines == 0 && gap.Empty() {
 		sub.cursor = next
-		return false, true, wrote
+		return false, true
 	}
 	sub.cursor = next
 	sub.wrote(nlines, n, first, next, gap)
-	return true, true, wrote
+	return true, true
 }
 
 // sendPending sends sub's pending control lines (the hello) on their own.

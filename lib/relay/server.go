@@ -37,7 +37,7 @@ type Server struct {
 	reg      *registry
 	upgrader websocket.Upgrader
 	ticks    *broadcast // the shared ping ticker
-	turns    turns      // bounds the writers (hubs and goroutines) at work at once
+	turns    turns      // bounds the writer goroutines at work at once
 	poller   *poller    // reads the hubs' sockets; nil where there is no epoll
 	hubs     sync.WaitGroup
 	http     *http.Server

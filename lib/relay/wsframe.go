@@ -41,7 +41,8 @@ func putFrameHeader(frame []byte, n int) int {
 	return i
 }
 
-// turns bounds how many WebSocket writers read the log and write to their
+// turns bounds how many writer goroutines (the streams no hub serves: TLS,
+// chunked NDJSON, systems without epoll) read the log and write to their
 // socket at once. Without it an append to a tenant with 10,000 subscribers
 // makes 10,000 goroutines runnable, and the goroutine serving the next POST
 // queues behind all of them (Go's run queues are FIFO): publishers would
@@ -52,9 +53,8 @@ func putFrameHeader(frame []byte, n int) int {
 // fairly.
 type turns chan struct{}
 
-// newTurns sizes the turns to leave one core to the publishers (when there
-// is more than one): they never wait on subscribers.
-func newTurns() turns { return make(turns, max(1, runtime.GOMAXPROCS(0)-1)) }
+// newTurns sizes the turns to keep every core busy with a few to spare.
+func newTurns() turns { return make(turns, 2*runtime.GOMAXPROCS(0)) }
 
 func (t turns) take() { t <- struct{}{} }
 func (t turns) give() { <-t }
