@@ -382,20 +382,8 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 		if shareable {
 			buf = &h.share.frame
 		}
-		msg := append((*buf)[:0], make([]byte, frameHeadroom)...)
-		msg = append(msg, sub.pending...)
-		if !gap.Empty() {
-			msg = appendGap(msg, gap, "evicted")
-		}
-		for i, l := range lines {
-			if sub.filter.match(l) {
-				if n == 0 {
-					first = i
-				}
-				n++
-				msg = append(msg, l...)
-			}
-		}
+		var msg []byte
+		msg, n, first = appendMessage((*buf)[:0], sub.pending, true, gap, lines, &sub.filter)
 		clear(lines) // drop the references to the log's lines
 		*buf = msg
 		start := len(msg) // nothing to send: an empty frame
@@ -454,10 +442,24 @@ func (h *hub) fetch(sub *subscriber, cursor uint64, epoch string) {
 	sub.kick(evFetched)
 }
 
-// write sends frame on sub's socket without blocking; what the socket does
-// not take waits in sub.out for the poller to say there is room. It
-// reports whether sub is still open.
-func (h *hub) write(sub *subscriber, frame []byte) bool {
+// write sends a data message's frame on sub's socket without blocking;
+// what the socket does not take waits in sub.out for the poller to say
+// there is room. It reports whether sub is still open.
+func (h *hub) write(sub *subscriber, frame []byte) bool { return h.send(sub, frame, true) }
+
+// control sends a control frame: at once, or after the frame in progress.
+// A pong is dropped when the socket is far behind (a client that sends
+// pings and reads nothing). It reports whether sub is still open.
+func (h *hub) control(sub *subscriber, frame []byte) bool {
+	if len(sub.out) > 2*maxMessageBytes && frame[0]&0x0f == opPong {
+		return true
+	}
+	return h.send(sub, frame, false)
+}
+
+// send writes frame, after whatever sub.out holds; a data message that
+// goes out whole counts for the heartbeat rule (lastWrite).
+func (h *hub) send(sub *subscriber, frame []byte, message bool) bool {
 	if len(sub.out) > 0 {
 		sub.out = append(sub.out, frame...)
 		return true
@@ -468,41 +470,16 @@ func (h *hub) write(sub *subscriber, frame []byte) bool {
 		return false
 	}
 	if n == len(frame) {
-		sub.lastWrite = h.s.cfg.now()
+		if message {
+			sub.lastWrite = h.s.cfg.now()
+		}
 		return true
 	}
 	sub.out = append([]byte(nil), frame[n:]...)
 	sub.outSince = time.Now()
-	if err := h.s.poller.watchOut(sub, true); err != nil {
+	if h.s.poller.watchOut(sub, true) != nil {
 		h.end(sub)
 		return false
-	}
-	return true
-}
-
-// control sends a control frame: at once, or after the frame in progress.
-// A pong is dropped when the socket is far behind (a client that sends
-// pings and reads nothing). It reports whether sub is still open.
-func (h *hub) control(sub *subscriber, frame []byte) bool {
-	if len(sub.out) > 2*maxMessageBytes && frame[0]&0x0f == opPong {
-		return true
-	}
-	if len(sub.out) > 0 {
-		sub.out = append(sub.out, frame...)
-		return true
-	}
-	n, err := writeFD(sub.fd, frame)
-	if err != nil {
-		h.end(sub)
-		return false
-	}
-	if n < len(frame) {
-		sub.out = append([]byte(nil), frame[n:]...)
-		sub.outSince = time.Now()
-		if h.s.poller.watchOut(sub, true) != nil {
-			h.end(sub)
-			return false
-		}
 	}
 	return true
 }

@@ -160,20 +160,7 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 // frameHeadroom bytes of room for its framing.
 func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, lines [][]byte, send func([]byte) error) (n, first int, err error) {
 	msgp := msgPool.Get().(*[]byte)
-	msg := append((*msgp)[:0], make([]byte, frameHeadroom)...)
-	msg = append(msg, pending...)
-	if controls && !gap.Empty() {
-		msg = appendGap(msg, gap, "evicted")
-	}
-	for i, l := range lines {
-		if sub.filter.match(l) {
-			if n == 0 {
-				first = i
-			}
-			n++
-			msg = append(msg, l...)
-		}
-	}
+	msg, n, first := appendMessage((*msgp)[:0], pending, controls, gap, lines, &sub.filter)
 	if len(msg) > frameHeadroom {
 		err = send(msg)
 	}
@@ -182,6 +169,28 @@ func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, li
 		msgPool.Put(msgp)
 	}
 	return n, first, err
+}
+
+// appendMessage appends a message to dst: frameHeadroom bytes of room for
+// its framing, the pending control lines, the gap line (with controls) and
+// the lines that pass f. It returns how many lines passed, and the index of
+// the first.
+func appendMessage(dst, pending []byte, controls bool, gap tlog.Gap, lines [][]byte, f *filter) (msg []byte, n, first int) {
+	msg = append(dst, make([]byte, frameHeadroom)...)
+	msg = append(msg, pending...)
+	if controls && !gap.Empty() {
+		msg = appendGap(msg, gap, "evicted")
+	}
+	for i, l := range lines {
+		if f.match(l) {
+			if n == 0 {
+				first = i
+			}
+			n++
+			msg = append(msg, l...)
+		}
+	}
+	return msg, n, first
 }
 
 // serveWS runs a WebSocket subscriber: this goroutine writes, a second one
