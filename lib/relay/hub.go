@@ -119,10 +119,13 @@ func (s *Server) attach(sub *subscriber, conn net.Conn, fd int, hello []byte) {
 		s.hubs.Add(1)
 		go t.hub.run()
 	}
+	// Under sub.mu, so that a revoke or a forced close (which kick the
+	// hub) comes after the socket is in the poller.
 	sub.mu.Lock()
 	sub.hub = t.hub
+	err := s.poller.add(sub)
 	sub.mu.Unlock()
-	if err := s.poller.add(sub); err != nil {
+	if err != nil {
 		s.log.Warn("watching a subscriber's socket", "tenant", t.name, "err", err)
 		sub.kick(evGone)
 		return
@@ -325,6 +328,7 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 			sub.pending = appendGap(sub.pending, *g, "epoch")
 		}
 		sub.epoch, sub.cursor = epoch, oldest
+		sub.coldWait = nil
 	}
 	f := sub.fetched.Swap(nil)
 	if f != nil {
@@ -350,10 +354,23 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 		switch {
 		case f != nil:
 			lines, nx, g, err = f.lines, f.next, f.gap, f.err
+			if len(lines) == 0 && g.Empty() {
+				sub.coldWait = f.notify
+			}
 		case tlog.IsCold(log, sub.cursor):
 			// Old history, on disk or in Redis: read it in a goroutine
 			// of its own, so that the live subscribers do not wait. The
-			// hello goes out now.
+			// hello goes out now. After a read that found nothing (Redis
+			// away), the next waits for the log to say there is news, as
+			// a writer goroutine waits on Notify.
+			if sub.coldWait != nil {
+				select {
+				case <-sub.coldWait:
+					sub.coldWait = nil
+				default:
+					return false, true
+				}
+			}
 			if !h.sendPending(sub) {
 				return false, false
 			}
@@ -426,6 +443,7 @@ func (h *hub) sendPending(sub *subscriber) bool {
 type fetched struct {
 	cursor uint64
 	epoch  string
+	notify <-chan struct{} // the log's Notify, taken before the read
 	lines  [][]byte
 	next   uint64
 	gap    tlog.Gap
@@ -437,8 +455,9 @@ type fetched struct {
 // Server.hubs.
 func (h *hub) fetch(sub *subscriber, cursor uint64, epoch string) {
 	defer h.s.hubs.Done()
+	notify := h.t.log.Notify()
 	lines, next, gap, err := h.t.log.Read(cursor, nil, maxMessageLines, maxMessageBytes)
-	sub.fetched.Store(&fetched{cursor: cursor, epoch: epoch, lines: lines, next: next, gap: gap, err: err})
+	sub.fetched.Store(&fetched{cursor: cursor, epoch: epoch, notify: notify, lines: lines, next: next, gap: gap, err: err})
 	sub.kick(evFetched)
 }
 

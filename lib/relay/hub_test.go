@@ -498,3 +498,88 @@ func TestDiskLogSubscribers(t *testing.T) {
 		w.wantSeqs(seqRange(1, writers*each)...)
 	}
 }
+
+// awayLog's reads of seqs below lo find nothing and no error, as redislog's
+// do while Redis is away; it counts them.
+type awayLog struct {
+	*tlog.Memory
+	lo    uint64
+	reads *atomic.Int64
+}
+
+func (l awayLog) Cold(from uint64) bool { return from < l.lo }
+
+func (l awayLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, tlog.Gap, error) {
+	if l.Cold(from) {
+		l.reads.Add(1)
+		return dst, from, tlog.Gap{}, nil
+	}
+	return l.Memory.Read(from, dst, maxLines, maxBytes)
+}
+
+// TestColdReadsWaitForNews: a read of old history that found nothing is
+// tried again when the log says something changed, not at once: two
+// replaying subscribers do not set each other reading in a loop.
+func TestColdReadsWaitForNews(t *testing.T) {
+	var reads atomic.Int64
+	var mem *tlog.Memory
+	r := startRelay(t, Config{OpenLog: func(string) (tlog.Log, error) {
+		mem = tlog.NewMemory(1000, 1<<20)
+		return awayLog{mem, 11, &reads}, nil
+	}})
+	r.mustPost("acme", clicks(0, 20))
+	a, b := r.dial("acme", "since=0"), r.dial("acme", "since=0")
+	a.hello()
+	b.hello()
+	eventually(t, "a read each", func() bool { return reads.Load() >= 2 })
+	time.Sleep(300 * time.Millisecond) // a loop would read thousands of times meanwhile
+	if n := reads.Load(); n > 4 {
+		t.Fatalf("%d reads of old history with nothing new in the log", n)
+	}
+	// News: they read again (and find nothing again).
+	r.mustPost("acme", clicks(20, 1))
+	eventually(t, "a read each after the news", func() bool { return reads.Load() >= 4 })
+}
+
+// flipLog starts a new epoch (a new memory log) in the middle of a Read,
+// once flip is set: the race a writer checks for after each read.
+type flipLog struct {
+	cur  atomic.Pointer[tlog.Memory]
+	flip atomic.Bool
+}
+
+func (l *flipLog) Append(b [][]byte) (uint64, uint64, error) { return l.cur.Load().Append(b) }
+func (l *flipLog) Notify() <-chan struct{}                    { return l.cur.Load().Notify() }
+func (l *flipLog) Bounds() (uint64, uint64)                   { return l.cur.Load().Bounds() }
+func (l *flipLog) Epoch() string                              { return l.cur.Load().Epoch() }
+func (l *flipLog) Close() error                               { return l.cur.Load().Close() }
+func (l *flipLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, tlog.Gap, error) {
+	m := l.cur.Load()
+	lines, next, gap, err := m.Read(from, dst, maxLines, maxBytes)
+	if l.flip.CompareAndSwap(true, false) {
+		old := l.cur.Swap(tlog.NewMemory(1000, 1<<20))
+		old.Close()
+	}
+	return lines, next, gap, err
+}
+
+// TestWriterTurnsAfterEpochChange: a writer goroutine whose read raced an
+// epoch change gives its turn back (else, after a few, every writer
+// goroutine would wait for a turn forever).
+func TestWriterTurnsAfterEpochChange(t *testing.T) {
+	fl := &flipLog{}
+	fl.cur.Store(tlog.NewMemory(1000, 1<<20))
+	r := startRelay(t, Config{noHubs: true, OpenLog: func(string) (tlog.Log, error) { return fl, nil }})
+	w := r.dial("acme", "")
+	w.hello()
+	for i := 0; i < 2*cap(r.s.turns)+1; i++ {
+		fl.flip.Store(true)
+		r.mustPost("acme", clicks(i, 1))
+		if h := w.hello(); h.Epoch != fl.Epoch() { // the new epoch, told mid-stream
+			t.Fatalf("hello with epoch %s, want %s", h.Epoch, fl.Epoch())
+		}
+		eventually(t, "every turn given back", func() bool { return len(r.s.turns) == 0 })
+	}
+	r.mustPost("acme", clicks(100, 1))
+	w.wantSeqs(1)
+}

@@ -64,7 +64,13 @@ func (p *poller) add(sub *subscriber) error {
 	sub.pollID = p.next
 	p.subs[sub.pollID] = sub
 	p.mu.Unlock()
-	return p.ctl(sub, syscall.EPOLL_CTL_ADD, epollIn)
+	if err := p.ctl(sub, syscall.EPOLL_CTL_ADD, epollIn); err != nil {
+		p.mu.Lock()
+		delete(p.subs, sub.pollID)
+		p.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // watchOut asks (on) or stops asking to hear when sub's socket has room.

@@ -269,6 +269,7 @@ type subscriber struct {
 	endFlushed bool      // close the socket once out is written (we answered the client's close)
 	fetching   bool      // a fetch is reading old history for it
 	fetched    atomic.Pointer[fetched]
+	coldWait   <-chan struct{} // after a fetch that found nothing: fetch again once it is closed
 	ended      bool
 	// What the poller heard, guarded by pongMu:
 	pingData   []byte // the payload of a ping to answer

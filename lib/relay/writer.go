@@ -100,6 +100,7 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 			return false // the log closed: the relay is going away
 		}
 		if log.Epoch() != sub.epoch {
+			sub.giveTurn()
 			clear(lines)
 			*linesp = lines[:0]
 			linesPool.Put(linesp)
