@@ -549,10 +549,10 @@ type flipLog struct {
 }
 
 func (l *flipLog) Append(b [][]byte) (uint64, uint64, error) { return l.cur.Load().Append(b) }
-func (l *flipLog) Notify() <-chan struct{}                    { return l.cur.Load().Notify() }
-func (l *flipLog) Bounds() (uint64, uint64)                   { return l.cur.Load().Bounds() }
-func (l *flipLog) Epoch() string                              { return l.cur.Load().Epoch() }
-func (l *flipLog) Close() error                               { return l.cur.Load().Close() }
+func (l *flipLog) Notify() <-chan struct{}                   { return l.cur.Load().Notify() }
+func (l *flipLog) Bounds() (uint64, uint64)                  { return l.cur.Load().Bounds() }
+func (l *flipLog) Epoch() string                             { return l.cur.Load().Epoch() }
+func (l *flipLog) Close() error                              { return l.cur.Load().Close() }
 func (l *flipLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, tlog.Gap, error) {
 	m := l.cur.Load()
 	lines, next, gap, err := m.Read(from, dst, maxLines, maxBytes)
