@@ -250,7 +250,7 @@ type subscriber struct {
 	// Served by a hub (see hub.go):
 	hub       *hub // set once, under mu
 	conn      net.Conn
-	fd        int // conn's descriptor: only the hub writes it, and closes conn
+	fd        int // conn's descriptor: only the hub writes to it, and it alone closes conn
 	rc        syscall.RawConn
 	pollID    uint64        // its id in the poller
 	events    atomic.Uint32 // the ev bits the hub has yet to see
