@@ -20,6 +20,10 @@ import (
 	"github.com/tl-sh/tl/lib/event"
 )
 
+// testNoHubs makes startRelay serve every WebSocket subscriber with
+// goroutines of its own, as on a system without epoll (TestWithoutHubs).
+var testNoHubs bool
+
 // testRelay is a relay on a real loopback port.
 type testRelay struct {
 	t   *testing.T
