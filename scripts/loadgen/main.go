@@ -30,6 +30,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tl-sh/tl/scripts/internal/relayproc"
 )
 
 // scenario is one row of the table.
@@ -151,24 +153,24 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		"--max-tenant-subscribers", fmt.Sprint(sc.subs + 1000),
 		"--admin-listen", "127.0.0.1:0",
 	}, sc.args...)
-	r, err := startRelay(bin, args...)
+	r, err := relayproc.Start(bin, append([]string{"--log-level", "error"}, args...)...)
 	if err != nil {
 		return err
 	}
-	defer r.stop()
+	defer r.Stop()
 
 	var rss0 int
 	if sc.idle {
 		// Warm the relay's heap and code paths with a few subscribers.
-		warm, err := connect(r.addr, sc, 20)
+		warm, err := connect(r.Addr, sc, 20)
 		if err != nil {
 			return err
 		}
 		defer closeAll(warm)
 		time.Sleep(time.Second)
-		rss0 = r.rssKiB()
+		rss0 = r.RSSKiB()
 	}
-	subs, err := connect(r.addr, sc, sc.subs)
+	subs, err := connect(r.Addr, sc, sc.subs)
 	defer closeAll(subs)
 	if err != nil {
 		return err
@@ -185,10 +187,10 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	}
 	if sc.idle {
 		time.Sleep(2 * time.Second)
-		rss := r.rssKiB()
+		rss := r.RSSKiB()
 		per := float64(rss-rss0) / float64(sc.subs)
-		if memstats && r.admin != "" {
-			printMemStats(r.admin)
+		if memstats && r.Admin != "" {
+			printMemStats(r.Admin)
 		}
 		fmt.Printf("%-3s %-42s %21s %9s %5s %11s %8s %8s %8s %8s %9s %9s %7s %7dM %7s  %.1f KiB RSS per idle subscriber\n",
 			sc.name, sc.what, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", rss/1024, "-", per)
@@ -199,19 +201,19 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 	for i := range tenants {
 		tenants[i] = tenantName(i, sc.tenants)
 	}
-	cpu0, self0 := r.cpu(), selfCPU()
+	cpu0, self0 := r.CPU(), selfCPU()
 	var prof sync.WaitGroup
-	if cpuprofile != "" && r.admin != "" {
+	if cpuprofile != "" && r.Admin != "" {
 		prof.Add(1)
 		go func() {
 			defer prof.Done()
-			if err := saveProfile(r.admin, sc.duration, cpuprofile); err != nil {
+			if err := saveProfile(r.Admin, sc.duration, cpuprofile); err != nil {
 				fmt.Fprintln(os.Stderr, "loadgen: profile:", err)
 			}
 		}()
 	}
 	start := time.Now()
-	p, err := publishChild(r.addr, tenants, sc)
+	p, err := publishChild(r.Addr, tenants, sc)
 	if err != nil {
 		return err
 	}
@@ -240,8 +242,8 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cpu, self := r.cpu()-cpu0, selfCPU()-self0
-	rss := r.rssKiB()
+	cpu, self := r.CPU()-cpu0, selfCPU()-self0
+	rss := r.RSSKiB()
 	prof.Wait()
 	closeAll(subs)
 	wg.Wait()

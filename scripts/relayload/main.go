@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -18,15 +17,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tl-sh/tl/scripts/internal/relayproc"
 )
 
 func main() {
@@ -40,59 +38,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "relayload:", err)
 		os.Exit(1)
 	}
-}
-
-// relay is a tl-relay process.
-type relay struct {
-	cmd  *exec.Cmd
-	addr string // host:port
-}
-
-func startRelay(bin string, args ...string) (*relay, error) {
-	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	br := bufio.NewReader(stderr)
-	line, err := br.ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("relay did not start: %v", err)
-	}
-	go io.Copy(os.Stderr, br)
-	u := strings.TrimSpace(line[strings.Index(line, "http://")+len("http://"):])
-	return &relay{cmd: cmd, addr: u}, nil
-}
-
-func (r *relay) stop() {
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { r.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		r.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// rssKiB reads the process's resident set size.
-func (r *relay) rssKiB() int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
 }
 
 // body returns n sample events as NDJSON (~150 bytes each).
@@ -137,26 +82,26 @@ func publish(ctx context.Context, addr, tenant string, batch int) (int, error) {
 func run(bin, mode string, subs, batch int, d time.Duration) error {
 	switch mode {
 	case "ingest":
-		r, err := startRelay(bin)
+		r, err := relayproc.Start(bin, "--log-level", "warn")
 		if err != nil {
 			return err
 		}
-		defer r.stop()
+		defer r.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
 		start := time.Now()
-		n, err := publish(ctx, r.addr, "acme", batch)
+		n, err := publish(ctx, r.Addr, "acme", batch)
 		el := time.Since(start)
 		fmt.Printf("ingest\t%d-event batches, 1 client\t%.0f events/s\t(%d events in %.1fs)\n", batch, float64(n)/el.Seconds(), n, el.Seconds())
 		return err
 	case "fanout":
-		r, err := startRelay(bin)
+		r, err := relayproc.Start(bin, "--log-level", "warn")
 		if err != nil {
 			return err
 		}
-		defer r.stop()
+		defer r.Stop()
 		var lines, gaps atomic.Int64
-		conns, err := dialMany(r.addr, "acme", subs)
+		conns, err := dialMany(r.Addr, "acme", subs)
 		if err != nil {
 			return err
 		}
@@ -190,7 +135,7 @@ func run(bin, mode string, subs, batch int, d time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
 		start := time.Now()
-		n, err := publish(ctx, r.addr, "acme", batch)
+		n, err := publish(ctx, r.Addr, "acme", batch)
 		// Let the subscribers catch up on what was accepted (or give up).
 		want := base + int64(n)*int64(len(conns))
 		deadline := time.Now().Add(30 * time.Second)
@@ -207,24 +152,24 @@ func run(bin, mode string, subs, batch int, d time.Duration) error {
 		wg.Wait()
 		return err
 	case "idle":
-		r, err := startRelay(bin, "--max-subscribers", strconv.Itoa(subs+100), "--max-tenant-subscribers", strconv.Itoa(subs+100))
+		r, err := relayproc.Start(bin, "--log-level", "warn", "--max-subscribers", strconv.Itoa(subs+100), "--max-tenant-subscribers", strconv.Itoa(subs+100))
 		if err != nil {
 			return err
 		}
-		defer r.stop()
+		defer r.Stop()
 		// Warm up the relay's heap and code paths with a few subscribers.
-		warm, err := dialMany(r.addr, "acme", 50)
+		warm, err := dialMany(r.Addr, "acme", 50)
 		if err != nil {
 			return err
 		}
 		time.Sleep(time.Second)
-		before := r.rssKiB()
-		conns, err := dialMany(r.addr, "acme", subs)
+		before := r.RSSKiB()
+		conns, err := dialMany(r.Addr, "acme", subs)
 		if err != nil {
 			return err
 		}
 		time.Sleep(2 * time.Second)
-		after := r.rssKiB()
+		after := r.RSSKiB()
 		fmt.Printf("idle\t%d idle subscribers\t%.1f KiB RSS each\t(relay RSS %d MiB -> %d MiB)\n",
 			len(conns), float64(after-before)/float64(len(conns)), before/1024, after/1024)
 		for _, c := range append(conns, warm...) {
