@@ -206,13 +206,16 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if adminL != nil {
 		admin = startAdmin(adminL, s, sec, env.Stderr)
 	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(l) }()
+	// "started" is logged before Serve, so that it comes before anything
+	// a request logs (a client may connect as soon as the listening line
+	// is out; the kernel holds it until Serve accepts).
 	started := []any{"listen", l.Addr().String(), "version", cli.VersionLine("tl-relay")}
 	if admin != nil {
 		started = append(started, "admin", admin.addr())
 	}
 	cfg.Logger.Info("started", started...)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
 	select {
 	case err := <-served:
 		admin.stop()
