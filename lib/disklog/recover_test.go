@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // buildLog writes a log of n single-record batches and then one batch of
@@ -50,7 +52,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 			if err := os.Truncate(p, cut); err != nil {
 				t.Fatal(err)
 			}
-			var logbuf syncBuffer
+			var logbuf testkit.SyncBuffer
 			s, err := Open(dir, Options{Logger: testLogger(&logbuf)})
 			if err != nil {
 				t.Fatalf("cut %d: %v", cut, err)
@@ -68,7 +70,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 				t.Fatalf("cut %d: next Append = %d, %v; want 11", cut, f, err)
 			}
 			s.Close()
-			var again syncBuffer
+			var again testkit.SyncBuffer
 			s = mustOpen(t, dir, Options{Logger: testLogger(&again)})
 			if strings.Contains(again.String(), "damage") {
 				t.Fatalf("cut %d: second restart still finds damage:\n%s", cut, again.String())
@@ -109,7 +111,7 @@ func TestFlippedBitEveryOffset(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			var logbuf syncBuffer
+			var logbuf testkit.SyncBuffer
 			s, err := Open(dir, Options{Logger: testLogger(&logbuf)})
 			if err != nil {
 				t.Fatal(err)
@@ -142,7 +144,7 @@ func TestFlippedBitInLastRecord(t *testing.T) {
 		b, _ := os.ReadFile(p)
 		b[i] ^= 0x10
 		os.WriteFile(p, b, 0o644)
-		var logbuf syncBuffer
+		var logbuf testkit.SyncBuffer
 		s := mustOpen(t, dir, Options{Logger: testLogger(&logbuf)})
 		if !strings.Contains(logbuf.String(), "damaged record") {
 			t.Fatalf("byte %d: log says\n%s", i, logbuf.String())
@@ -184,7 +186,7 @@ func TestDamageInOlderSegment(t *testing.T) {
 	b, _ := os.ReadFile(files[0])
 	b[len(b)-2] ^= 0xff
 	os.WriteFile(files[0], b, 0o644)
-	var logbuf syncBuffer
+	var logbuf testkit.SyncBuffer
 	s = mustOpen(t, dir, Options{SegmentBytes: 512, Logger: testLogger(&logbuf)})
 	l := mustLog(t, s, "acme")
 	recs := readAllRecords(t, l)
@@ -214,7 +216,7 @@ func TestDamageInOlderSegment(t *testing.T) {
 // detected by the read-time checksum and never served.
 func TestDamageAfterStart(t *testing.T) {
 	dir := t.TempDir()
-	var logbuf syncBuffer
+	var logbuf testkit.SyncBuffer
 	s := mustOpen(t, dir, Options{Logger: testLogger(&logbuf)})
 	l := mustLog(t, s, "acme")
 	appendN(t, l, 100)
@@ -342,7 +344,7 @@ func TestFlippedHeaderBitInNewestRecord(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			var logbuf syncBuffer
+			var logbuf testkit.SyncBuffer
 			s, err := Open(dir, Options{Logger: testLogger(&logbuf)})
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)

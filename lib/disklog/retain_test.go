@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 func TestRetentionEvents(t *testing.T) {
@@ -130,7 +132,7 @@ func TestTotalCapManyTenants(t *testing.T) {
 		batch    = 8
 	)
 	dir := t.TempDir()
-	var logbuf syncBuffer
+	var logbuf testkit.SyncBuffer
 	opts := Options{MaxTotalBytes: capBytes, Logger: testLogger(&logbuf)}
 	s := mustOpen(t, dir, opts)
 	slack := s.segBytes
@@ -209,7 +211,7 @@ func (c *fakeClock) advance(d time.Duration) {
 // again once a minute has passed.
 func TestTotalCapWarning(t *testing.T) {
 	dir := t.TempDir()
-	var logbuf syncBuffer
+	var logbuf testkit.SyncBuffer
 	s := mustOpen(t, dir, Options{MaxTotalBytes: 4 << 10, SegmentBytes: 1 << 20, Logger: testLogger(&logbuf)})
 	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	s.now = clk.Now

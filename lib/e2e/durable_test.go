@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // startRelay starts tl-relay listening on addr (127.0.0.1:0 for any port)
@@ -157,7 +159,7 @@ func TestDurableCrash(t *testing.T) {
 	// comes back on the same address, and tl-tail resumes by itself.
 	addr := "127.0.0.1:0"
 	var tlTail *exec.Cmd
-	var tlTailOut, tlTailErr secSyncBuffer
+	var tlTailOut, tlTailErr testkit.SyncBuffer
 	for round := 0; round < rounds; round++ {
 		r := startRelay(t, addr, "--data-dir", dir)
 		cur.Store(r)

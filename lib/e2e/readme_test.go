@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // cookbookCommands returns the command lines of the README's Cookbook: the
@@ -105,7 +107,7 @@ func runCookbookLine(t *testing.T, dir, relay, line string, follow bool) {
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + binDir + ":" + os.Getenv("PATH"), "HOME=" + dir, "TL_RELAY=" + relay, "GORACE=" + os.Getenv("GORACE")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // to stop the whole pipeline
-	var stdout, stderr secSyncBuffer
+	var stdout, stderr testkit.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -13,10 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // secProc is a tl-relay process started by a Go test (the scripts use
@@ -25,26 +26,8 @@ type secProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	url  string // "http://127.0.0.1:PORT" or https
-	log  *secSyncBuffer
+	log  *testkit.SyncBuffer
 	done chan struct{} // closed when the process has exited
-}
-
-// secSyncBuffer is a bytes.Buffer safe for the copier goroutine and the test.
-type secSyncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *secSyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *secSyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // secStartRelay runs tl-relay with args (plus --listen 127.0.0.1:0 unless
@@ -83,7 +66,7 @@ func secTryStartRelay(t *testing.T, args ...string) (*secProc, error) {
 		return nil, err
 	}
 	pw.Close()
-	p := &secProc{t: t, cmd: cmd, log: &secSyncBuffer{}, done: make(chan struct{})}
+	p := &secProc{t: t, cmd: cmd, log: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	urlc := make(chan string, 1)
 	copied := make(chan struct{})
 	go func() {

@@ -1,47 +1,18 @@
 package post
 
 import (
-	"bytes"
 	"io"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls until cond holds; the bound only ends a broken test.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-	}
-}
 
 func TestConsole(t *testing.T) {
 	tests := []struct {
@@ -56,7 +27,7 @@ func TestConsole(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var w syncBuffer
+			var w testkit.SyncBuffer
 			st := &stats{}
 			st.read.Store(3)
 			st.sent.Store(2)
@@ -66,7 +37,7 @@ func TestConsole(t *testing.T) {
 			go c.run()
 			c.printf("f:1: bad")
 			if tt.progress != "" {
-				waitFor(t, "a progress line", func() bool { return strings.Contains(w.String(), tt.progress) })
+				testkit.WaitFor(t, "a progress line", func() bool { return strings.Contains(w.String(), tt.progress) })
 				c.printf("f:2: bad")
 			}
 			c.close()
@@ -120,7 +91,7 @@ func TestProgressOnTerminal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer errR.Close()
-			var got syncBuffer
+			var got testkit.SyncBuffer
 			copied := make(chan struct{})
 			go func() {
 				io.Copy(&got, errR) // ends when errR is closed or errW's last copy is
@@ -137,12 +108,12 @@ func TestProgressOnTerminal(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- Run(t.Context(), []string{"--relay", srv.URL, "acme", "--linger", "1ms"}, env) }()
 			io.WriteString(pw, genEvents(20, "acme"))
-			waitFor(t, "the events to be published", func() bool {
+			testkit.WaitFor(t, "the events to be published", func() bool {
 				events, _, _, _ := f.snapshot()
 				return len(events["acme"]) == 20
 			})
 			if onTTY {
-				waitFor(t, "a progress line on the terminal", func() bool {
+				testkit.WaitFor(t, "a progress line on the terminal", func() bool {
 					return strings.Contains(got.String(), "read 20  sent 20  refused 0  retried 0")
 				})
 			} else {
@@ -157,7 +128,7 @@ func TestProgressOnTerminal(t *testing.T) {
 			if !onTTY {
 				<-copied
 			} else {
-				waitFor(t, "the summary", func() bool { return strings.Contains(got.String(), "published 20 events") })
+				testkit.WaitFor(t, "the summary", func() bool { return strings.Contains(got.String(), "published 20 events") })
 			}
 			out := got.String()
 			if hasProgress := strings.Contains(out, "\x1b[K") && strings.Contains(out, "read 20  sent"); hasProgress != onTTY {

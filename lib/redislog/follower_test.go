@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/redistest"
 )
 
@@ -104,7 +105,7 @@ func (c *collector) check(t *testing.T) {
 
 func (c *collector) waitLast(t *testing.T, tenant string, epoch string, last uint64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%s to reach seq %d", tenant, last), func() bool {
+	testkit.WaitFor(t, fmt.Sprintf("%s to reach seq %d", tenant, last), func() bool {
 		v := c.view(tenant)
 		return v.last == last && (epoch == "" || v.epoch == epoch)
 	})
@@ -112,7 +113,7 @@ func (c *collector) waitLast(t *testing.T, tenant string, epoch string, last uin
 
 func (c *collector) waitResets(t *testing.T, tenant string, n int) tenantView {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d resets of %s", n, tenant), func() bool { return c.view(tenant).resets >= n })
+	testkit.WaitFor(t, fmt.Sprintf("%d resets of %s", n, tenant), func() bool { return c.view(tenant).resets >= n })
 	return c.view(tenant)
 }
 
@@ -289,12 +290,12 @@ func TestFollowerOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			srv.Stop()
-			waitFor(t, "the publisher to see the outage", func() bool { return !pub.Ready() })
+			testkit.WaitFor(t, "the publisher to see the outage", func() bool { return !pub.Ready() })
 			if err := srv.Restart(); err != nil {
 				t.Fatal(err)
 			}
 			var r2 Result
-			waitFor(t, "an append to succeed", func() bool {
+			testkit.WaitFor(t, "an append to succeed", func() bool {
 				r2, err = pub.Append(ctx, "acme", "", bodies(50, 50))
 				return err == nil
 			})
@@ -336,7 +337,7 @@ func TestFollowerEvictionGap(t *testing.T) {
 	// The follower is now stuck delivering seq 1. Its connection drops
 	// (as when Redis finds its output buffer over the pubsub limit), and
 	// the history moves far past it.
-	waitFor(t, "the follower to hold", func() bool {
+	testkit.WaitFor(t, "the follower to hold", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.hold == nil

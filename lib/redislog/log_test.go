@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/redistest"
 	"github.com/tl-sh/tl/lib/tlog"
 )
@@ -197,7 +198,7 @@ func TestLogOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, lb, 1, 5) // from Redis: older than b's cache
-	waitFor(t, "relay b to follow acme", func() bool { return synced(b.f, "acme") })
+	testkit.WaitFor(t, "relay b to follow acme", func() bool { return synced(b.f, "acme") })
 	if _, _, _, err := la.AppendShared(bodies(5, 5), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func TestLogOutage(t *testing.T) {
 	}
 	epoch1 := lb.Epoch()
 	srv.Stop()
-	waitFor(t, "readiness to drop", func() bool { return !a.Ready() && !b.Ready() })
+	testkit.WaitFor(t, "readiness to drop", func() bool { return !a.Ready() && !b.Ready() })
 	if _, err := a.Open("other"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Open while Redis is away: %v, want ErrUnavailable", err)
 	}
@@ -228,9 +229,9 @@ func TestLogOutage(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "readiness to return", func() bool { return a.Ready() && b.Ready() })
+	testkit.WaitFor(t, "readiness to return", func() bool { return a.Ready() && b.Ready() })
 	var epoch2 string
-	waitFor(t, "an append to succeed", func() bool {
+	testkit.WaitFor(t, "an append to succeed", func() bool {
 		var err error
 		_, _, epoch2, err = la.AppendShared(bodies(0, 3), "")
 		return err == nil
@@ -240,7 +241,7 @@ func TestLogOutage(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("the reader was not woken after the outage")
 	}
-	waitFor(t, "the new epoch", func() bool { return lb.Epoch() == epoch2 })
+	testkit.WaitFor(t, "the new epoch", func() bool { return lb.Epoch() == epoch2 })
 	if epoch2 == epoch1 {
 		t.Fatalf("epoch unchanged (%s) after Redis lost its data", epoch1)
 	}
@@ -304,7 +305,7 @@ func TestLogFirstReadWhileAway(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("not woken when Redis came back")
 	}
-	waitFor(t, "the epoch", func() bool { return l.Epoch() != "" })
+	testkit.WaitFor(t, "the epoch", func() bool { return l.Epoch() != "" })
 	if oldest, newest := l.Bounds(); oldest != 1 || newest != 0 {
 		t.Errorf("bounds %d..%d, want 1..0 (empty)", oldest, newest)
 	}

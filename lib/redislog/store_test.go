@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/redistest"
 )
 
@@ -39,18 +40,6 @@ func bodies(from, n int) [][]byte {
 		bs = append(bs, body(from+i))
 	}
 	return bs
-}
-
-// waitFor polls cond until it holds or testTimeout passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestAppendAssignsSeqsAndEncodes(t *testing.T) {
@@ -214,7 +203,7 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r2 Result
-	waitFor(t, "the key to expire", func() bool {
+	testkit.WaitFor(t, "the key to expire", func() bool {
 		r2, err = s.Append(ctx, "acme", "k", bodies(0, 1))
 		if err != nil {
 			t.Fatal(err)
@@ -348,9 +337,9 @@ func TestRestartEpoch(t *testing.T) {
 			if err := srv.Restart(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "readiness", s.Ready)
+			testkit.WaitFor(t, "readiness", s.Ready)
 			var r2 Result
-			waitFor(t, "an append to succeed", func() bool {
+			testkit.WaitFor(t, "an append to succeed", func() bool {
 				r2, err = s.Append(ctx, "acme", "", bodies(0, 1))
 				return err == nil
 			})
@@ -380,7 +369,7 @@ func TestUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Stop()
-	waitFor(t, "readiness to drop", func() bool { return !s.Ready() })
+	testkit.WaitFor(t, "readiness to drop", func() bool { return !s.Ready() })
 	for _, fn := range []func() error{
 		func() error { _, err := s.Append(ctx, "acme", "", bodies(0, 1)); return err },
 		func() error { _, err := s.Read(ctx, "acme", 1, 10); return err },
@@ -393,7 +382,7 @@ func TestUnavailable(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "readiness to return", s.Ready)
+	testkit.WaitFor(t, "readiness to return", s.Ready)
 	r2, err := s.Append(ctx, "acme", "", bodies(0, 1))
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +441,7 @@ func TestOpenRefused(t *testing.T) {
 		{"right password", srv.URL(), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs syncBuf
+			var logs testkit.SyncBuffer
 			s, err := Open(Options{URL: tt.url, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if !tt.refused {
 				if err != nil {
@@ -483,14 +472,14 @@ func TestOpenRefused(t *testing.T) {
 func TestHealthLogged(t *testing.T) {
 	const pw = "right-pass-0123"
 	srv := redistest.New(t, redistest.Options{Password: pw})
-	var logs syncBuf
+	var logs testkit.SyncBuffer
 	start := time.Now()
 	s := openStore(t, srv, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if !s.Ready() || logs.String() != "" {
 		t.Fatalf("ready %v, log %q next to a healthy redis", s.Ready(), logs.String())
 	}
 	srv.Stop()
-	waitFor(t, "the outage in the log", func() bool { return strings.Contains(logs.String(), "broker unreachable") })
+	testkit.WaitFor(t, "the outage in the log", func() bool { return strings.Contains(logs.String(), "broker unreachable") })
 	// A few more health checks fail before the restart.
 	for i := 0; i < 3; i++ {
 		s.Ping(context.Background())
@@ -498,7 +487,7 @@ func TestHealthLogged(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the return in the log", func() bool { return strings.Contains(logs.String(), "broker reachable again") })
+	testkit.WaitFor(t, "the return in the log", func() bool { return strings.Contains(logs.String(), "broker reachable again") })
 	out := logs.String()
 	if !strings.Contains(out, " err=") || strings.Contains(out, pw) {
 		t.Errorf("log %q: want the reason, not the password", out)
@@ -506,22 +495,4 @@ func TestHealthLogged(t *testing.T) {
 	if n, most := strings.Count(out, "broker unreachable"), 1+int(time.Since(start)/downLogPeriod); n > most {
 		t.Errorf("%d unreachable lines, want at most %d:\n%s", n, most, out)
 	}
-}
-
-// syncBuf is a bytes.Buffer safe for the health loop and the test.
-type syncBuf struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/redistest"
 )
 
@@ -64,7 +65,7 @@ func TestBrokerEnvErrors(t *testing.T) {
 		{"redis://127.0.0.1:6379/0", []string{"--data-dir", "unused"}, "TL_BROKER and --data-dir exclude each other"},
 	}
 	for _, tt := range tests {
-		var stderr syncBuffer
+		var stderr testkit.SyncBuffer
 		env := &cli.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr,
 			Getenv: func(k string) string {
 				if k == "TL_BROKER" {

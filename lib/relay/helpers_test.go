@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // testNoHubs makes startRelay serve every WebSocket subscriber with
@@ -261,14 +262,8 @@ func readNDJSON(t *testing.T, body io.Reader, n int) []string {
 	return out
 }
 
-// eventually polls cond until it holds, failing after 20 s.
+// eventually is testkit.WaitFor under the name this package's tests use.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, cond)
 }

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tl-sh/tl/lib/auth"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // getMetrics scrapes url (a /metrics endpoint) in the text format with the
@@ -314,17 +314,15 @@ func TestMetricsNeedAdmin(t *testing.T) {
 	}
 }
 
-// records returns the JSON log records so far.
-func (s *syncBuffer) records(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// logRecords returns the JSON log records written to buf so far.
+func logRecords(t *testing.T, buf *testkit.SyncBuffer) []map[string]any {
 	var out []map[string]any
-	for _, l := range bytes.Split(bytes.TrimSpace(s.b.Bytes()), []byte("\n")) {
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		if len(l) == 0 {
 			continue
 		}
 		var m map[string]any
-		if err := json.Unmarshal(l, &m); err != nil {
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("log line %q is not JSON: %v", l, err)
 		}
 		out = append(out, m)
@@ -336,7 +334,7 @@ func (s *syncBuffer) records(t *testing.T) []map[string]any {
 // dropped, subscriber refused, slow subscriber out of the history), with
 // tenant and remote address, and none per event.
 func TestLifecycleLogs(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	r := startRelay(t, Config{HistoryEvents: 100, Logger: log, TenantIdle: 50 * time.Millisecond})
 
@@ -355,13 +353,13 @@ func TestLifecycleLogs(t *testing.T) {
 	holder.c.Close()
 	eventually(t, "the lifecycle lines", func() bool {
 		seen := map[string]int{}
-		for _, rec := range buf.records(t) {
+		for _, rec := range logRecords(t, &buf) {
 			seen[rec["msg"].(string)]++
 		}
 		return seen["tenant created"] == 1 && seen["tenant dropped"] == 1 &&
 			seen["subscriber refused"] == 1 && seen["slow subscriber fell out of the history"] >= 1
 	})
-	recs := buf.records(t)
+	recs := logRecords(t, &buf)
 	// At most one line per subscriber for its gaps (the holder, which does
 	// not read, may fall behind too on a loaded machine).
 	if len(recs) > 5 {

@@ -13,29 +13,12 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testEnv() (*cli.Env, *bytes.Buffer, *syncBuffer) {
+func testEnv() (*cli.Env, *bytes.Buffer, *testkit.SyncBuffer) {
 	var out bytes.Buffer
-	errb := &syncBuffer{}
+	errb := &testkit.SyncBuffer{}
 	return &cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: errb, Getenv: func(string) string { return "" }}, &out, errb
 }
 

@@ -11,19 +11,20 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // runRelay runs tl-relay's Run with args until the test stops it, and
 // returns its stderr and the stop function (which returns Run's exit code).
-func runRelay(t *testing.T, args ...string) (*syncBuffer, func() int) {
+func runRelay(t *testing.T, args ...string) (*testkit.SyncBuffer, func() int) {
 	t.Helper()
 	return runRelayEnv(t, nil, args...)
 }
 
 // runRelayEnv is runRelay with the environment variables vars.
-func runRelayEnv(t *testing.T, vars map[string]string, args ...string) (*syncBuffer, func() int) {
+func runRelayEnv(t *testing.T, vars map[string]string, args ...string) (*testkit.SyncBuffer, func() int) {
 	t.Helper()
-	var stderr syncBuffer
+	var stderr testkit.SyncBuffer
 	env := &cli.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Getenv: func(k string) string { return vars[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -48,14 +49,12 @@ func runRelayEnv(t *testing.T, vars map[string]string, args ...string) (*syncBuf
 }
 
 // waitAddr waits for the stderr line "tl-relay: WHAT on http://ADDR".
-func waitAddr(t *testing.T, stderr *syncBuffer, what string) string {
+func waitAddr(t *testing.T, stderr *testkit.SyncBuffer, what string) string {
 	t.Helper()
 	re := regexp.MustCompile(`tl-relay: ` + what + ` on (http://\S+)`)
 	var url string
 	eventually(t, what+" address on stderr", func() bool {
-		stderr.mu.Lock()
-		m := re.FindStringSubmatch(stderr.b.String())
-		stderr.mu.Unlock()
+		m := re.FindStringSubmatch(stderr.String())
 		if m != nil {
 			url = m[1]
 		}
@@ -124,9 +123,7 @@ func TestAdminListen(t *testing.T) {
 	if code := stop(); code != cli.ExitOK {
 		t.Errorf("exit code %d", code)
 	}
-	stderr.mu.Lock()
-	out := stderr.b.String()
-	stderr.mu.Unlock()
+	out := stderr.String()
 	msgs := map[string]map[string]any{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if strings.HasPrefix(line, "tl-relay: ") {
@@ -204,7 +201,7 @@ func TestObsFlagErrors(t *testing.T) {
 		{[]string{"--admin-listen", "0.0.0.0:0"}, "--admin-listen"},
 	}
 	for _, tt := range tests {
-		var stderr syncBuffer
+		var stderr testkit.SyncBuffer
 		env := &cli.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Getenv: func(string) string { return "" }}
 		err := Run(context.Background(), append([]string{"--listen", "127.0.0.1:0"}, tt.args...), env)
 		code, msg := cli.Code(err)

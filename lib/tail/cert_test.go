@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // TestUntrustedCertificateIsFinal: a relay whose certificate does not
@@ -34,7 +35,7 @@ func TestUntrustedCertificateIsFinal(t *testing.T) {
 			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors
 			srv.StartTLS()
 			defer srv.Close()
-			var stdout, stderr syncBuffer
+			var stdout, stderr testkit.SyncBuffer
 			env := &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
 				if k == "TL_RELAY" {
 					return srv.URL

@@ -1,7 +1,6 @@
 package tail
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // fakeRelay is a tiny relay speaking PROTOCOL.md's subscribe side, driven
@@ -141,50 +141,19 @@ func evs(from, to uint64) string {
 	return b.String()
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutines of a run.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond until it holds; the bound only keeps a broken test
-// from hanging.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // run is a tl-tail run against a fake relay.
 type run struct {
 	cancel context.CancelFunc
 	done   chan error
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testkit.SyncBuffer
+	stderr *testkit.SyncBuffer
 }
 
 // startTail starts tl-tail with args against f, with fast reconnects. A nil
 // stdout collects output in run.stdout.
 func startTail(t *testing.T, f *fakeRelay, stdout io.Writer, args ...string) *run {
 	t.Helper()
-	r := &run{done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	r := &run{done: make(chan error, 1), stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}}
 	if stdout == nil {
 		stdout = r.stdout
 	}

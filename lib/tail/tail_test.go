@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -117,8 +118,8 @@ func TestStreamBytesExact(t *testing.T) {
 	last := strings.TrimSuffix(ev(9), "\n") // a message's last line without its newline
 	c.send(t, last)
 	want := evs(1, 3) + evs(7, 9)
-	waitFor(t, "the events", func() bool { return r.stdout.String() == want })
-	waitFor(t, "the gap report", func() bool {
+	testkit.WaitFor(t, "the events", func() bool { return r.stdout.String() == want })
+	testkit.WaitFor(t, "the gap report", func() bool {
 		return strings.Contains(r.stderr.String(), "gap: 3 events lost (seq 4..6): older than the relay's history")
 	})
 	if !strings.Contains(r.stderr.String(), "tl-tail: connected to "+f.srv.URL+", tenant acme (epoch e1, newest seq 0)") {
@@ -167,7 +168,7 @@ func TestCountZero(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			f := newFakeRelay(t)
-			var stdout, stderr syncBuffer
+			var stdout, stderr testkit.SyncBuffer
 			env := &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
 				if k == "TL_RELAY" {
 					return f.srv.URL
@@ -283,7 +284,7 @@ func TestResume(t *testing.T) {
 	r := startTail(t, f, nil, "acme")
 	c := f.next(t)
 	c.send(t, hello("e1", 0), evs(1, 5))
-	waitFor(t, "events 1..5", func() bool { return r.stdout.String() == evs(1, 5) })
+	testkit.WaitFor(t, "events 1..5", func() bool { return r.stdout.String() == evs(1, 5) })
 	c.drop()
 
 	c = f.next(t)
@@ -292,7 +293,7 @@ func TestResume(t *testing.T) {
 	}
 	c.send(t, hello("e1", 7), ev(5), evs(6, 7))
 	c.send(t, evs(8, 8))
-	waitFor(t, "events 1..8", func() bool { return r.stdout.String() == evs(1, 8) })
+	testkit.WaitFor(t, "events 1..8", func() bool { return r.stdout.String() == evs(1, 8) })
 	c.ws.Close() // a close without a close frame either
 
 	c = f.next(t)
@@ -300,7 +301,7 @@ func TestResume(t *testing.T) {
 		t.Fatalf("resume query %q", got)
 	}
 	c.send(t, hello("e1", 8), evs(9, 9))
-	waitFor(t, "events 1..9", func() bool { return r.stdout.String() == evs(1, 9) })
+	testkit.WaitFor(t, "events 1..9", func() bool { return r.stdout.String() == evs(1, 9) })
 	for _, want := range []string{"connection lost", "reconnecting in", "reconnected to " + f.srv.URL + ": resumed after seq 5", "resumed after seq 8"} {
 		if !strings.Contains(r.stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr.String())
@@ -342,7 +343,7 @@ func TestResumeLiveAndLast(t *testing.T) {
 			}
 			// Events published during the outage are printed.
 			c.send(t, hello("e1", tt.hello+2), evs(tt.hello+1, tt.hello+2))
-			waitFor(t, "the outage's events", func() bool { return r.stdout.String() == evs(tt.hello+1, tt.hello+2) })
+			testkit.WaitFor(t, "the outage's events", func() bool { return r.stdout.String() == evs(tt.hello+1, tt.hello+2) })
 			c.drop()
 			if got := f.next(t).query.Encode(); got != tt.after {
 				t.Fatalf("resume after printing: query %q, want %q", got, tt.after)
@@ -361,7 +362,7 @@ func TestResumeAfterLastReplay(t *testing.T) {
 		t.Fatalf("first query %q", got)
 	}
 	c.send(t, hello("e1", 41), evs(39, 40))
-	waitFor(t, "39..40", func() bool { return r.stdout.String() == evs(39, 40) })
+	testkit.WaitFor(t, "39..40", func() bool { return r.stdout.String() == evs(39, 40) })
 	c.drop()
 	if got := f.next(t).query.Encode(); got != "epoch=e1&since=40" {
 		t.Fatalf("-n resume query %q", got)
@@ -383,7 +384,7 @@ func TestSinceAhead(t *testing.T) {
 			r := startTail(t, f, nil, args...)
 			c := f.next(t)
 			c.send(t, hello("e1", 100), evs(101, 102))
-			waitFor(t, "101..102", func() bool { return r.stdout.String() == evs(101, 102) })
+			testkit.WaitFor(t, "101..102", func() bool { return r.stdout.String() == evs(101, 102) })
 			if want := "tl-tail: connected to " + f.srv.URL + ", tenant acme (epoch e1, newest seq 100): the relay is behind --since 500: following from seq 101\n"; r.stderr.String() != want {
 				t.Fatalf("stderr %q, want %q", r.stderr.String(), want)
 			}
@@ -393,7 +394,7 @@ func TestSinceAhead(t *testing.T) {
 				t.Fatalf("resume query %q", got)
 			}
 			c.send(t, hello("e1", 101), evs(102, 103))
-			waitFor(t, "101..103", func() bool { return r.stdout.String() == evs(101, 103) })
+			testkit.WaitFor(t, "101..103", func() bool { return r.stdout.String() == evs(101, 103) })
 			if strings.Contains(r.stderr.String(), "behind --since 102") {
 				t.Fatalf("a lagging relay on reconnect was taken for a bad --since:\n%s", r.stderr.String())
 			}
@@ -412,7 +413,7 @@ func TestEpochChange(t *testing.T) {
 			r := startTail(t, f, nil, "acme")
 			c := f.next(t)
 			c.send(t, hello("e1", 0), evs(1, 3))
-			waitFor(t, "1..3", func() bool { return r.stdout.String() == evs(1, 3) })
+			testkit.WaitFor(t, "1..3", func() bool { return r.stdout.String() == evs(1, 3) })
 			c.drop()
 			c = f.next(t)
 			if got := c.query.Encode(); got != "epoch=e1&since=3" {
@@ -420,7 +421,7 @@ func TestEpochChange(t *testing.T) {
 			}
 			c.send(t, hello("e2", 2), emptyGap, evs(1, 2))
 			want := evs(1, 3) + evs(1, 2)
-			waitFor(t, "the new epoch's events", func() bool { return r.stdout.String() == want })
+			testkit.WaitFor(t, "the new epoch's events", func() bool { return r.stdout.String() == want })
 			if !strings.Contains(r.stderr.String(), "the relay's history restarted (epoch e2, was e1)") {
 				t.Fatalf("no epoch change report:\n%s", r.stderr.String())
 			}
@@ -493,7 +494,7 @@ func TestInterruptFlushes(t *testing.T) {
 			r := startTail(t, f, nil, args...)
 			c := f.next(t)
 			c.send(t, hello("e1", 0), evs(1, 100))
-			waitFor(t, "events", func() bool { return r.stdout.String() == evs(1, 100) })
+			testkit.WaitFor(t, "events", func() bool { return r.stdout.String() == evs(1, 100) })
 			r.cancel()
 			if err := r.wait(t); code(err) != cli.ExitInterrupted {
 				t.Fatalf("exit %v", err)
@@ -543,7 +544,7 @@ func TestBackoff(t *testing.T) {
 type gateWriter struct {
 	entered, open chan struct{}
 	once          sync.Once
-	buf           syncBuffer
+	buf           testkit.SyncBuffer
 }
 
 func (g *gateWriter) Write(p []byte) (int, error) {

@@ -1,0 +1,53 @@
+// Package testkit holds the small helpers that the tests of several lib/
+// packages share. Only _test.go files import it.
+//
+// It imports no package of this module, so that the tests of any package
+// under lib/ can use it without an import cycle.
+package testkit
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SyncBuffer is a bytes.Buffer that a goroutine under test (a logger, a
+// command's stdout) may write while the test reads it. The zero value is
+// ready to use.
+type SyncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitBound is how long WaitFor waits. It only ends a broken test instead of
+// letting it hang: the tests run on loaded CI machines, where a condition
+// may take seconds, so it is generous and must never decide a result.
+const waitBound = 30 * time.Second
+
+// WaitFor polls cond until it holds, and fails the test after waitBound;
+// what names the condition in the failure. Call it from the test's
+// goroutine, as t.Fatalf requires.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitBound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", waitBound, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
