@@ -2,13 +2,8 @@ package tail
 
 import (
 	"context"
-	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,18 +18,9 @@ import (
 func TestUntrustedCertificateIsFinal(t *testing.T) {
 	for _, args := range [][]string{{"acme"}, {"acme", "--max-retries", "5"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			var conns atomic.Int32
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv, conns := testkit.UntrustedTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusServiceUnavailable)
 			}))
-			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-				if s == http.StateNew {
-					conns.Add(1)
-				}
-			}
-			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors
-			srv.StartTLS()
-			defer srv.Close()
 			var stdout, stderr testkit.SyncBuffer
 			env := &cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
 				if k == "TL_RELAY" {

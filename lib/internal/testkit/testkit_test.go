@@ -1,6 +1,9 @@
 package testkit
 
 import (
+	"crypto/x509"
+	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -22,5 +25,29 @@ func TestSyncBuffer(t *testing.T) {
 	wg.Wait()
 	if got := b.String(); got != strings.Repeat("x", 400) {
 		t.Errorf("got %d bytes, want 400 x", len(got))
+	}
+}
+
+// TestUntrustedTLSServer: an ordinary client refuses the certificate after
+// one connection; the server's own client gets through.
+func TestUntrustedTLSServer(t *testing.T) {
+	srv, conns := UntrustedTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tr := &http.Transport{} // trusts only the system roots
+	defer tr.CloseIdleConnections()
+	_, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Fatalf("plain client: %v, want an unknown authority", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+	res, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatalf("the server's own client: %v", err)
+	}
+	res.Body.Close()
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
 	}
 }
