@@ -128,23 +128,3 @@ func copyDir(t testing.TB, src string) string {
 	}
 	return dst
 }
-
-func seqRange(a, b uint64) []uint64 {
-	var s []uint64
-	for i := a; i <= b; i++ {
-		s = append(s, i)
-	}
-	return s
-}
-
-func equalSeqs(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 func TestAppendReadReopen(t *testing.T) {
@@ -43,7 +46,7 @@ func TestAppendReadReopen(t *testing.T) {
 	check := func(l *Log) {
 		t.Helper()
 		recs := readAllRecords(t, l)
-		if !equalSeqs(seqsOf(recs), seqRange(1, 65)) {
+		if !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 65)) {
 			t.Fatalf("seqs %v, want 1..65", seqsOf(recs))
 		}
 		checkBodies(t, "acme", recs)
@@ -63,7 +66,7 @@ func TestAppendReadReopen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !equalSeqs(seqsOf(recs), tc.want) {
+			if !slices.Equal(seqsOf(recs), tc.want) {
 				t.Errorf("Read(from %d, max %d, bytes %d) = %v, want %v", tc.from, tc.max, tc.maxBytes, seqsOf(recs), tc.want)
 			}
 			checkBodies(t, "acme", recs)
@@ -324,7 +327,7 @@ func TestAppendFunc(t *testing.T) {
 		t.Fatalf("AppendFunc = %d, %v; want 3", first, err)
 	}
 	recs := readAllRecords(t, l)
-	if !equalSeqs(seqsOf(recs), seqRange(1, 5)) {
+	if !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 5)) {
 		t.Fatalf("seqs %v", seqsOf(recs))
 	}
 	checkBodies(t, "acme", recs)
@@ -340,7 +343,7 @@ func TestAppendFunc(t *testing.T) {
 	}); err == nil {
 		t.Fatal("an oversized record was accepted")
 	}
-	if recs := readAllRecords(t, l); !equalSeqs(seqsOf(recs), seqRange(1, 5)) {
+	if recs := readAllRecords(t, l); !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 5)) {
 		t.Fatalf("after failures: seqs %v", seqsOf(recs))
 	}
 }
@@ -369,7 +372,7 @@ func TestSyncFailure(t *testing.T) {
 	recs := readAllRecords(t, mustLog(t, s, "acme"))
 	// Record 4 was written before its fsync failed: it may be there (whole),
 	// never acknowledged.
-	if got := seqsOf(recs); !equalSeqs(got, seqRange(1, 3)) && !equalSeqs(got, seqRange(1, 4)) {
+	if got := seqsOf(recs); !slices.Equal(got, testkit.SeqRange(1, 3)) && !slices.Equal(got, testkit.SeqRange(1, 4)) {
 		t.Fatalf("after restart: seqs %v", got)
 	}
 	checkBodies(t, "acme", recs)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,7 +60,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 			}
 			l := mustLog(t, s, "acme")
 			recs := readAllRecords(t, l)
-			if !equalSeqs(seqsOf(recs), seqRange(1, 10)) {
+			if !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 10)) {
 				t.Fatalf("batch of %d cut at %d: seqs %v, want 1..10", lastBatch, cut, seqsOf(recs))
 			}
 			checkBodies(t, "acme", recs)
@@ -76,7 +77,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 				t.Fatalf("cut %d: second restart still finds damage:\n%s", cut, again.String())
 			}
 			recs = readAllRecords(t, mustLog(t, s, "acme"))
-			if !equalSeqs(seqsOf(recs), seqRange(1, 11)) {
+			if !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 11)) {
 				t.Fatalf("cut %d, after restart: seqs %v", cut, seqsOf(recs))
 			}
 			checkBodies(t, "acme", recs)
@@ -101,7 +102,7 @@ func TestFlippedBitEveryOffset(t *testing.T) {
 		off += int64(size)
 	}
 	_, size, _ := parseRecord(orig[off:])
-	want := append(seqRange(1, 5), seqRange(7, 13)...)
+	want := append(testkit.SeqRange(1, 5), testkit.SeqRange(7, 13)...)
 	for i := off; i < off+int64(size); i++ {
 		for _, bit := range []byte{0x01, 0x80} {
 			dir := copyDir(t, base)
@@ -118,7 +119,7 @@ func TestFlippedBitEveryOffset(t *testing.T) {
 			}
 			l := mustLog(t, s, "acme")
 			recs := readAllRecords(t, l)
-			if !equalSeqs(seqsOf(recs), want) {
+			if !slices.Equal(seqsOf(recs), want) {
 				t.Fatalf("bit %#x of byte %d flipped: seqs %v, want %v", bit, i, seqsOf(recs), want)
 			}
 			checkBodies(t, "acme", recs)
@@ -153,7 +154,7 @@ func TestFlippedBitInLastRecord(t *testing.T) {
 		if o, n := l.Bounds(); o != 1 || n != 6 {
 			t.Fatalf("byte %d: Bounds = %d,%d; want 1,6 (seq 6 reserved)", i, o, n)
 		}
-		if recs := readAllRecords(t, l); !equalSeqs(seqsOf(recs), seqRange(1, 5)) {
+		if recs := readAllRecords(t, l); !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 5)) {
 			t.Fatalf("byte %d: seqs %v", i, seqsOf(recs))
 		}
 		s.Close()
@@ -163,7 +164,7 @@ func TestFlippedBitInLastRecord(t *testing.T) {
 			t.Fatalf("byte %d: Append after two restarts = %d, %v; want 7", i, f, err)
 		}
 		recs := readAllRecords(t, l)
-		if !equalSeqs(seqsOf(recs), append(seqRange(1, 5), 7)) {
+		if !slices.Equal(seqsOf(recs), append(testkit.SeqRange(1, 5), 7)) {
 			t.Fatalf("byte %d: seqs %v", i, seqsOf(recs))
 		}
 		checkBodies(t, "acme", recs)
@@ -201,7 +202,7 @@ func TestDamageInOlderSegment(t *testing.T) {
 			want = append(want, q)
 		}
 	}
-	if !equalSeqs(seqsOf(recs), want) {
+	if !slices.Equal(seqsOf(recs), want) {
 		t.Fatalf("seqs %v, want all but %d", seqsOf(recs), lost)
 	}
 	if !strings.Contains(logbuf.String(), "damage") {
@@ -280,7 +281,7 @@ func TestKeysSurviveRestart(t *testing.T) {
 		}
 	}
 	recs := readAllRecords(t, l)
-	if !equalSeqs(seqsOf(recs), seqRange(1, 8)) {
+	if !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 8)) {
 		t.Fatalf("seqs %v", seqsOf(recs))
 	}
 	checkBodies(t, "acme", recs)
@@ -296,7 +297,7 @@ func TestKeysSurviveRestart(t *testing.T) {
 		t.Fatalf("second TakeKeys = %v", got)
 	}
 	recs = readAllRecords(t, l)
-	if !equalSeqs(seqsOf(recs), seqRange(1, 8)) {
+	if !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 8)) {
 		t.Fatalf("after restart: seqs %v", seqsOf(recs))
 	}
 	checkBodies(t, "acme", recs)
@@ -354,7 +355,7 @@ func TestFlippedHeaderBitInNewestRecord(t *testing.T) {
 				t.Fatalf("%s: log says\n%s", name, logbuf.String())
 			}
 			recs := readAllRecords(t, l)
-			if !equalSeqs(seqsOf(recs), seqRange(1, acked-1)) {
+			if !slices.Equal(seqsOf(recs), testkit.SeqRange(1, acked-1)) {
 				t.Fatalf("%s: seqs %v, want 1..%d", name, seqsOf(recs), acked-1)
 			}
 			checkBodies(t, "acme", recs)

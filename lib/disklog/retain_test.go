@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +28,7 @@ func TestRetentionEvents(t *testing.T) {
 				t.Fatalf("Bounds = %d,%d; want %d,700", o, n, wantOldest)
 			}
 			recs := readAllRecords(t, l)
-			if !equalSeqs(seqsOf(recs), seqRange(wantOldest, 700)) {
+			if !slices.Equal(seqsOf(recs), testkit.SeqRange(wantOldest, 700)) {
 				t.Fatalf("read %d records from %d, want %d..700", len(recs), recs[0].Seq, wantOldest)
 			}
 			// Old segments are gone from disk: at most the bound's worth
@@ -60,7 +61,7 @@ func TestRetentionBytes(t *testing.T) {
 	}
 	recs := readAllRecords(t, l)
 	o, n := l.Bounds()
-	if n != 1000 || !equalSeqs(seqsOf(recs), seqRange(o, 1000)) {
+	if n != 1000 || !slices.Equal(seqsOf(recs), testkit.SeqRange(o, 1000)) {
 		t.Fatalf("Bounds %d,%d; read %v", o, n, seqsOf(recs))
 	}
 	checkBodies(t, "acme", recs)
@@ -292,7 +293,7 @@ func TestTotalCapConcurrent(t *testing.T) {
 				t.Fatalf("%s %s: newest %d, want %d", when, name(i), n, rounds*3)
 			}
 			recs := readAllRecords(t, l)
-			if !equalSeqs(seqsOf(recs), seqRange(o, n)) {
+			if !slices.Equal(seqsOf(recs), testkit.SeqRange(o, n)) {
 				t.Fatalf("%s %s: read %v, want %d..%d", when, name(i), seqsOf(recs), o, n)
 			}
 			checkBodies(t, name(i), recs)

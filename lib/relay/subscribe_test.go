@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // wantSeqs reads len(want) deliveries and checks their seqs.
@@ -39,13 +40,8 @@ func (w *wsClient) gap() gapLine {
 	return g
 }
 
-func seqRange(from, to uint64) []uint64 {
-	var s []uint64
-	for i := from; i <= to; i++ {
-		s = append(s, i)
-	}
-	return s
-}
+// seqRange is testkit.SeqRange under the name this package's tests use.
+func seqRange(from, to uint64) []uint64 { return testkit.SeqRange(from, to) }
 
 // TestReplayAndResume covers last=N and since=SEQ&epoch=E.
 func TestReplayAndResume(t *testing.T) {

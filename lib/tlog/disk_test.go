@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 func openDisk(t *testing.T, dir string, o DiskOptions, hot int) *DiskStore {
@@ -53,26 +56,6 @@ func readFrom(t *testing.T, l Log, from uint64, maxLines int) ([]uint64, []Gap) 
 	return nil, nil
 }
 
-func span(a, b uint64) []uint64 {
-	var s []uint64
-	for i := a; i <= b; i++ {
-		s = append(s, i)
-	}
-	return s
-}
-
-func sameSeqs(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestDiskSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	s := openDisk(t, dir, DiskOptions{}, 10)
@@ -97,7 +80,7 @@ func TestDiskSurvivesRestart(t *testing.T) {
 		maxLines int
 	}{{1, 7}, {1, 100}, {38, 3}, {41, 100}, {45, 1}} {
 		got, gaps := readFrom(t, l, tc.from, tc.maxLines)
-		if !sameSeqs(got, span(tc.from, 50)) || len(gaps) != 0 {
+		if !slices.Equal(got, testkit.SeqRange(tc.from, 50)) || len(gaps) != 0 {
 			t.Fatalf("read from %d by %d: %v, gaps %v", tc.from, tc.maxLines, got, gaps)
 		}
 	}
@@ -116,13 +99,13 @@ func TestDiskSurvivesRestart(t *testing.T) {
 	if o, n := l.Bounds(); o != 1 || n != 50 {
 		t.Fatalf("Bounds after restart %d..%d", o, n)
 	}
-	if got, gaps := readFrom(t, l, 1, 16); !sameSeqs(got, span(1, 50)) || len(gaps) != 0 {
+	if got, gaps := readFrom(t, l, 1, 16); !slices.Equal(got, testkit.SeqRange(1, 50)) || len(gaps) != 0 {
 		t.Fatalf("after restart: %v, gaps %v", got, gaps)
 	}
 	if first, _, err := l.Append(bodies(51, 2)); err != nil || first != 51 {
 		t.Fatalf("Append after restart = %d, %v", first, err)
 	}
-	if got, _ := readFrom(t, l, 45, 100); !sameSeqs(got, span(45, 52)) {
+	if got, _ := readFrom(t, l, 45, 100); !slices.Equal(got, testkit.SeqRange(45, 52)) {
 		t.Fatalf("after restart and append: %v", got)
 	}
 }
@@ -136,7 +119,7 @@ func TestDiskEvictionGap(t *testing.T) {
 		}
 	}
 	got, gaps := readFrom(t, l, 3, 100)
-	if !sameSeqs(got, span(81, 100)) || len(gaps) != 1 || gaps[0] != (Gap{3, 80}) {
+	if !slices.Equal(got, testkit.SeqRange(81, 100)) || len(gaps) != 1 || gaps[0] != (Gap{3, 80}) {
 		t.Fatalf("got %v, gaps %v; want 81..100 after gap 3..80", got, gaps)
 	}
 }
@@ -167,8 +150,8 @@ func TestDiskDamagedRecord(t *testing.T) {
 	s = openDisk(t, dir, DiskOptions{}, 0)
 	l = diskLog(t, s, "acme")
 	got, gaps := readFrom(t, l, 5, 3)
-	want := append(span(5, 11), span(13, 30)...)
-	if !sameSeqs(got, want) || len(gaps) != 1 || gaps[0] != (Gap{12, 12}) {
+	want := append(testkit.SeqRange(5, 11), testkit.SeqRange(13, 30)...)
+	if !slices.Equal(got, want) || len(gaps) != 1 || gaps[0] != (Gap{12, 12}) {
 		t.Fatalf("got %v, gaps %v; want %v with gap 12..12", got, gaps, want)
 	}
 }
@@ -198,7 +181,7 @@ func TestDiskHandles(t *testing.T) {
 	if first, _, err := b.Append(bodies(7, 2)); err != nil || first != 7 {
 		t.Fatalf("Append on the other handle = %d, %v", first, err)
 	}
-	if got, _ := readFrom(t, b, 1, 3); !sameSeqs(got, span(1, 8)) {
+	if got, _ := readFrom(t, b, 1, 3); !slices.Equal(got, testkit.SeqRange(1, 8)) {
 		t.Fatalf("got %v", got)
 	}
 	n := b.Notify()
@@ -212,7 +195,7 @@ func TestDiskHandles(t *testing.T) {
 	if first, _, err := c.Append(bodies(9, 1)); err != nil || first != 9 {
 		t.Fatalf("Append after reopen = %d, %v", first, err)
 	}
-	if got, gaps := readFrom(t, c, 2, 100); !sameSeqs(got, span(2, 9)) || len(gaps) != 0 {
+	if got, gaps := readFrom(t, c, 2, 100); !slices.Equal(got, testkit.SeqRange(2, 9)) || len(gaps) != 0 {
 		t.Fatalf("after reopen: %v %v", got, gaps)
 	}
 }
@@ -262,7 +245,7 @@ func TestDiskServesOnlyWhatDiskHolds(t *testing.T) {
 		t.Fatalf("hot cache starts at %d, disk at %d: the test needs the cache to hold more", ho, oldest)
 	}
 	got, gaps := readFrom(t, l, 1, 500)
-	if len(gaps) != 1 || gaps[0] != (Gap{1, oldest - 1}) || !sameSeqs(got, span(oldest, 4000)) {
+	if len(gaps) != 1 || gaps[0] != (Gap{1, oldest - 1}) || !slices.Equal(got, testkit.SeqRange(oldest, 4000)) {
 		t.Fatalf("read from 1: gaps %v, %d lines from %d; want gap 1..%d then %d..4000", gaps, len(got), got[0], oldest-1, oldest)
 	}
 }
@@ -305,7 +288,7 @@ func TestDiskDamagedNewestLength(t *testing.T) {
 		t.Fatalf("next Append got seq %d, %v; want 8 (seq 7 was acknowledged in this epoch)", first, err)
 	}
 	got, gaps := readFrom(t, l, 7, 10)
-	if !sameSeqs(got, []uint64{first}) || len(gaps) != 1 || gaps[0] != (Gap{7, first - 1}) {
+	if !slices.Equal(got, []uint64{first}) || len(gaps) != 1 || gaps[0] != (Gap{7, first - 1}) {
 		t.Fatalf("from 7: got %v, gaps %v; want gap 7..%d then %d", got, gaps, first-1, first)
 	}
 }

@@ -51,3 +51,13 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// SeqRange returns the seqs from through to, in order (none when to < from):
+// what a log should hold or a reader should get.
+func SeqRange(from, to uint64) []uint64 {
+	var s []uint64
+	for i := from; i <= to; i++ {
+		s = append(s, i)
+	}
+	return s
+}

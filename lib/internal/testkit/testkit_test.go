@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,22 @@ func TestSyncBuffer(t *testing.T) {
 	wg.Wait()
 	if got := b.String(); got != strings.Repeat("x", 400) {
 		t.Errorf("got %d bytes, want 400 x", len(got))
+	}
+}
+
+func TestSeqRange(t *testing.T) {
+	tests := []struct {
+		from, to uint64
+		want     []uint64
+	}{
+		{1, 3, []uint64{1, 2, 3}},
+		{5, 5, []uint64{5}},
+		{6, 5, nil},
+	}
+	for _, tt := range tests {
+		if got := SeqRange(tt.from, tt.to); !slices.Equal(got, tt.want) {
+			t.Errorf("SeqRange(%d, %d) = %v, want %v", tt.from, tt.to, got, tt.want)
+		}
 	}
 }
 
