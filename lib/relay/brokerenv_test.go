@@ -93,7 +93,7 @@ func TestRunBrokerFromEnv(t *testing.T) {
 	errA, _ := runRelayEnv(t, vars, "--listen", "127.0.0.1:0")
 	errB, _ := runRelayEnv(t, vars, "--listen", "127.0.0.1:0")
 	a, b := waitAddr(t, errA, "listening"), waitAddr(t, errB, "listening")
-	eventually(t, "relay a's broker line", func() bool { return strings.Contains(errA.String(), `msg="broker connected" url=`+srv.URL()) })
+	testkit.WaitFor(t, "relay a's broker line", func() bool { return strings.Contains(errA.String(), `msg="broker connected" url=`+srv.URL()) })
 
 	res, err := http.Post(a+"/v1/tenants/acme/events", "application/json", strings.NewReader(`{"type":"click","path":"/via-env"}`))
 	if err != nil {

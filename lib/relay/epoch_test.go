@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -109,12 +110,12 @@ func TestEpochChangeUnderSubscriber(t *testing.T) {
 		gap     *gapLine
 		wantSeq []uint64
 	}{
-		{"nothing lost", func() *tlog.Memory { return tlog.NewMemory(10, 1<<20) }, 2, nil, seqRange(1, 2)},
+		{"nothing lost", func() *tlog.Memory { return tlog.NewMemory(10, 1<<20) }, 2, nil, testkit.SeqRange(1, 2)},
 		{"part evicted", func() *tlog.Memory {
 			m := tlog.NewMemory(2, 1<<20)
 			m.Append([][]byte{body, body, body, body, body}) // holds 4..5
 			return m
-		}, 0, &gapLine{"gap", 1, 3, "epoch"}, seqRange(4, 5)},
+		}, 0, &gapLine{"gap", 1, 3, "epoch"}, testkit.SeqRange(4, 5)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

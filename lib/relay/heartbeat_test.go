@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // TestLiveness: the heartbeat rule on a sequence of ticks. Times are in
@@ -164,7 +165,7 @@ func TestBusySubscriberPinged(t *testing.T) {
 	if pings.Load() == 0 {
 		t.Error("the subscriber was closed without a ping")
 	}
-	eventually(t, "the subscriber freed", func() bool { return r.s.Stats().Subscribers == 0 })
+	testkit.WaitFor(t, "the subscriber freed", func() bool { return r.s.Stats().Subscribers == 0 })
 }
 
 // TestHeartbeatAnswered: a client that answers the pings is kept through
@@ -176,7 +177,7 @@ func TestHeartbeatAnswered(t *testing.T) {
 	w.hello()
 	got, ended := readLines(w) // gorilla's default ping handler answers
 	var sub *subscriber
-	eventually(t, "the subscriber", func() bool {
+	testkit.WaitFor(t, "the subscriber", func() bool {
 		r.s.mu.Lock()
 		defer r.s.mu.Unlock()
 		for s := range r.s.streams {

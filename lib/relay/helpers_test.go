@@ -18,7 +18,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tl-sh/tl/lib/event"
-	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // testNoHubs makes startRelay serve every WebSocket subscriber with
@@ -260,10 +259,4 @@ func readNDJSON(t *testing.T, body io.Reader, n int) []string {
 		t.Fatalf("stream ended after %d lines, want %d: %v", len(out), n, sc.Err())
 	}
 	return out
-}
-
-// eventually is testkit.WaitFor under the name this package's tests use.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, what, cond)
 }

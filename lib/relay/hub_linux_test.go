@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -53,7 +54,7 @@ func TestWithoutHubs(t *testing.T) {
 // waitSubscribers waits until the relay counts n subscribers.
 func (r *testRelay) waitSubscribers(n int) {
 	r.t.Helper()
-	eventually(r.t, fmt.Sprintf("%d subscribers", n), func() bool { return r.s.Stats().Subscribers == n })
+	testkit.WaitFor(r.t, fmt.Sprintf("%d subscribers", n), func() bool { return r.s.Stats().Subscribers == n })
 }
 
 // TestIdleSubscribersHoldNoGoroutine: with hubs, a subscriber waiting for
@@ -211,10 +212,10 @@ func TestMixedCursors(t *testing.T) {
 		}
 	}
 	r.mustPost("acme", []byte(body.String()))
-	live1.wantSeqs(seqRange(11, 40)...)
-	live2.wantSeqs(seqRange(11, 40)...)
-	last3.wantSeqs(seqRange(8, 40)...)
-	from5.wantSeqs(seqRange(6, 40)...)
+	live1.wantSeqs(testkit.SeqRange(11, 40)...)
+	live2.wantSeqs(testkit.SeqRange(11, 40)...)
+	last3.wantSeqs(testkit.SeqRange(8, 40)...)
+	from5.wantSeqs(testkit.SeqRange(6, 40)...)
 	var pv []uint64
 	for i := 10; i < 40; i++ {
 		if i%3 == 0 {
@@ -223,7 +224,7 @@ func TestMixedCursors(t *testing.T) {
 	}
 	views.wantSeqs(pv...)
 	// /p1 is a prefix of /p1 and /p10../p19 (seqs 2 and 11..20).
-	paths.wantSeqs(append([]uint64{2}, seqRange(11, 20)...)...)
+	paths.wantSeqs(append([]uint64{2}, testkit.SeqRange(11, 20)...)...)
 }
 
 // BenchmarkHubFanout is one append fanned out by a tenant's hub to subs
@@ -405,7 +406,7 @@ func TestColdReadsDelayNoOne(t *testing.T) {
 	close(release)
 	released = true
 	for _, w := range replays {
-		w.wantSeqs(seqRange(1, 21)...)
+		w.wantSeqs(testkit.SeqRange(1, 21)...)
 	}
 }
 
@@ -492,7 +493,7 @@ func TestDiskLogSubscribers(t *testing.T) {
 	}
 	wg.Wait()
 	for _, w := range subs {
-		w.wantSeqs(seqRange(1, writers*each)...)
+		w.wantSeqs(testkit.SeqRange(1, writers*each)...)
 	}
 }
 
@@ -528,14 +529,14 @@ func TestColdReadsWaitForNews(t *testing.T) {
 	a, b := r.dial("acme", "since=0"), r.dial("acme", "since=0")
 	a.hello()
 	b.hello()
-	eventually(t, "a read each", func() bool { return reads.Load() >= 2 })
+	testkit.WaitFor(t, "a read each", func() bool { return reads.Load() >= 2 })
 	time.Sleep(300 * time.Millisecond) // a loop would read thousands of times meanwhile
 	if n := reads.Load(); n > 4 {
 		t.Fatalf("%d reads of old history with nothing new in the log", n)
 	}
 	// News: they read again (and find nothing again).
 	r.mustPost("acme", clicks(20, 1))
-	eventually(t, "a read each after the news", func() bool { return reads.Load() >= 4 })
+	testkit.WaitFor(t, "a read each after the news", func() bool { return reads.Load() >= 4 })
 }
 
 // flipLog starts a new epoch (a new memory log) in the middle of a Read,
@@ -575,7 +576,7 @@ func TestWriterTurnsAfterEpochChange(t *testing.T) {
 		if h := w.hello(); h.Epoch != fl.Epoch() { // the new epoch, told mid-stream
 			t.Fatalf("hello with epoch %s, want %s", h.Epoch, fl.Epoch())
 		}
-		eventually(t, "every turn given back", func() bool { return len(r.s.turns) == 0 })
+		testkit.WaitFor(t, "every turn given back", func() bool { return len(r.s.turns) == 0 })
 	}
 	r.mustPost("acme", clicks(100, 1))
 	w.wantSeqs(1)

@@ -106,7 +106,7 @@ func TestMetricsByValue(t *testing.T) {
 	all.hello()
 	pv := r.dial("acme", "type=pageview")
 	pv.hello()
-	eventually(t, "two subscribers", func() bool { return r.s.Stats().Subscribers == 2 })
+	testkit.WaitFor(t, "two subscribers", func() bool { return r.s.Stats().Subscribers == 2 })
 	r.mustPost("acme", clicks(0, 3))
 	if code, b, _ := r.post("acme", "application/json", []byte(`{"type":"pageview","path":"/x"}`)); code != http.StatusAccepted {
 		t.Fatalf("POST pageview: %d %s", code, b)
@@ -194,7 +194,7 @@ func TestMetricsByValue(t *testing.T) {
 			t.Logf("mismatches: %v", bad)
 		}
 	}()
-	eventually(t, "the expected metrics", func() bool {
+	testkit.WaitFor(t, "the expected metrics", func() bool {
 		var code int
 		code, fams = getMetrics(t, r.url+"/metrics")
 		if code != http.StatusOK {
@@ -351,7 +351,7 @@ func TestLifecycleLogs(t *testing.T) {
 	}
 	c.c.Close()
 	holder.c.Close()
-	eventually(t, "the lifecycle lines", func() bool {
+	testkit.WaitFor(t, "the lifecycle lines", func() bool {
 		seen := map[string]int{}
 		for _, rec := range logRecords(t, &buf) {
 			seen[rec["msg"].(string)]++

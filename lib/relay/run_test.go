@@ -81,7 +81,7 @@ func TestRunServesAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, []string{"--listen", "127.0.0.1:0", "--drain-timeout", "5s"}, env) }()
 	var first string
-	eventually(t, "the listening line", func() bool {
+	testkit.WaitFor(t, "the listening line", func() bool {
 		first, _, _ = strings.Cut(errb.String(), "\n")
 		return strings.Contains(errb.String(), "\n")
 	})

@@ -53,7 +53,7 @@ func waitAddr(t *testing.T, stderr *testkit.SyncBuffer, what string) string {
 	t.Helper()
 	re := regexp.MustCompile(`tl-relay: ` + what + ` on (http://\S+)`)
 	var url string
-	eventually(t, what+" address on stderr", func() bool {
+	testkit.WaitFor(t, what+" address on stderr", func() bool {
 		m := re.FindStringSubmatch(stderr.String())
 		if m != nil {
 			url = m[1]

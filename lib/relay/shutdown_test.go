@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // TestGracefulShutdown: draining turns /readyz 503 and refuses new
@@ -49,7 +50,7 @@ func TestGracefulShutdown(t *testing.T) {
 		posted <- res.Status + " " + string(b)
 	}()
 	pw.Write(clicks(6, 2))
-	eventually(t, "the POST in flight", func() bool {
+	testkit.WaitFor(t, "the POST in flight", func() bool {
 		r.s.mu.Lock()
 		defer r.s.mu.Unlock()
 		return r.s.posts == 1
@@ -61,7 +62,7 @@ func TestGracefulShutdown(t *testing.T) {
 		defer cancel()
 		stopped <- r.s.Shutdown(ctx)
 	}()
-	eventually(t, "/readyz 503", func() bool {
+	testkit.WaitFor(t, "/readyz 503", func() bool {
 		rec := httptest.NewRecorder()
 		r.s.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 		return rec.Code == 503
@@ -76,7 +77,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if rec.Code != 503 {
 		t.Errorf("subscribe while draining: %d", rec.Code)
 	}
-	eventually(t, "new connections refused", func() bool {
+	testkit.WaitFor(t, "new connections refused", func() bool {
 		c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
 		if err == nil {
 			c.Close()
@@ -89,7 +90,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if got := <-posted; !strings.HasPrefix(got, "202 ") || !strings.Contains(got, `"first_seq":6,"last_seq":10`) {
 		t.Fatalf("in-flight POST: %s", got)
 	}
-	ws.wantSeqs(seqRange(1, 10)...)
+	ws.wantSeqs(testkit.SeqRange(1, 10)...)
 	_, err = ws.next(20 * time.Second)
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {

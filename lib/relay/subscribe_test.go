@@ -41,8 +41,6 @@ func (w *wsClient) gap() gapLine {
 }
 
 // seqRange is testkit.SeqRange under the name this package's tests use.
-func seqRange(from, to uint64) []uint64 { return testkit.SeqRange(from, to) }
-
 // TestReplayAndResume covers last=N and since=SEQ&epoch=E.
 func TestReplayAndResume(t *testing.T) {
 	r := startRelay(t, Config{})
@@ -53,15 +51,15 @@ func TestReplayAndResume(t *testing.T) {
 		replay      []uint64
 	}{
 		{"live", "", nil, nil},
-		{"last 3", "last=3", nil, seqRange(8, 10)},
+		{"last 3", "last=3", nil, testkit.SeqRange(8, 10)},
 		{"last 0", "last=0", nil, nil},
-		{"last more than held", "last=100", nil, seqRange(1, 10)},
-		{"since 4", "since=4&epoch=" + a.Epoch, nil, seqRange(5, 10)},
-		{"since 0", "since=0&epoch=" + a.Epoch, nil, seqRange(1, 10)},
+		{"last more than held", "last=100", nil, testkit.SeqRange(1, 10)},
+		{"since 4", "since=4&epoch=" + a.Epoch, nil, testkit.SeqRange(5, 10)},
+		{"since 0", "since=0&epoch=" + a.Epoch, nil, testkit.SeqRange(1, 10)},
 		{"since newest", "since=10&epoch=" + a.Epoch, nil, nil},
 		{"since ahead", "since=99&epoch=" + a.Epoch, nil, nil},
-		{"since without epoch", "since=7", nil, seqRange(8, 10)},
-		{"other epoch, nothing lost", "since=4&epoch=0123456789abcdef", nil, seqRange(1, 10)}, // no gap line: the hello tells
+		{"since without epoch", "since=7", nil, testkit.SeqRange(8, 10)},
+		{"other epoch, nothing lost", "since=4&epoch=0123456789abcdef", nil, testkit.SeqRange(1, 10)}, // no gap line: the hello tells
 		{"filtered replay", "last=5&path=/p7", nil, []uint64{7}},
 	}
 	for _, c := range cases {
@@ -164,13 +162,13 @@ func TestPacking(t *testing.T) {
 		t.Errorf("%d messages for hello and one event, want 2", w.msgs)
 	}
 	r.mustPost("acme", clicks(2, 100))
-	w.wantSeqs(seqRange(2, 101)...)
+	w.wantSeqs(testkit.SeqRange(2, 101)...)
 	if w.msgs != 3 {
 		t.Errorf("100 events of one batch came in %d messages, want 1", w.msgs-2)
 	}
 	// 1,000 events of one batch: capped at 256 lines per message.
 	r.mustPost("acme", clicks(102, 1000))
-	w.wantSeqs(seqRange(102, 1101)...)
+	w.wantSeqs(testkit.SeqRange(102, 1101)...)
 	if n := w.msgs - 3; n != 4 {
 		t.Errorf("1,000 events came in %d messages, want 4 (256 lines each at most)", n)
 	}
@@ -221,13 +219,13 @@ func TestLimits(t *testing.T) {
 	r.dial("globex", "")
 	refuse("globex") // the total limit
 	// The counters move after the answer is sent: poll.
-	eventually(t, "4 refusals with reason limit", func() bool {
+	testkit.WaitFor(t, "4 refusals with reason limit", func() bool {
 		_, fams := getMetrics(t, r.url+"/metrics")
 		return metricValue(fams, "tl_relay_subscribe_refused_total", "reason", "limit") == 4 &&
 			metricValue(fams, "tl_relay_subscribe_refused_total", "reason", "unavailable") == 0
 	})
 	a1.c.Close()
-	eventually(t, "a freed slot", func() bool { return r.s.Stats().Subscribers == 2 })
+	testkit.WaitFor(t, "a freed slot", func() bool { return r.s.Stats().Subscribers == 2 })
 	r.dial("initech", "").hello()
 }
 
@@ -323,7 +321,7 @@ func TestSlowSubscriber(t *testing.T) {
 		}
 		a := r.mustPost("acme", buf.Bytes())
 		// Pace on the fast subscriber: it never lags a whole history.
-		fast.wantSeqs(seqRange(a.FirstSeq, a.LastSeq)...)
+		fast.wantSeqs(testkit.SeqRange(a.FirstSeq, a.LastSeq)...)
 	}
 	slow.hello()
 	var next uint64 = 1
@@ -365,7 +363,7 @@ func TestHeartbeat(t *testing.T) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("the relay did not close a silent client: %v", err)
 	}
-	eventually(t, "the subscriber freed", func() bool { return r.s.Stats().Subscribers == 0 })
+	testkit.WaitFor(t, "the subscriber freed", func() bool { return r.s.Stats().Subscribers == 0 })
 }
 
 // TestIdleTenants: tenants with no subscriber and no request are dropped;
@@ -378,7 +376,7 @@ func TestIdleTenants(t *testing.T) {
 		r.mustPost(fmt.Sprintf("t%d", i), clicks(1, 1))
 	}
 	r.mustPost("kept", clicks(1, 1))
-	eventually(t, "idle tenants dropped", func() bool { return r.s.Stats().Tenants == 1 })
+	testkit.WaitFor(t, "idle tenants dropped", func() bool { return r.s.Stats().Tenants == 1 })
 	w.wantSeqs(1)
 	// A dropped tenant starts a new history (a new epoch).
 	a := r.mustPost("t0", clicks(1, 1))
