@@ -76,6 +76,7 @@ func TestTotalCap(t *testing.T) {
 	a, b := mustLog(t, s, "a"), mustLog(t, s, "b")
 	appendN(t, a, 120) // about 12 KiB
 	appendN(t, b, 300) // pushes the total over the cap: a's old data goes first
+	b.wg.Wait()        // the cap is enforced after an append is acknowledged
 	if s.TotalBytes() > capBytes+segBytes {
 		t.Fatalf("directory holds %d bytes, cap %d", s.TotalBytes(), capBytes)
 	}

@@ -237,6 +237,9 @@ func TestDiskServesOnlyWhatDiskHolds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The cap is enforced after an append is acknowledged: wait until the
+	// directory fits it, when the bounds no longer move.
+	testkit.WaitFor(t, "the directory to fit its cap", func() bool { return s.store.TotalBytes() <= 256<<10 })
 	oldest, newest := l.Bounds()
 	if oldest == 1 || newest != 4000 {
 		t.Fatalf("Bounds %d..%d: the cap removed nothing", oldest, newest)
