@@ -123,10 +123,13 @@ func (s *Server) attach(sub *subscriber, conn net.Conn, fd int, hello []byte) {
 	// hub) comes after the socket is in the poller.
 	sub.mu.Lock()
 	sub.hub = t.hub
+	forced := sub.forced
 	err := s.poller.add(sub)
 	sub.mu.Unlock()
 	if err != nil {
 		s.log.Warn("watching a subscriber's socket", "tenant", t.name, "err", err)
+	}
+	if err != nil || forced { // forced: the drain ran out of time before it had a hub
 		sub.kick(evGone)
 		return
 	}
@@ -421,7 +424,9 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 	}
 	if nlines == 0 && gap.Empty() {
 		sub.cursor = next
-		return false, true
+		// A hello alone may leave it where a drain closes it: one more
+		// round, so closeDrained sees it.
+		return len(frame) > 0, true
 	}
 	sub.cursor = next
 	sub.wrote(nlines, n, first, next, gap)
@@ -467,10 +472,14 @@ func (h *hub) fetch(sub *subscriber, cursor uint64, epoch string) {
 func (h *hub) write(sub *subscriber, frame []byte) bool { return h.send(sub, frame, true) }
 
 // control sends a control frame: at once, or after the frame in progress.
-// A pong is dropped when the socket is far behind (a client that sends
-// pings and reads nothing). It reports whether sub is still open.
+// A pong that would wait behind it is kept aside instead, the latest
+// replacing any earlier (RFC 6455, 5.5.3, lets a server answer only the
+// most recent ping), and goes out with the next flush: a client that pings
+// and reads nothing costs one pong, not one per ping. It reports whether
+// sub is still open.
 func (h *hub) control(sub *subscriber, frame []byte) bool {
-	if len(sub.out) > 2*maxMessageBytes && frame[0]&0x0f == opPong {
+	if len(sub.out) > 0 && frame[0]&0x0f == opPong {
+		sub.pongLater = append(sub.pongLater[:0], frame...)
 		return true
 	}
 	return h.send(sub, frame, false)
@@ -508,6 +517,12 @@ func (h *hub) send(sub *subscriber, frame []byte, message bool) bool {
 func (h *hub) flush(sub *subscriber) bool {
 	if len(sub.out) == 0 {
 		return true
+	}
+	if sub.pongLater != nil {
+		if sub.closeAt.IsZero() { // nothing may follow our close frame
+			sub.out = append(sub.out, sub.pongLater...)
+		}
+		sub.pongLater = nil
 	}
 	n, err := writeFD(sub.fd, sub.out)
 	if err != nil {
@@ -617,7 +632,7 @@ func (h *hub) end(sub *subscriber) {
 		h.subs[last] = nil
 		h.subs = h.subs[:last]
 	}
-	sub.out, sub.pending = nil, nil
+	sub.out, sub.pending, sub.pongLater = nil, nil, nil
 	sub.finish()
 }
 

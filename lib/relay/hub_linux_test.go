@@ -581,3 +581,188 @@ func TestWriterTurnsAfterEpochChange(t *testing.T) {
 	r.mustPost("acme", clicks(100, 1))
 	w.wantSeqs(1)
 }
+
+// holdAtUpgrade makes the next subscriber wait between its upgrade and its
+// handing to a hub or a writer: entered is closed when it gets there, and
+// it goes on once release is closed.
+func holdAtUpgrade(t *testing.T) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := func() {
+		once.Do(func() { close(entered) })
+		<-release
+	}
+	testHookUpgraded.Store(&hook)
+	t.Cleanup(func() { testHookUpgraded.Store(nil) })
+	return entered, release
+}
+
+// dialAsync subscribes in a goroutine (the dial returns only once the
+// relay lets the subscriber on).
+func dialAsync(t *testing.T, d *websocket.Dialer, url string) <-chan *websocket.Conn {
+	c := make(chan *websocket.Conn, 1)
+	go func() {
+		conn, _, err := d.Dial(url, nil)
+		if err != nil {
+			t.Errorf("dial %s: %v", url, err)
+		}
+		c <- conn
+	}()
+	return c
+}
+
+// fillSocket posts 100 events of 60 KB: far more than a subscriber that
+// reads nothing can take.
+func fillSocket(r *testRelay) {
+	blob := strings.Repeat("y", 60000)
+	for range 100 {
+		r.mustPost("acme", []byte(`{"type":"custom","path":"/","metadata":{"b":"`+blob+`"}}`))
+	}
+}
+
+// TestDrainClosesLateSubscriber: a subscriber that reaches its tenant's
+// hub after the drain began still gets its 1001 close once its hello is
+// out, though nothing else wakes the hub (no appends while draining, no
+// ping for an hour; the tenant's other subscriber reads nothing).
+func TestDrainClosesLateSubscriber(t *testing.T) {
+	for _, noHubs := range []bool{false, true} {
+		t.Run(map[bool]string{false: "hub", true: "goroutines"}[noHubs], func(t *testing.T) {
+			testNoHubs = noHubs
+			defer func() { testNoHubs = false }()
+			r := startRelay(t, Config{PingInterval: time.Hour})
+			stuck, _, err := smallBufDialer().Dial(r.ws+"/v1/tenants/acme/stream", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stuck.Close()
+			fillSocket(r)
+			entered, release := holdAtUpgrade(t)
+			late := dialAsync(t, websocket.DefaultDialer, r.ws+"/v1/tenants/acme/stream")
+			<-entered
+			stopped := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				stopped <- r.s.Shutdown(ctx)
+			}()
+			<-r.s.stop
+			// The hub takes the stop: nothing shows when, so give it a
+			// moment. Should it come later, the test passes without having
+			// reached the case it is for; it cannot fail for that.
+			time.Sleep(100 * time.Millisecond)
+			close(release)
+			c := <-late
+			if c == nil {
+				return
+			}
+			defer c.Close()
+			w := &wsClient{t: t, c: c}
+			w.hello()
+			_, err = w.next(20 * time.Second)
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+				t.Errorf("after the hello: %v, want a 1001 close while the drain runs", err)
+			}
+			stuck.Close() // the drain can end now
+			if err := <-stopped; err != nil {
+				t.Errorf("Shutdown = %v", err)
+			}
+		})
+	}
+}
+
+// TestDrainCutAtUpgrade: when the drain runs out of time while a
+// subscriber is between its upgrade and its hub or writer, that
+// subscriber is closed too (it gets nothing, not even its hello), and
+// Shutdown returns with the deadline instead of waiting for it to drain.
+func TestDrainCutAtUpgrade(t *testing.T) {
+	for _, noHubs := range []bool{false, true} {
+		t.Run(map[bool]string{false: "hub", true: "goroutines"}[noHubs], func(t *testing.T) {
+			testNoHubs = noHubs
+			defer func() { testNoHubs = false }()
+			r := startRelay(t, Config{PingInterval: time.Hour}) // no write timeout to end it either
+			fillSocket(r)
+			entered, release := holdAtUpgrade(t)
+			late := dialAsync(t, smallBufDialer(), r.ws+"/v1/tenants/acme/stream?last=100")
+			<-entered
+			stopped := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				stopped <- r.s.Shutdown(ctx)
+			}()
+			testkit.WaitFor(t, "the drain to run out of time", func() bool {
+				r.s.mu.Lock()
+				defer r.s.mu.Unlock()
+				for sub := range r.s.streams {
+					sub.mu.Lock()
+					forced := sub.forced
+					sub.mu.Unlock()
+					if !forced {
+						return false
+					}
+				}
+				return true
+			})
+			close(release)
+			c := <-late
+			if c == nil {
+				return
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if _, msg, err := c.ReadMessage(); err == nil {
+				t.Errorf("the subscriber cut at its upgrade got %.40q", msg)
+			}
+			select {
+			case err := <-stopped:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Shutdown = %v, want the deadline", err)
+				}
+			case <-time.After(30 * time.Second):
+				c.Close()
+				t.Fatalf("Shutdown still waits for the subscriber cut at its upgrade (%v later)", <-stopped)
+			}
+		})
+	}
+}
+
+// TestPongsWhileNotReading: a client that reads nothing and keeps pinging
+// gets one pong for all those pings, the answer to its latest, once it
+// reads again; the relay keeps no pong per ping meanwhile.
+func TestPongsWhileNotReading(t *testing.T) {
+	r := startRelay(t, Config{})
+	c, _, err := smallBufDialer().Dial(r.ws+"/v1/tenants/acme/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fillSocket(r) // 6 MB: the socket is full long before the last post returns
+	const pings = 1000
+	for i := range pings {
+		if err := c.WriteControl(websocket.PingMessage, fmt.Appendf(nil, "ping %d", i), time.Now().Add(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Microsecond) // time for the hub to wake between pings
+	}
+	var pongs []string
+	c.SetPongHandler(func(s string) error { pongs = append(pongs, s); return nil })
+	w := &wsClient{t: t, c: c}
+	w.hello()
+	w.wantSeqs(testkit.SeqRange(1, 100)...)
+	// The pong goes out with the first flush, before any later message; a
+	// read that brings one more event brings it if it came after seq 100.
+	last := fmt.Sprintf("ping %d", pings-1)
+	for seq := uint64(101); len(pongs) == 0 || pongs[len(pongs)-1] != last; seq++ {
+		if seq > 300 {
+			t.Fatalf("no pong to the latest ping; pongs: %q", pongs)
+		}
+		r.mustPost("acme", clicks(int(seq), 1))
+		w.wantSeqs(seq)
+	}
+	// A ping the hub took while the socket still had room is answered
+	// at once; after that, one pong waits at a time.
+	if len(pongs) > 10 {
+		t.Errorf("%d pongs for %d pings sent while not reading, want the latest only (and any sent before the socket filled)", len(pongs), pings)
+	}
+}

@@ -194,6 +194,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		end()
 		return // the upgrader has answered
 	}
+	if hook := testHookUpgraded.Load(); hook != nil {
+		(*hook)()
+	}
 	hello := appendHello(nil, name, epoch, newest)
 	if epochGap != nil {
 		hello = appendGap(hello, *epochGap, "epoch")
@@ -207,7 +210,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	sub.mu.Lock()
 	sub.ws = ws
+	forced := sub.forced
 	sub.mu.Unlock()
+	if forced {
+		ws.NetConn().Close() // the drain ran out of time meanwhile
+	}
 	// The writer runs in a goroutine of its own, so that this one (net/http's
 	// connection goroutine, with its deep stack, the request and the
 	// connection's 4 KiB buffers) ends now: that halves an idle
@@ -217,6 +224,10 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		sub.serveWS(hello)
 	}()
 }
+
+// testHookUpgraded, when a test sets it, runs between a stream's upgrade
+// and its handing to a hub or a writer (TestDrainCutAtUpgrade).
+var testHookUpgraded atomic.Pointer[func()]
 
 // subscriber is one stream: a cursor into its tenant's log. A WebSocket on
 // a plain socket (on Linux) is served by its tenant's hub and read by the
@@ -236,8 +247,9 @@ type subscriber struct {
 	turns   turns
 	hasTurn bool
 
-	mu sync.Mutex      // guards ws and hub (set once, read by forceClose and revoke)
-	ws *websocket.Conn // nil for a chunked stream
+	mu     sync.Mutex      // guards ws, hub (set once, read by forceClose and revoke) and forced
+	ws     *websocket.Conn // nil for a chunked stream
+	forced bool            // forceClose ran: close it as soon as it has a hub or a writer
 
 	lastPong   time.Time     // guarded by pongMu
 	pongMu     sync.Mutex    // guards lastPong
@@ -262,6 +274,7 @@ type subscriber struct {
 	hubIdx     int       // its index in hub.subs
 	pending    []byte    // control lines to send before the next lines (the hello)
 	out        []byte    // frames the socket has yet to take
+	pongLater  []byte    // a pong to send once out is written (see hub.control)
 	outSince   time.Time // when out filled
 	live       liveness
 	lastWrite  time.Time // when a message last went out whole (the relay's clock)
@@ -330,6 +343,7 @@ func (sub *subscriber) isRevoked() bool {
 func (sub *subscriber) forceClose() {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	sub.forced = true // attach or subscribe closes a stream not yet handed on
 	if sub.hub != nil {
 		sub.kick(evGone) // the hub closes it (it alone uses the descriptor)
 		return
