@@ -75,8 +75,9 @@ func TestTotalCap(t *testing.T) {
 	s := mustOpen(t, dir, Options{MaxTotalBytes: capBytes, SegmentBytes: segBytes})
 	a, b := mustLog(t, s, "a"), mustLog(t, s, "b")
 	appendN(t, a, 120) // about 12 KiB
+	a.wg.Wait()        // the cap is enforced after an append is acknowledged
 	appendN(t, b, 300) // pushes the total over the cap: a's old data goes first
-	b.wg.Wait()        // the cap is enforced after an append is acknowledged
+	b.wg.Wait()
 	if s.TotalBytes() > capBytes+segBytes {
 		t.Fatalf("directory holds %d bytes, cap %d", s.TotalBytes(), capBytes)
 	}

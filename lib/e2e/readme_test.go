@@ -114,27 +114,32 @@ func runCookbookLine(t *testing.T, dir, relay, line string, follow bool) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	limit := 60 * time.Second
+	const limit = 60 * time.Second
+	deadline := time.After(limit)
 	if follow {
-		limit = 3 * time.Second
-	}
-	select {
-	case err := <-done:
-		if follow {
-			t.Fatalf("%s\nended (%v) but should follow until Ctrl-C; stderr:\n%s", line, err, stderr.String())
+		// It follows its stream until Ctrl-C: send that once it has
+		// printed something (the check below fails it if it never did).
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for strings.TrimSpace(stdout.String()) == "" {
+			select {
+			case err := <-done:
+				t.Fatalf("%s\nended (%v) but should follow until Ctrl-C; stderr:\n%s", line, err, stderr.String())
+			case <-deadline:
+				break wait
+			case <-tick.C:
+			}
 		}
-		if err != nil {
-			t.Fatalf("%s\nfailed: %v; stderr:\n%s", line, err, stderr.String())
-		}
-	case <-time.After(limit):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		interrupt(cmd, done)
+	} else {
 		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if !follow {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s\nfailed: %v; stderr:\n%s", line, err, stderr.String())
+			}
+		case <-deadline:
+			interrupt(cmd, done)
 			t.Fatalf("%s\ndid not end within %v; stderr:\n%s", line, limit, stderr.String())
 		}
 	}
@@ -147,6 +152,18 @@ func runCookbookLine(t *testing.T, dir, relay, line string, follow bool) {
 		t.Fatalf("%s\nprinted nothing; stderr:\n%s", line, stderr.String())
 	}
 	t.Logf("%s\n%s", line, firstLines(stdout.String(), 3))
+}
+
+// interrupt sends Ctrl-C to cmd's pipeline and waits for it to end (it is
+// killed after 10 s more).
+func interrupt(cmd *exec.Cmd, done <-chan error) {
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
 }
 
 var publishedSome = regexp.MustCompile(`published [1-9][0-9]* events`)

@@ -205,8 +205,10 @@ func TestTimeout(t *testing.T) {
 		code int
 		err  string
 	}{
-		{[]string{"-c", "2", "--timeout", "300ms"}, 1, "timeout: 1 of 2 events within 300ms"},
-		{[]string{"--timeout", "300ms"}, 0, ""},
+		// The timeout runs from the start: long enough for the connection
+		// and the first event on a loaded machine.
+		{[]string{"-c", "2", "--timeout", "2s"}, 1, "timeout: 1 of 2 events within 2s"},
+		{[]string{"--timeout", "2s"}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
