@@ -103,6 +103,18 @@ type accepted struct {
 	Epoch    string `json:"epoch"`
 }
 
+// shutdownAsync starts r's Shutdown with a deadline timeout from now; its
+// result comes on the channel.
+func (r *testRelay) shutdownAsync(timeout time.Duration) <-chan error {
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		stopped <- r.s.Shutdown(ctx)
+	}()
+	return stopped
+}
+
 // mustPost posts NDJSON and requires a 202.
 func (r *testRelay) mustPost(tenant string, body []byte) accepted {
 	r.t.Helper()

@@ -664,12 +664,7 @@ func TestDrainClosesLateSubscriber(t *testing.T) {
 			entered, release := holdAtUpgrade(t)
 			late := dialAsync(t, websocket.DefaultDialer, r.ws+"/v1/tenants/acme/stream")
 			<-entered
-			stopped := make(chan error, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				stopped <- r.s.Shutdown(ctx)
-			}()
+			stopped := r.shutdownAsync(10 * time.Second)
 			<-r.s.stop
 			// The hub takes the stop: nothing shows when, so give it a
 			// moment. Should it come later, the test passes without having
@@ -710,12 +705,7 @@ func TestDrainCutAtUpgrade(t *testing.T) {
 			entered, release := holdAtUpgrade(t)
 			late := dialAsync(t, smallBufDialer(), r.ws+"/v1/tenants/acme/stream?last=100")
 			<-entered
-			stopped := make(chan error, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-				defer cancel()
-				stopped <- r.s.Shutdown(ctx)
-			}()
+			stopped := r.shutdownAsync(300 * time.Millisecond)
 			testkit.WaitFor(t, "the drain to run out of time", func() bool {
 				r.s.mu.Lock()
 				defer r.s.mu.Unlock()

@@ -56,12 +56,7 @@ func TestGracefulShutdown(t *testing.T) {
 		return r.s.posts == 1
 	})
 
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		stopped <- r.s.Shutdown(ctx)
-	}()
+	stopped := r.shutdownAsync(20 * time.Second)
 	testkit.WaitFor(t, "/readyz 503", func() bool {
 		rec := httptest.NewRecorder()
 		r.s.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
