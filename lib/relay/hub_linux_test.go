@@ -609,17 +609,21 @@ func TestWriterTurnsAfterEpochChange(t *testing.T) {
 
 // holdAtUpgrade makes the next subscriber wait between its upgrade and its
 // handing to a hub or a writer: entered is closed when it gets there, and
-// it goes on once release is closed.
-func holdAtUpgrade(t *testing.T) (entered, release chan struct{}) {
-	entered, release = make(chan struct{}), make(chan struct{})
-	var once sync.Once
+// it goes on once release is called (at the latest when the test ends).
+func holdAtUpgrade(t *testing.T) (entered <-chan struct{}, release func()) {
+	in, out := make(chan struct{}), make(chan struct{})
+	var enter, leave sync.Once
 	hook := func() {
-		once.Do(func() { close(entered) })
-		<-release
+		enter.Do(func() { close(in) })
+		<-out
 	}
+	release = func() { leave.Do(func() { close(out) }) }
 	testHookUpgraded.Store(&hook)
-	t.Cleanup(func() { testHookUpgraded.Store(nil) })
-	return entered, release
+	t.Cleanup(func() {
+		testHookUpgraded.Store(nil)
+		release()
+	})
+	return in, release
 }
 
 // dialAsync subscribes in a goroutine (the dial returns only once the
@@ -670,7 +674,7 @@ func TestDrainClosesLateSubscriber(t *testing.T) {
 			// moment. Should it come later, the test passes without having
 			// reached the case it is for; it cannot fail for that.
 			time.Sleep(100 * time.Millisecond)
-			close(release)
+			release()
 			c := <-late
 			if c == nil {
 				return
@@ -719,7 +723,7 @@ func TestDrainCutAtUpgrade(t *testing.T) {
 				}
 				return true
 			})
-			close(release)
+			release()
 			c := <-late
 			if c == nil {
 				return
