@@ -43,6 +43,9 @@ func TestWithoutHubs(t *testing.T) {
 		{"MixedCursors", TestMixedCursors},
 		{"EmptyReadSendsNothing", TestEmptyReadSendsNothing},
 		{"ColdReadsDelayNoOne", TestColdReadsDelayNoOne},
+		{"StreamLimit", TestStreamLimit},
+		{"StreamUntil", TestStreamUntil},
+		{"FilteredLast", TestFilteredLast},
 	}
 	testNoHubs = true
 	defer func() { testNoHubs = false }()
