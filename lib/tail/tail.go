@@ -33,6 +33,12 @@ const name = "tl-tail"
 // tl-tail as from any other command in that spot. It is silent.
 const ExitBrokenPipe = 141
 
+// ExitDropped is the status of a run that ended by itself (-c, --timeout,
+// --no-follow) after the stdout writer dropped lines because its reader did
+// not keep up: the output is not the whole stream (3: the first status the
+// 0/1/2 convention leaves free).
+const ExitDropped = 3
+
 // shutdownFlush bounds how long an interrupted tl-tail keeps trying to flush
 // buffered lines to a stdout that does not take them.
 const shutdownFlush = 3 * time.Second
@@ -80,6 +86,7 @@ type options struct {
 	since      uint64
 	hasSince   bool
 	epoch      string
+	noFollow   bool  // print the history up to the newest seq at connecting, then exit
 	count      int64 // events to print before exiting; 0: no limit
 	countZero  bool  // an explicit -c 0: print nothing, exit at once
 	timeout    time.Duration
@@ -113,12 +120,14 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	fs.SortFlags = false
 	o := &options{}
 	var buffer string
-	var help, version bool
+	var help, version, follow bool
 	fs.StringArrayVar(&o.types, "type", nil, "only events of `TYPE` (pageview, click, custom); repeat or comma-separate")
 	fs.StringVar(&o.path, "path", "", "only events whose path starts with `PREFIX`")
 	fs.IntVarP(&o.last, "last", "n", 0, "first print the newest `N` events of the history, then follow")
 	fs.Uint64Var(&o.since, "since", 0, "resume after event `SEQ` (with --epoch, the epoch it came from)")
 	fs.StringVar(&o.epoch, "epoch", "", "the `EPOCH` that --since refers to (from the relay's hello)")
+	fs.BoolVarP(&follow, "follow", "f", true, "follow the stream as events arrive (the default)")
+	fs.BoolVar(&o.noFollow, "no-follow", false, "print the history held (all, or -n/--since) up to the newest event at connecting, then exit 0")
 	fs.Int64VarP(&o.count, "count", "c", 0, "exit 0 after `N` events (without -c: no limit; -c 0 exits at once)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop after `DURATION`; with -c, exit 1 unless N events came")
 	fs.BoolVar(&o.lossless, "lossless", false, "never drop a line: when stdout is slow, stop reading the relay")
@@ -173,6 +182,11 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 		return nil, cli.Usagef("--since and --last exclude each other (try --help)")
 	case o.epoch != "" && !o.hasSince:
 		return nil, cli.Usagef("--epoch needs --since (try --help)")
+	case o.noFollow && fs.Changed("follow") && follow:
+		return nil, cli.Usagef("--follow and --no-follow exclude each other (try --help)")
+	}
+	if fs.Changed("follow") && !follow {
+		o.noFollow = true // --follow=false
 	}
 	n, err := parseSize(buffer)
 	if err != nil {
@@ -214,7 +228,7 @@ func parseSize(s string) (int, error) {
 var (
 	errCountReached = errors.New("count reached")
 	errTimeout      = errors.New("timeout")
-	errBrokenPipe   = errors.New("stdout closed")
+	errEndOfHistory = errors.New("end of history")
 )
 
 // run streams until the count is reached, the timeout expires, stdout goes
@@ -235,12 +249,12 @@ func (t *tail) run(ctx context.Context) error {
 		Lossless: t.opts.lossless,
 		OnDrop:   t.status.dropped,
 	})
-	// Stdout failing (its reader gone) ends the run; this goroutine ends
-	// with it.
+	// Stdout failing (its reader gone, a full disk) ends the run, with
+	// the drain's reason; this goroutine ends with it.
 	go func() {
 		select {
 		case <-t.out.Done():
-			cancel(errBrokenPipe)
+			cancel(t.out.Err())
 		case <-runCtx.Done():
 		}
 	}()
@@ -258,19 +272,32 @@ func (t *tail) run(ctx context.Context) error {
 	cerr := t.out.Close(flushCtx)
 
 	switch {
-	case errors.Is(err, errBrokenPipe) || errors.Is(err, drain.ErrBrokenPipe) || errors.Is(cerr, drain.ErrBrokenPipe):
+	case errors.Is(err, drain.ErrBrokenPipe) || errors.Is(cerr, drain.ErrBrokenPipe):
+		// Only a reader that left; any other write error (ENOSPC on a
+		// full disk, EIO) is a failure worth a message.
 		return cli.Exit(ExitBrokenPipe, nil)
 	case ctx.Err() != nil:
 		return ctx.Err() // cli.Main turns this into 130 or 143
 	case cerr != nil:
 		return cli.Exit(cli.ExitFailure, cerr)
-	case errors.Is(err, errCountReached):
-		return nil
+	case errors.Is(err, errCountReached), errors.Is(err, errEndOfHistory):
+		return t.dropStatus()
 	case errors.Is(err, errTimeout):
 		if t.opts.count > 0 {
 			return cli.Exit(cli.ExitFailure, fmt.Errorf("timeout: %d of %d events within %s", t.printed, t.opts.count, t.opts.timeout))
 		}
-		return nil
+		return t.dropStatus()
 	}
 	return err
+}
+
+// dropStatus is the status of a run that otherwise succeeded: 0, or
+// ExitDropped when the stdout writer had to drop lines, so that a script
+// can tell a complete capture from a lossy one.
+func (t *tail) dropStatus() error {
+	if n := t.out.Dropped(); n > 0 {
+		return cli.Exit(ExitDropped, fmt.Errorf("%d of %d %s dropped: stdout did not keep up (--lossless never drops)",
+			n, t.printed, plural(t.printed, "line")))
+	}
+	return nil
 }
