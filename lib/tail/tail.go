@@ -49,31 +49,40 @@ Stream TENANT's events from the relay to stdout, one JSON object per line,
 each byte for byte as the relay sent it. Status goes to stderr. The stream
 survives disconnects: tl-tail reconnects with backoff and resumes after the
 last event it printed, so no event is printed twice or lost while the relay's
-history holds it.
+history holds it. With --no-follow it prints the history and exits instead,
+like tail -n without -f. With --type/--path, -n N is the newest N matching
+events.
 
 Flags:
 %s
 Status on stderr: connected, reconnecting (with the wait), resumed, gaps
 (events the relay could no longer deliver, counted exactly), an epoch change
-(the relay restarted without its history), lines dropped because stdout did
-not keep up (at most one report a second; --lossless never drops, nor does
-output to a file or /dev/null). -q hides progress but never a loss of events.
+(the relay restarted without its history), a tenant that holds no events yet,
+lines dropped because stdout did not keep up (at most one report a second;
+--lossless never drops, nor does output to a file or /dev/null). -q hides
+progress but never a loss of events.
 
 Exit status:
-  0    -c N events were printed (-c 0: at once, printing nothing); or
-       --timeout ended a stream without -c
+  0    -c N events were printed (-c 0: at once, printing nothing);
+       --no-follow printed the history; or --timeout ended a stream
+       without -c
   1    failure: the relay refused (400, 401, 403, 404), its TLS
        certificate did not verify (see --ca-file), --max-retries
-       exhausted, --timeout before -c N events arrived, stdout failed
+       exhausted, --timeout before -c N events arrived, writing stdout
+       failed (a full disk: "writing stdout: ...")
   2    usage error
+  3    as 0, but lines were dropped because stdout did not keep up
+       (the count is on stderr; --lossless never drops)
   130  interrupted (SIGINT, Ctrl-C); 143: terminated (SIGTERM). Buffered
        lines are flushed and the WebSocket closed (1000) first.
   141  stdout's reader went away (| head): quietly, like any filter
 
-Environment: TL_RELAY (relay URL), TL_TOKEN (bearer token).
+Environment: TL_RELAY (relay URL: http, https, ws or wss), TL_TOKEN (bearer
+token).
 Examples:
   tl-tail acme
   tl-tail acme --type click --path /checkout -n 20
+  tl-tail acme -n 100 --no-follow > last100.ndjson
   tl-tail acme --type custom -c 1 --timeout 30s   # CI: wait for one event
 `
 
@@ -123,10 +132,10 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	var help, version, follow bool
 	fs.StringArrayVar(&o.types, "type", nil, "only events of `TYPE` (pageview, click, custom); repeat or comma-separate")
 	fs.StringVar(&o.path, "path", "", "only events whose path starts with `PREFIX`")
-	fs.IntVarP(&o.last, "last", "n", 0, "first print the newest `N` events of the history, then follow")
+	fs.IntVarP(&o.last, "last", "n", 0, "first print the newest `N` events of the history (matching --type/--path), then follow")
 	fs.Uint64Var(&o.since, "since", 0, "resume after event `SEQ` (with --epoch, the epoch it came from)")
 	fs.StringVar(&o.epoch, "epoch", "", "the `EPOCH` that --since refers to (from the relay's hello)")
-	fs.BoolVarP(&follow, "follow", "f", true, "follow the stream as events arrive (the default)")
+	fs.BoolVarP(&follow, "follow", "f", true, "follow the stream as events arrive")
 	fs.BoolVar(&o.noFollow, "no-follow", false, "print the history held (all, or -n/--since) up to the newest event at connecting, then exit 0")
 	fs.Int64VarP(&o.count, "count", "c", 0, "exit 0 after `N` events (without -c: no limit; -c 0 exits at once)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop after `DURATION`; with -c, exit 1 unless N events came")
