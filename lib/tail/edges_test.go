@@ -93,3 +93,37 @@ func TestNoFollow(t *testing.T) {
 		t.Fatalf("follow: reconnect query %q", got)
 	}
 }
+
+// TestCountOverTenants: -c N counts the events of every tenant of the run
+// together, exactly, though their streams print at the same time; each
+// tenant has its own stream and resume point.
+func TestCountOverTenants(t *testing.T) {
+	f := newFakeRelay(t)
+	r := startTail(t, f, nil, "a", "b", "-c", "15")
+	c1, c2 := f.next(t), f.next(t)
+	paths := map[string]bool{}
+	for _, c := range []*fakeConn{c1, c2} {
+		paths[c.path] = true
+	}
+	if !paths["/v1/tenants/a/stream"] || !paths["/v1/tenants/b/stream"] {
+		t.Fatalf("streams %v, want one per tenant", paths)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := uint64(1); s <= 10; s++ {
+			c2.ws.WriteMessage(websocket.TextMessage, []byte(ev(s)))
+		}
+	}()
+	c1.send(t, hello("e1", 0))
+	for s := uint64(1); s <= 10; s++ {
+		c1.send(t, ev(s))
+	}
+	<-done
+	if err := r.wait(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if n := strings.Count(r.stdout.String(), "\n"); n != 15 {
+		t.Fatalf("%d lines, want 15:\n%s", n, r.stdout.String())
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -46,9 +48,10 @@ type tail struct {
 	epoch     string // the history's epoch, once known
 	lastSeq   uint64 // the seq to resume after, when haveSeq
 	haveSeq   bool
-	printed   int64 // deliveries handed to stdout
-	hello     bool  // the current connection said hello
-	connected bool  // some connection said hello
+	tenant    string        // the tenant this stream follows
+	printed   *atomic.Int64 // deliveries handed to stdout, over every tenant of the run
+	hello     bool          // the current connection said hello
+	connected bool          // some connection said hello
 	buf       []byte
 
 	// With --no-follow: the newest seq at connecting (the first hello's
@@ -57,13 +60,18 @@ type tail struct {
 	haveTarget bool
 	toldEmpty  bool // said that the tenant holds no events yet
 	hinted     bool // gave the "is tl-relay running" hint
+
+	http *http.Client // for the tenant listing; made on first use
+	// whole: start at the oldest event held (a tenant that joined a
+	// following run: whatever it holds is news).
+	whole bool
 }
 
 func newTail(o *options, env *cli.Env) *tail {
 	return &tail{
 		opts:      o,
 		env:       env,
-		status:    &status{quiet: o.quiet, w: env.Stderr},
+		status:    &status{quiet: o.quiet, w: env.Stderr, mu: new(sync.Mutex)},
 		backoff:   backoff{base: backoffBase, cap: backoffCap, rand: rand.Int64N},
 		closeWait: closeWait,
 		dialer: &websocket.Dialer{
@@ -72,9 +80,31 @@ func newTail(o *options, env *cli.Env) *tail {
 			TLSClientConfig:  o.conn.TLS,
 			ReadBufferSize:   readBufferSize,
 		},
+		tenant:  o.tenant,
+		printed: new(atomic.Int64),
 		epoch:   o.epoch,
 		lastSeq: o.since,
 		haveSeq: o.hasSince,
+	}
+}
+
+// forTenant returns a stream of another tenant in the same run: the same
+// options, connection, stdout and count, status lines named after it. A
+// tenant that joins while the run follows (whole) starts at the oldest event
+// the relay holds, so that nothing published before the run noticed it is
+// missed.
+func (t *tail) forTenant(name string, whole bool) *tail {
+	return &tail{
+		opts:      t.opts,
+		env:       t.env,
+		status:    t.status.about(name),
+		out:       t.out,
+		backoff:   t.backoff,
+		closeWait: t.closeWait,
+		dialer:    t.dialer,
+		tenant:    name,
+		printed:   t.printed,
+		whole:     whole,
 	}
 }
 
@@ -213,7 +243,7 @@ func (t *tail) streamURL() string {
 			q.Set("until", "now")
 		}
 	}
-	u := t.opts.conn.URL(client.StreamPath(t.opts.tenant), q)
+	u := t.opts.conn.URL(client.StreamPath(t.tenant), q)
 	if u.Scheme == "https" {
 		u.Scheme = "wss"
 	} else {
@@ -225,7 +255,7 @@ func (t *tail) streamURL() string {
 // lastN is how many events of the history to ask for first: -n, or with
 // --no-follow and no -n or --since, all that the relay holds.
 func (t *tail) lastN() int64 {
-	if t.opts.noFollow && t.opts.last == 0 && !t.opts.hasSince {
+	if t.whole || (t.opts.noFollow && t.opts.last == 0 && !t.opts.hasSince) {
 		return math.MaxInt64
 	}
 	return int64(t.opts.last)
@@ -406,7 +436,12 @@ func (t *tail) process(ctx context.Context, msg []byte) error {
 				return err
 			}
 			run = end
-		} else if t.printed++; t.printed == t.opts.count {
+		} else if n := t.printed.Add(1); t.opts.count > 0 && n >= t.opts.count {
+			// Each delivery takes its number first, so the streams of
+			// several tenants print exactly -c N between them.
+			if n > t.opts.count {
+				end = i // another tenant's stream printed the N-th
+			}
 			if err := t.out.WriteLines(ctx, msg[run:end]); err != nil {
 				return err
 			}

@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,7 +90,9 @@ Examples:
 
 // options are tl-tail's parsed command line.
 type options struct {
-	tenant     string
+	tenant     string   // the first of tenants
+	tenants    []string // the tenants named
+	patterns   []string // shell patterns, resolved on the relay (GET /v1/tenants)
 	types      []string
 	path       string
 	last       int
@@ -158,12 +162,29 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 		fmt.Fprintln(env.Stdout, cli.VersionLine(name))
 		return nil, nil
 	}
-	if fs.NArg() != 1 {
-		return nil, cli.Usagef("want exactly one TENANT, got %d arguments (try --help)", fs.NArg())
+	if fs.NArg() == 0 {
+		return nil, cli.Usagef("want a TENANT (or several, or a pattern like 'acme-*') (try --help)")
 	}
-	o.tenant = fs.Arg(0)
-	if err := event.CheckTenant(o.tenant); err != nil {
-		return nil, cli.Usagef("%v (try --help)", err)
+	for _, a := range fs.Args() {
+		if isPattern(a) {
+			if _, err := path.Match(a, ""); err != nil {
+				return nil, cli.Usagef("pattern %q: %v (try --help)", a, err)
+			}
+			o.patterns = append(o.patterns, a)
+			continue
+		}
+		if err := event.CheckTenant(a); err != nil {
+			return nil, cli.Usagef("%v (try --help)", err)
+		}
+		if !slices.Contains(o.tenants, a) {
+			o.tenants = append(o.tenants, a)
+		}
+	}
+	if len(o.tenants) > 0 {
+		o.tenant = o.tenants[0]
+	}
+	if o.multi() && (fs.Changed("since") || o.epoch != "") {
+		return nil, cli.Usagef("--since and --epoch name one tenant's seqs: give one TENANT (try --help)")
 	}
 	var types []string
 	for _, t := range o.types {
@@ -210,6 +231,14 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	}
 	return o, nil
 }
+
+// multi reports whether the run follows more than one tenant, or tenants
+// that a pattern names.
+func (o *options) multi() bool { return len(o.tenants) > 1 || len(o.patterns) > 0 }
+
+// isPattern reports whether a TENANT argument is a shell pattern: a tenant
+// name never holds these characters.
+func isPattern(s string) bool { return strings.ContainsAny(s, "*?[") }
 
 // parseSize reads a byte size: a number with an optional unit B, K/KB/KiB,
 // M/MB/MiB or G/GB/GiB (all powers of 1024, as buffer sizes usually are).
@@ -268,7 +297,7 @@ func (t *tail) run(ctx context.Context) error {
 		}
 	}()
 
-	err := t.follow(runCtx)
+	err := t.followAll(runCtx)
 
 	// Flush: all of it when the run ended by itself (a signal meanwhile
 	// abandons it), for a little while when it was interrupted.
@@ -293,7 +322,7 @@ func (t *tail) run(ctx context.Context) error {
 		return t.dropStatus()
 	case errors.Is(err, errTimeout):
 		if t.opts.count > 0 {
-			return cli.Exit(cli.ExitFailure, fmt.Errorf("timeout: %d of %d events within %s", t.printed, t.opts.count, t.opts.timeout))
+			return cli.Exit(cli.ExitFailure, fmt.Errorf("timeout: %d of %d events within %s", t.printed.Load(), t.opts.count, t.opts.timeout))
 		}
 		return t.dropStatus()
 	}
@@ -305,8 +334,12 @@ func (t *tail) run(ctx context.Context) error {
 // can tell a complete capture from a lossy one.
 func (t *tail) dropStatus() error {
 	if n := t.out.Dropped(); n > 0 {
+		printed := t.printed.Load()
+		if t.opts.count > 0 {
+			printed = min(printed, t.opts.count) // numbers taken past -c N were not printed
+		}
 		return cli.Exit(ExitDropped, fmt.Errorf("%d of %d %s dropped: stdout did not keep up (--lossless never drops)",
-			n, t.printed, plural(t.printed, "line")))
+			n, printed, plural(printed, "line")))
 	}
 	return nil
 }
