@@ -45,7 +45,7 @@ const ExitDropped = 3
 // buffered lines to a stdout that does not take them.
 const shutdownFlush = 3 * time.Second
 
-const usage = `Usage: tl-tail [flags] TENANT
+const usage = `Usage: tl-tail [flags] TENANT...
 
 Stream TENANT's events from the relay to stdout, one JSON object per line,
 each byte for byte as the relay sent it. Status goes to stderr. The stream
@@ -53,7 +53,10 @@ survives disconnects: tl-tail reconnects with backoff and resumes after the
 last event it printed, so no event is printed twice or lost while the relay's
 history holds it. With --no-follow it prints the history and exits instead,
 like tail -n without -f. With --type/--path, -n N is the newest N matching
-events.
+events. Several TENANTs, or shell patterns like 'acme-*' that the relay
+resolves against the tenants the token may read (GET /v1/tenants?match=,
+asked again every 5s while following, so new tenants join), are followed
+together, each with its own resume point; every line keeps its tenant_id.
 
 Flags:
 %s
@@ -85,6 +88,7 @@ Examples:
   tl-tail acme
   tl-tail acme --type click --path /checkout -n 20
   tl-tail acme -n 100 --no-follow > last100.ndjson
+  tl-tail acme globex 'initech-*'
   tl-tail acme --type custom -c 1 --timeout 30s   # CI: wait for one event
 `
 
