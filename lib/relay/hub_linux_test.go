@@ -46,6 +46,8 @@ func TestWithoutHubs(t *testing.T) {
 		{"StreamLimit", TestStreamLimit},
 		{"StreamUntil", TestStreamUntil},
 		{"FilteredLast", TestFilteredLast},
+		{"BoundedBesideShared", TestBoundedBesideShared},
+		{"FilteredLastOnDisk", TestFilteredLastOnDisk},
 	}
 	testNoHubs = true
 	defer func() { testNoHubs = false }()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/internal/testkit"
+	"github.com/tl-sh/tl/lib/tlog"
 )
 
 // pageviews returns n pageview events as NDJSON.
@@ -244,5 +245,51 @@ func TestFilteredLast(t *testing.T) {
 				t.Errorf("chunked: %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestBoundedBesideShared: a stream with an end at the same cursor as
+// streams without one never gets their shared message (the hub builds one
+// for all the unfiltered subscribers at a cursor), and they never get its
+// cut: each gets exactly what it asked for.
+func TestBoundedBesideShared(t *testing.T) {
+	r := startRelay(t, Config{})
+	free1, bounded, free2 := r.dial("acme", ""), r.dial("acme", "limit=3"), r.dial("acme", "")
+	for _, w := range []*wsClient{free1, bounded, free2} {
+		w.hello()
+	}
+	r.waitSubscribers(3)
+	r.mustPost("acme", clicks(1, 10))
+	bounded.wantSeqs(1, 2, 3)
+	if code := bounded.closed(); code != websocket.CloseNormalClosure {
+		t.Errorf("bounded: close %d, want 1000", code)
+	}
+	free1.wantSeqs(testkit.SeqRange(1, 10)...)
+	free2.wantSeqs(testkit.SeqRange(1, 10)...)
+	r.mustPost("acme", clicks(11, 1))
+	free1.wantSeqs(11)
+	free2.wantSeqs(11)
+}
+
+// TestFilteredLastOnDisk: a filtered last=N and until over a data
+// directory's log (its Read, with its own windows and caches, not the
+// memory log's).
+func TestFilteredLastOnDisk(t *testing.T) {
+	ds, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	r := startRelay(t, Config{ListTenants: ds.Tenants, OpenLog: func(tenant string) (tlog.Log, error) { return ds.Log(tenant) }})
+	r.mustPost("acme", clicks(1, 3))            // 1..3
+	r.mustPost("acme", pageviews(2*scanWindow)) // 4..8195
+	w := r.dial("acme", "last=2&type=click&until=now")
+	w.hello()
+	w.wantSeqs(2, 3)
+	if code := w.closed(); code != websocket.CloseNormalClosure {
+		t.Errorf("close %d, want 1000", code)
+	}
+	if got := r.chunkedSeqs("acme", "last=2&type=click&until=now"); fmt.Sprint(got) != "[2 3]" {
+		t.Errorf("chunked: %v", got)
 	}
 }
