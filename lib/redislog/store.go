@@ -107,6 +107,9 @@ type Store struct {
 	logDown  bool       // "unreachable" logged and "reachable" not since
 	loggedAt time.Time  // when "unreachable" was last logged
 
+	marksMu sync.Mutex       // guards marks
+	marks   map[string]*mark // what this relay saw of each tenant (marks.go)
+
 	stop      chan struct{} // closed by Close
 	done      chan struct{} // closed when the health loop ends
 	closeOnce sync.Once
@@ -155,6 +158,7 @@ func Open(opts Options) (*Store, error) {
 		rdb:    redis.NewClient(ro),
 		opts:   opts,
 		prefix: opts.Prefix,
+		marks:  map[string]*mark{},
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -258,6 +262,13 @@ func (s *Store) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	defer cancel()
 	err := s.rdb.Ping(ctx).Err()
+	if err == nil {
+		// The incarnation key from which tenants' first epochs are
+		// derived (stateLua): written once, and again after a FLUSHALL,
+		// so that readers of a never-written tenant agree with its first
+		// append. SET NX writes nothing when the key is there.
+		err = s.rdb.SetNX(ctx, s.prefix+"incarnation", newEpoch(), 0).Err()
+	}
 	s.ready.Store(err == nil)
 	return err
 }
