@@ -55,6 +55,7 @@ type Update struct {
 type followed struct {
 	epoch      string // "" until the first catch-up: start from the head
 	last       uint64 // newest seq delivered
+	run        string // the Redis process of the last catch-up read: the one publishing on this session
 	subscribed bool   // the session's SUBSCRIBE is confirmed
 	synced     bool   // caught up: messages continue from last
 }
@@ -321,8 +322,7 @@ func (f *Follower) handle(m *redis.Message) {
 	if t == "" || !ok {
 		return
 	}
-	epoch, rest2, _ := cutByte(head, ' ')
-	firstS, run, _ := cutByte(rest2, ' ')
+	epoch, firstS, _ := cutByte(head, ' ')
 	first, err := strconv.ParseUint(firstS, 10, 64)
 	if err != nil {
 		return
@@ -358,7 +358,7 @@ func (f *Follower) handle(m *redis.Message) {
 	if n := len(u.Entries); n > 0 {
 		st.last = u.Entries[n-1].Seq
 	}
-	last := st.last
+	last, run := st.last, st.run
 	f.mu.Unlock()
 	if len(u.Entries) > 0 {
 		f.s.observe(t, epoch, last, run, false)
@@ -478,7 +478,7 @@ func (f *Follower) apply(ctx context.Context, tenant string, from followed, b Ba
 		f.mu.Unlock()
 		return nil
 	}
-	st.epoch = b.Epoch
+	st.epoch, st.run = b.Epoch, b.Run
 	st.last = u.After
 	if n := len(u.Entries); n > 0 {
 		st.last = u.Entries[n-1].Seq

@@ -51,7 +51,7 @@ func (s *Store) markLocked(tenant string) *mark {
 // observe notes that Redis showed tenant at seq in epoch under run. With
 // replace, a different epoch replaces the mark (a script answered with
 // the numbering in force, having checked the mark); without, only a
-// higher seq of the same epoch counts.
+// higher seq of the same epoch counts, or any when nothing is known yet.
 func (s *Store) observe(tenant, epoch string, seq uint64, run string, replace bool) {
 	s.marksMu.Lock()
 	defer s.marksMu.Unlock()
@@ -64,7 +64,7 @@ func (s *Store) observe(tenant, epoch string, seq uint64, run string, replace bo
 		if seq > m.seq || (seq == m.seq && run != "") {
 			m.seq, m.run = seq, run
 		}
-	case replace:
+	case replace || m.epoch == "":
 		m.epoch, m.seq, m.run = epoch, seq, run
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -306,4 +307,56 @@ func TestHungAppendOutcomeUnknown(t *testing.T) {
 	if err != nil || n != 6 {
 		t.Errorf("the stream holds %d events (%v), want 6: the batch exactly once", n, err)
 	}
+}
+
+// A relay that only followed (its marks come from Pub/Sub) catches a
+// restore too: after Redis restarts from a snapshot and a relay without
+// memory appends past what the follower saw, the follower's catch-up read
+// starts a new epoch instead of delivering the reused seqs.
+func TestFollowerCatchesRollback(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	pub := openStore(t, srv, Options{})
+	sub := openStore(t, srv, Options{})
+	ctx := context.Background()
+	c := newCollector()
+	f := newFollower(t, sub, c)
+	f.Follow("acme")
+	c.waitResets(t, "acme", 1)
+	r0, err := pub.Append(ctx, "acme", "", bodies(0, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitLast(t, "acme", r0.Epoch, 100)
+	if err := srv.Snapshot("old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Append(ctx, "acme", "", bodies(100, 100)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLast(t, "acme", r0.Epoch, 200)
+	if err := srv.RestartFrom("old"); err != nil {
+		t.Fatal(err)
+	}
+	fresh := openStore(t, srv, Options{})
+	if _, err := fresh.Append(ctx, "acme", "", bodies(1000, 150)); err != nil {
+		t.Fatal(err)
+	}
+	v := c.waitResets(t, "acme", 2)
+	if v.epoch == r0.Epoch {
+		t.Fatalf("after the restore the follower is still in %s", v.epoch)
+	}
+	// Seqs 151..200 were delivered once, before the restore, with the
+	// events first given them; nothing past 200 of the old numbering was.
+	lines := c.view("acme").lines
+	for seq := uint64(151); seq <= 200; seq++ {
+		if want := fmt.Sprintf(`"/p/%d"`, seq-1); !strings.Contains(lines[seq], want) {
+			t.Errorf("seq %d: %s, want the event with path %s", seq, lines[seq], want)
+		}
+	}
+	for seq := range lines {
+		if seq > 200 {
+			t.Errorf("delivered seq %d of the old numbering after the restore: %s", seq, lines[seq])
+		}
+	}
+	c.check(t)
 }

@@ -129,7 +129,8 @@ end
 // ARGV[5] max events, ARGV[6] max bytes (0: none), ARGV[7] idempotency TTL
 // in ms, ARGV[8] the channel, ARGV[9...] the bodies (each ending in a
 // newline): each line is '{"seq":N,' followed by its body. The message is
-// "EPOCH FIRST RUN\n" followed by the lines.
+// "EPOCH FIRST\n" followed by the lines (the format relays of earlier
+// versions read: they may share the Redis during an upgrade).
 // Returns {duplicate (0/1), first seq, last seq, epoch, run}.
 var appendScript = redis.NewScript(stateLua + `
 if KEYS[4] then
@@ -164,7 +165,7 @@ redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', limit)
 if KEYS[4] then
   redis.call('SET', KEYS[4], first .. ' ' .. last .. ' ' .. epoch, 'PX', ARGV[7])
 end
-redis.call('PUBLISH', ARGV[8], epoch .. ' ' .. first .. ' ' .. run .. '\n' .. table.concat(lines))
+redis.call('PUBLISH', ARGV[8], epoch .. ' ' .. first .. '\n' .. table.concat(lines))
 return {0, first, last, epoch, run}
 `)
 

@@ -9,7 +9,7 @@
 //	               it found), olds (the epochs this one replaced)
 //	tl:{T}:s       stream of encoded lines; entry ID "N-0" is seq N, field "d" the line
 //	tl:{T}:i:KEY   an Idempotency-Key's first answer, expiring after IdemTTL
-//	tl:{T}:c       Pub/Sub channel: each appended batch, "EPOCH FIRST RUN\n" + lines
+//	tl:{T}:c       Pub/Sub channel: each appended batch, "EPOCH FIRST\n" + lines
 //	tl:incarnation one random value, from which first epochs are derived
 //
 // Stream IDs are seqs, so reading "from seq N" is XRANGE from N-0. The
