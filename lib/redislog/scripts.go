@@ -38,7 +38,8 @@ import (
 // loaded.
 //
 // A tenant's first epoch is derived, not drawn: a hash of the
-// incarnation key (a random value written once, gone with FLUSHALL), the
+// incarnation key (a random value written once by whichever relay needs
+// it first, the one key a reader may write; gone with FLUSHALL), the
 // Redis process and the tenant, so that every relay reading a tenant that
 // was never written tells its subscribers the epoch the first append will
 // create, and writes nothing (readers create no key). A restart or a
@@ -73,10 +74,9 @@ local function fresh(epoch, run, olds)
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0, 'bytes', 0, 'runs', run .. ':0', 'olds', olds)
   return epoch, 0, run
 end
-local function birth(run, me, create)
+local function birth(run, me)
   local inc = redis.call('GET', KEYS[3])
   if not inc then
-    if not create then return ARGV[1] end
     inc = ARGV[1]
     redis.call('SET', KEYS[3], inc)
   end
@@ -90,10 +90,10 @@ local function state(create)
   local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'runs', 'olds')
   local epoch, seq, runs, olds = m[1], tonumber(m[2]), m[3] or '', m[4] or ''
   if not epoch then
-    if not create then return nil, birth(run, me, false), run end
+    if not create then return nil, birth(run, me), run end
     local o = ''
     if ms > 0 then o = me end
-    return fresh(birth(run, me, true), run, o)
+    return fresh(birth(run, me), run, o)
   end
   if string.match(runs, '(%x+):%d+$') ~= run then
     runs = push(runs, run .. ':' .. seq)
