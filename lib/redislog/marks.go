@@ -8,6 +8,10 @@ import "maps"
 // theirs).
 const maxMarks = 100_000
 
+// clientRun is the run of a mark that a client's word set (Store.Verify):
+// stateLua weighs it instead of trusting it.
+const clientRun = "client"
+
 // mark is what this relay knows of one tenant's numbering: the newest seq
 // it saw in epoch, and the Redis process (run) it saw it under. The
 // scripts check it before giving any seq (stateLua), so that Redis going
@@ -15,7 +19,7 @@ const maxMarks = 100_000
 type mark struct {
 	epoch string
 	seq   uint64
-	run   string // "" when the seq comes from a client: check the counter only
+	run   string // "": check the counter only; clientRun: a client's claim
 	// cand is the epoch an append creates if the tenant has no meta hash
 	// (also what a read of a never-written tenant answers, so that a
 	// subscriber's hello and the first append agree). Never an epoch
@@ -61,7 +65,7 @@ func (s *Store) observe(tenant, epoch string, seq uint64, run string, replace bo
 	}
 	switch {
 	case epoch == m.epoch:
-		if seq > m.seq || (seq == m.seq && run != "") {
+		if seq > m.seq || (seq == m.seq && run != "" && run != clientRun) {
 			m.seq, m.run = seq, run
 		}
 	case replace || m.epoch == "":

@@ -244,6 +244,14 @@ func TestVerifyClientEvidence(t *testing.T) {
 	if b.Epoch == r1.Epoch || b.Last != 0 {
 		t.Fatalf("a claim of seq %d where Redis holds %d: %+v; want a new epoch", r1.Last, r0.Last, b)
 	}
+	// A made-up seq where Redis never restarted below it is no evidence.
+	r2, err := other.Append(ctx, "acme", "", bodies(30, 5))
+	if err != nil || r2.Epoch != b.Epoch {
+		t.Fatalf("append: %+v %v", r2, err)
+	}
+	if b3, err := openStore(t, srv, Options{}).Verify(ctx, "acme", r2.Epoch, r2.Last+1000); err != nil || b3.Epoch != r2.Epoch || b3.Last != r2.Last {
+		t.Fatalf("a claim of seq %d in an epoch Redis served whole from its start: %+v %v; want nothing changed", r2.Last+1000, b3, err)
+	}
 	// An epoch the tenant never had is no evidence of anything.
 	b2, err := other.Verify(ctx, "acme", "0123456789abcdef", 1e6)
 	if err != nil {

@@ -47,7 +47,8 @@ import (
 //
 // KEYS[1] meta, KEYS[2] stream, KEYS[3] incarnation; ARGV[1] a fresh
 // random epoch (never one the relay saw events in), ARGV[2] mark epoch,
-// ARGV[3] mark seq, ARGV[4] mark run ("": check the counter only).
+// ARGV[3] mark seq, ARGV[4] mark run ("": check the counter only;
+// "client": a subscriber's claim, see Store.Verify).
 // state(create) returns the epoch, the counter and the run; when the hash
 // is missing and create is false: nil, the epoch an append would create,
 // and the run.
@@ -103,7 +104,17 @@ local function state(create)
   local lost = false
   if me == epoch then
     lost = seq < ms
-    if not lost and mr ~= '' then
+    if mr == 'client' then
+      -- A client's word: only a Redis process that started below the seq
+      -- claimed can have lost it, so a made-up seq cannot make the tenant
+      -- start over unless Redis restarted below it.
+      local plausible, i = false, 0
+      for _, base in string.gmatch(runs, '(%x+):(%d+)') do
+        i = i + 1
+        if i > 1 and tonumber(base) < ms then plausible = true end
+      end
+      lost = lost and plausible
+    elseif not lost and mr ~= '' then
       local found = false
       for id, base in string.gmatch(runs, '(%x+):(%d+)') do
         if found and tonumber(base) < ms then lost = true end
@@ -332,8 +343,13 @@ func (s *Store) read(ctx context.Context, tenant string, from uint64, max int, t
 // resuming from there): if Redis holds less of that epoch, the numbering
 // went back and the tenant starts a new epoch before any seq is given
 // again. It returns the tenant's state after.
+//
+// A client's word is weighed: it counts only if a Redis process that
+// started below seq has served the tenant since its epoch began (so a
+// subscriber cannot wipe a history by claiming a seq never given, unless
+// Redis restarted below it, and then once).
 func (s *Store) Verify(ctx context.Context, tenant, epoch string, seq uint64) (Batch, error) {
-	s.observe(tenant, epoch, seq, "", false)
+	s.observe(tenant, epoch, seq, clientRun, false)
 	return s.read(ctx, tenant, 1, 0, false)
 }
 
