@@ -341,11 +341,8 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 		// The numbering restarted under this subscriber (a shared broker
 		// lost its data): tell it as a new subscriber would hear it,
 		// then follow the new epoch from its oldest line.
-		oldest, newest := log.Bounds()
-		sub.pending = appendHello(sub.pending, h.t.name, epoch, newest)
-		if g := newEpochGap(oldest); g != nil {
-			sub.pending = appendGap(sub.pending, *g, "epoch")
-		}
+		var oldest uint64
+		sub.pending, oldest = sub.epochChange(sub.pending, log, epoch, true)
 		sub.epoch, sub.cursor = epoch, oldest
 		sub.coldWait = nil
 		if sub.hasUntil {

@@ -227,6 +227,15 @@ func (sq *streamQuery) start(oldest, newest uint64, epoch string) (cursor uint64
 	}
 }
 
+// resumer is a log shared by several relays (Redis), which a subscriber
+// resuming beyond the newest seq the relay knows may show to have gone back
+// in time: Resume checks, and starts a new epoch if so, so that the
+// subscriber is told of it rather than given those seqs again for other
+// events.
+type resumer interface {
+	Resume(epoch string, since uint64)
+}
+
 // newEpochGap is the gap owed to a subscriber whose numbering restarted:
 // the part of the new numbering already gone, 1..oldest-1, or nil when
 // nothing is. A gap line always names A..B with A <= B (PROTOCOL.md: events
@@ -285,6 +294,13 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		s.reg.release(t, true)
 		writeError(w, unavailable("tenant %s: the broker is unreachable", name))
 		return
+	}
+	if r, ok := t.log.(resumer); ok && sq.hasSince && sq.epoch == epoch && sq.since > newest {
+		// The client saw a seq this relay has not: the log may be behind,
+		// or its broker went back in time (see resumer).
+		r.Resume(epoch, sq.since)
+		oldest, newest = t.log.Bounds()
+		epoch = t.log.Epoch()
 	}
 	var epochGap *tlog.Gap
 	sub.cursor, epochGap = sq.start(oldest, newest, epoch)
