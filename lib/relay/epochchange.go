@@ -13,8 +13,8 @@ type previousEpocher interface {
 }
 
 // epochChange appends what a subscriber hears when the numbering changes
-// under it, to epoch, and returns the cursor it goes on from, the new
-// epoch's oldest line. In order:
+// under it, to epoch, and returns the cursor it goes on from (the new
+// epoch's oldest line) and the new epoch's newest seq. In order:
 //   - a gap with reason epoch in the OLD numbering, from its cursor to the
 //     newest seq the relay knew there, when it had not received them all:
 //     those events existed and will never reach it;
@@ -23,8 +23,8 @@ type previousEpocher interface {
 //     of it is already gone (newEpochGap).
 //
 // With controls false (the NDJSON stream) nothing is appended.
-func (sub *subscriber) epochChange(dst []byte, log tlog.Log, epoch string, controls bool) ([]byte, uint64) {
-	oldest, newest := log.Bounds()
+func (sub *subscriber) epochChange(dst []byte, log tlog.Log, epoch string, controls bool) (msg []byte, oldest, newest uint64) {
+	oldest, newest = log.Bounds()
 	if controls {
 		if pe, ok := log.(previousEpocher); ok {
 			if was, known := pe.PreviousEpoch(); was == sub.epoch && sub.cursor <= known {
@@ -42,5 +42,5 @@ func (sub *subscriber) epochChange(dst []byte, log tlog.Log, epoch string, contr
 			}
 		}
 	}
-	return dst, oldest
+	return dst, oldest, newest
 }

@@ -341,8 +341,8 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 		// The numbering restarted under this subscriber (a shared broker
 		// lost its data): tell it as a new subscriber would hear it,
 		// then follow the new epoch from its oldest line.
-		var oldest uint64
-		sub.pending, oldest = sub.epochChange(sub.pending, log, epoch, true)
+		var oldest, newest uint64
+		sub.pending, oldest, newest = sub.epochChange(sub.pending, log, epoch, true)
 		sub.epoch, sub.cursor = epoch, oldest
 		sub.coldWait = nil
 		if sub.hasUntil {

@@ -62,8 +62,8 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 			// The numbering restarted under this subscriber (a shared
 			// broker lost its data): tell it as a new subscriber would
 			// hear it, then follow the new epoch from its oldest line.
-			var oldest uint64
-			pending, oldest = sub.epochChange(pending, log, e, controls)
+			var oldest, newest uint64
+			pending, oldest, newest = sub.epochChange(pending, log, e, controls)
 			sub.epoch, sub.cursor = e, oldest
 			if sub.hasUntil {
 				sub.until = newest // an until of the old epoch means now
