@@ -9,10 +9,16 @@ DESTDIR ?=
 BINDIR   = $(DESTDIR)$(PREFIX)/bin
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The version is the nearest tag (v1.2.0, v1.2.0-3-gabc1234); without a tag
+# it is "devel", and the commit (with -dirty for local changes) says the rest,
+# so that --version never shows the hash twice.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git describe --always --dirty --exclude='*' 2>/dev/null || echo unknown)
 LDFLAGS  = -s -w -X github.com/tl-sh/tl/lib/cli.version=$(VERSION) -X github.com/tl-sh/tl/lib/cli.commit=$(COMMIT)
 CMDS     = tl-relay tl-tail tl-post tl-fmt
+# Where build puts the binaries; the install test builds elsewhere so that
+# make test never overwrites the user's ./bin.
+BUILDDIR ?= bin
 PAGES1   = $(wildcard man/*.1)
 PAGES7   = $(wildcard man/*.7)
 
@@ -21,7 +27,7 @@ PAGES7   = $(wildcard man/*.7)
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BUILDDIR)/ $(addprefix ./cmd/,$(CMDS))
 
 test:
 	$(GO) vet ./...
@@ -52,7 +58,7 @@ demo: build
 
 install: build
 	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7
-	install -m 0755 $(addprefix bin/,$(CMDS)) $(BINDIR)/
+	install -m 0755 $(addprefix $(BUILDDIR)/,$(CMDS)) $(BINDIR)/
 	$(if $(PAGES1),install -m 0644 $(PAGES1) $(MANDIR)/man1/)
 	$(if $(PAGES7),install -m 0644 $(PAGES7) $(MANDIR)/man7/)
 
