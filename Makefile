@@ -54,7 +54,7 @@ fuzz:
 	@bash scripts/fuzz.sh
 
 demo: build
-	@bash scripts/demo.sh
+	@TL_BIN=$(BUILDDIR) bash scripts/demo.sh
 
 install: build
 	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7
