@@ -8,6 +8,9 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR   = $(DESTDIR)$(PREFIX)/bin
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man
+BASHDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHDIR   = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHDIR  = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 GO      ?= go
 # The version is the nearest tag (v1.2.0, v1.2.0-3-gabc1234); without a tag
 # it is "devel", and the commit (with -dirty for local changes) says the rest,
@@ -22,7 +25,7 @@ BUILDDIR ?= bin
 PAGES1   = $(wildcard man/*.1)
 PAGES7   = $(wildcard man/*.7)
 
-.PHONY: all build test test-short bench bench-quick lint man install uninstall clean demo fuzz
+.PHONY: all build test test-short bench bench-quick lint man install uninstall clean demo fuzz completions
 
 all: build
 
@@ -56,14 +59,23 @@ fuzz:
 demo: build
 	@TL_BIN=$(BUILDDIR) bash scripts/demo.sh
 
+# Regenerate completions/ from the commands' --help (a test checks it is
+# up to date).
+completions: build
+	$(GO) run ./scripts/completions -bin $(BUILDDIR) -out completions
+
 install: build
-	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7 $(BASHDIR) $(ZSHDIR) $(FISHDIR)
+	for c in $(CMDS); do install -m 0644 completions/tl.bash $(BASHDIR)/$$c; done
+	install -m 0644 completions/_tl $(ZSHDIR)/_tl
+	install -m 0644 $(addprefix completions/,$(addsuffix .fish,$(CMDS))) $(FISHDIR)/
 	install -m 0755 $(addprefix $(BUILDDIR)/,$(CMDS)) $(BINDIR)/
 	$(if $(PAGES1),install -m 0644 $(PAGES1) $(MANDIR)/man1/)
 	$(if $(PAGES7),install -m 0644 $(PAGES7) $(MANDIR)/man7/)
 
 uninstall:
-	rm -f $(addprefix $(BINDIR)/,$(CMDS))
+	rm -f $(addprefix $(BINDIR)/,$(CMDS)) $(addprefix $(BASHDIR)/,$(CMDS)) $(ZSHDIR)/_tl
+	rm -f $(addprefix $(FISHDIR)/,$(addsuffix .fish,$(CMDS)))
 	rm -f $(addprefix $(MANDIR)/man1/,$(notdir $(PAGES1))) $(addprefix $(MANDIR)/man7/,$(notdir $(PAGES7)))
 
 clean:

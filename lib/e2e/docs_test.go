@@ -148,7 +148,10 @@ func TestInstall(t *testing.T) {
 	for _, c := range commands {
 		want = append(want, "bin/"+c, "share/man/man1/"+c+".1")
 	}
-	want = append(want, "share/man/man7/tl.7", "share/man/man7/tl-protocol.7")
+	want = append(want, "share/man/man7/tl.7", "share/man/man7/tl-protocol.7", "share/zsh/site-functions/_tl")
+	for _, c := range commands {
+		want = append(want, "share/bash-completion/completions/"+c, "share/fish/vendor_completions.d/"+c+".fish")
+	}
 	for _, f := range want {
 		p := filepath.Join(dest, "opt/tl", f)
 		fi, err := os.Stat(p)
