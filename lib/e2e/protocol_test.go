@@ -266,3 +266,25 @@ func wsExchange(t *testing.T, url string, req message, n int) (string, http.Head
 	}
 	return resp.Status, resp.Header, lines
 }
+
+// TestRelayIgnoresBOM: an NDJSON body that starts with a UTF-8 byte order
+// mark (a file saved by some editors, posted with curl --data-binary) is
+// accepted whole by a real relay; a mark further in is line 2's error.
+func TestRelayIgnoresBOM(t *testing.T) {
+	r := secStartRelay(t)
+	post := func(body string) (int, string) {
+		resp, err := http.Post(r.url+"/v1/tenants/acme/events", "application/x-ndjson", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("\xef\xbb\xbf" + `{"type":"click","path":"/a"}` + "\n" + `{"type":"click","path":"/b"}` + "\n"); code != http.StatusAccepted || !strings.Contains(body, `"accepted":2`) {
+		t.Errorf("BOM first: %d %s", code, body)
+	}
+	if code, body := post(`{"type":"click","path":"/a"}` + "\n\xef\xbb\xbf" + `{"type":"click","path":"/b"}` + "\n"); code != http.StatusBadRequest || !strings.Contains(body, `"line":2`) {
+		t.Errorf("BOM on line 2: %d %s", code, body)
+	}
+}
