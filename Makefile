@@ -8,20 +8,29 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR   = $(DESTDIR)$(PREFIX)/bin
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man
+BASHDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHDIR   = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHDIR  = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The version is the nearest tag (v1.2.0, v1.2.0-3-gabc1234); without a tag
+# it is "devel", and the commit (with -dirty for local changes) says the rest,
+# so that --version never shows the hash twice.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git describe --always --dirty --exclude='*' 2>/dev/null || echo unknown)
 LDFLAGS  = -s -w -X github.com/tl-sh/tl/lib/cli.version=$(VERSION) -X github.com/tl-sh/tl/lib/cli.commit=$(COMMIT)
 CMDS     = tl-relay tl-tail tl-post tl-fmt
+# Where build puts the binaries; the install test builds elsewhere so that
+# make test never overwrites the user's ./bin.
+BUILDDIR ?= bin
 PAGES1   = $(wildcard man/*.1)
 PAGES7   = $(wildcard man/*.7)
 
-.PHONY: all build test test-short bench bench-quick lint man install uninstall clean demo fuzz
+.PHONY: all build test test-short bench bench-quick lint man install uninstall clean demo fuzz completions
 
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BUILDDIR)/ $(addprefix ./cmd/,$(CMDS))
 
 test:
 	$(GO) vet ./...
@@ -48,16 +57,25 @@ fuzz:
 	@bash scripts/fuzz.sh
 
 demo: build
-	@bash scripts/demo.sh
+	@TL_BIN=$(BUILDDIR) bash scripts/demo.sh
+
+# Regenerate completions/ from the commands' --help (a test checks it is
+# up to date).
+completions: build
+	$(GO) run ./scripts/completions -bin $(BUILDDIR) -out completions
 
 install: build
-	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7
-	install -m 0755 $(addprefix bin/,$(CMDS)) $(BINDIR)/
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7 $(BASHDIR) $(ZSHDIR) $(FISHDIR)
+	for c in $(CMDS); do install -m 0644 completions/tl.bash $(BASHDIR)/$$c; done
+	install -m 0644 completions/_tl $(ZSHDIR)/_tl
+	install -m 0644 $(addprefix completions/,$(addsuffix .fish,$(CMDS))) $(FISHDIR)/
+	install -m 0755 $(addprefix $(BUILDDIR)/,$(CMDS)) $(BINDIR)/
 	$(if $(PAGES1),install -m 0644 $(PAGES1) $(MANDIR)/man1/)
 	$(if $(PAGES7),install -m 0644 $(PAGES7) $(MANDIR)/man7/)
 
 uninstall:
-	rm -f $(addprefix $(BINDIR)/,$(CMDS))
+	rm -f $(addprefix $(BINDIR)/,$(CMDS)) $(addprefix $(BASHDIR)/,$(CMDS)) $(ZSHDIR)/_tl
+	rm -f $(addprefix $(FISHDIR)/,$(addsuffix .fish,$(CMDS)))
 	rm -f $(addprefix $(MANDIR)/man1/,$(notdir $(PAGES1))) $(addprefix $(MANDIR)/man7/,$(notdir $(PAGES7)))
 
 clean:

@@ -10,6 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Ctrl-C ends the demo with status 0. On a terminal the whole foreground
+# process group gets the SIGINT, make included, and make then dies of it
+# whatever the demo does; so the demo re-runs itself as a job of a shell
+# with job control, which gives the demo's own process group the terminal:
+# Ctrl-C then reaches the demo alone, and make sees it exit 0.
+if [ -z "${TL_DEMO_JOB:-}" ] && [ -t 0 ]; then
+  export TL_DEMO_JOB=1
+  exec bash -m -c 'bash "$0"; exit $?' "$0"
+fi
+
 # The binaries: $TL_BIN, else ./bin, else wherever tl-relay is on PATH.
 bin=${TL_BIN:-./bin}
 if [ -z "${TL_BIN:-}" ] && [ ! -x "$bin/tl-relay" ] && command -v tl-relay >/dev/null 2>&1; then
@@ -37,7 +47,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
+trap 'echo >&2; echo "demo: stopped" >&2; exit 0' INT
 trap 'exit 143' TERM
 
 # The relay, on a free port; its first stderr line names the address.
@@ -54,6 +64,10 @@ done
 [ -n "$url" ] || { echo "demo: tl-relay did not start" >&2; cat "$work/relay.log" >&2; exit 1; }
 export TL_RELAY=$url
 echo "demo: tl-relay listening on $url; posting $rate events/s to tenant $tenant; Ctrl-C stops" >&2
+echo "demo: from a second terminal, while this runs:" >&2
+echo "demo:   export TL_RELAY=$url PATH=$(cd "$bin" && pwd):\$PATH" >&2
+echo "demo:   tl-tail $tenant -n 5 | tl-fmt        # or: curl -sN \$TL_RELAY/v1/tenants/$tenant/stream?last=5" >&2
+echo "demo:   echo '{\"type\":\"click\",\"path\":\"/hello\"}' | tl-post $tenant" >&2
 
 # events prints sample events forever, $rate a second.
 events() {

@@ -36,3 +36,20 @@ func TestVersionLine(t *testing.T) {
 		t.Fatalf("VersionLine = %q", line)
 	}
 }
+
+// TestVersionOf: the hash is never shown twice (an untagged build used to
+// print "tl-post ec78057 (commit ec78057, ...)").
+func TestVersionOf(t *testing.T) {
+	tests := []struct{ ver, rev, wantVer, wantRev string }{
+		{"v1.2.0", "abc1234", "v1.2.0", "abc1234"},
+		{"v1.2.0-3-gabc1234-dirty", "abc1234-dirty", "v1.2.0-3-gabc1234-dirty", "abc1234-dirty"},
+		{"abc1234", "abc1234", "devel", "abc1234"},
+		{"abc1234-dirty", "abc1234-dirty", "devel", "abc1234-dirty"},
+		{"", "", "devel", "unknown"},
+	}
+	for _, tt := range tests {
+		if v, r := versionOf(tt.ver, tt.rev, nil); v != tt.wantVer || r != tt.wantRev {
+			t.Errorf("versionOf(%q, %q) = %q, %q; want %q, %q", tt.ver, tt.rev, v, r, tt.wantVer, tt.wantRev)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Stamped by the Makefile with -ldflags "-X github.com/tl-sh/tl/lib/cli.version=... -X ...commit=...".
@@ -15,8 +16,14 @@ var (
 // Version returns the version and commit this binary was built from: the
 // stamped values when built by make, else what `go install` recorded.
 func Version() (ver, rev string) {
-	ver, rev = version, commit
-	if info, ok := debug.ReadBuildInfo(); ok {
+	info, _ := debug.ReadBuildInfo()
+	return versionOf(version, commit, info)
+}
+
+// versionOf decides Version from the stamped values and the build info.
+func versionOf(stampedVer, stampedRev string, info *debug.BuildInfo) (ver, rev string) {
+	ver, rev = stampedVer, stampedRev
+	if info != nil {
 		if ver == "" && info.Main.Version != "" {
 			ver = info.Main.Version
 		}
@@ -26,7 +33,9 @@ func Version() (ver, rev string) {
 			}
 		}
 	}
-	if ver == "" {
+	if ver == "" || rev != "" && strings.HasPrefix(ver, strings.TrimSuffix(rev, "-dirty")) {
+		// An untagged build stamped with its hash as version (git describe
+		// --always) would print the hash twice.
 		ver = "devel"
 	}
 	if rev == "" {

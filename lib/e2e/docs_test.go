@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // commands are the four binaries; each has a page in man/.
@@ -20,15 +23,17 @@ func repoRoot(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// TestManPagesLint renders every page with mandoc's linter: no warnings.
+// TestManPagesLint renders every page with mandoc's linter, as a user
+// would run it (mandoc -Tlint, style messages included): no message at all.
 func TestManPagesLint(t *testing.T) {
+	mandoc := testkit.NeedTool(t, "mandoc")
 	pages, _ := filepath.Glob(filepath.Join(repoRoot(t), "man", "*.[17]"))
-	want := len(commands) + 1 // plus tl.7
+	want := len(commands) + 2 // plus tl.7 and tl-protocol.7
 	if len(pages) != want {
-		t.Fatalf("found %d man pages %v, want %d (one per command plus tl.7)", len(pages), pages, want)
+		t.Fatalf("found %d man pages %v, want %d (one per command plus tl.7 and tl-protocol.7)", len(pages), pages, want)
 	}
 	for _, p := range pages {
-		out, err := exec.Command("mandoc", "-T", "lint", "-W", "warning", p).CombinedOutput()
+		out, err := exec.Command(mandoc, "-T", "lint", p).CombinedOutput()
 		if err != nil || len(out) > 0 {
 			t.Errorf("mandoc -T lint %s: %v\n%s", filepath.Base(p), err, out)
 		}
@@ -124,12 +129,15 @@ func TestVersion(t *testing.T) {
 }
 
 // TestInstall installs into a temporary DESTDIR with make, checks the files,
-// and uninstalls them again.
+// and uninstalls them again. It builds into a temporary BUILDDIR: the
+// user's ./bin is not touched by make test.
 func TestInstall(t *testing.T) {
-	dest := t.TempDir()
+	testkit.NeedTool(t, "make")
+	dest, build := t.TempDir(), t.TempDir()
+	binBefore := binStamp(t)
 	make := func(target string) {
 		t.Helper()
-		cmd := exec.Command("make", target, "DESTDIR="+dest, "PREFIX=/opt/tl", "VERSION=v9.9.9-test")
+		cmd := exec.Command("make", target, "DESTDIR="+dest, "PREFIX=/opt/tl", "VERSION=v9.9.9-test", "BUILDDIR="+build)
 		cmd.Dir = repoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make %s: %v\n%s", target, err, out)
@@ -140,7 +148,10 @@ func TestInstall(t *testing.T) {
 	for _, c := range commands {
 		want = append(want, "bin/"+c, "share/man/man1/"+c+".1")
 	}
-	want = append(want, "share/man/man7/tl.7")
+	want = append(want, "share/man/man7/tl.7", "share/man/man7/tl-protocol.7", "share/zsh/site-functions/_tl")
+	for _, c := range commands {
+		want = append(want, "share/bash-completion/completions/"+c, "share/fish/vendor_completions.d/"+c+".fish")
+	}
 	for _, f := range want {
 		p := filepath.Join(dest, "opt/tl", f)
 		fi, err := os.Stat(p)
@@ -162,6 +173,28 @@ func TestInstall(t *testing.T) {
 			t.Errorf("make uninstall left %s", f)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(build, "tl-tail")); err != nil {
+		t.Errorf("make install did not build into BUILDDIR: %v", err)
+	}
+	if after := binStamp(t); after != binBefore {
+		t.Errorf("make install changed the repository's bin/: %s, then %s", binBefore, after)
+	}
+}
+
+// binStamp describes the repository's bin/ directory (what the user built
+// there), so that a test can tell it was left alone.
+func binStamp(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, c := range commands {
+		fi, err := os.Stat(filepath.Join(repoRoot(t), "bin", c))
+		if err != nil {
+			fmt.Fprintf(&b, "%s: none; ", c)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %d bytes %v; ", c, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
 }
 
 // TestGoInstall checks that `go install` builds every command from a clean

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "update testscript golden output in place")
@@ -76,6 +78,10 @@ func Params(dir string) testscript.Params {
 		Dir:                 dir,
 		UpdateScripts:       *update,
 		RequireExplicitExec: true,
+		// [tool:NAME]: NAME is installed; a script skips without it
+		// ([!tool:redis-server] skip), except under CI=true, where a
+		// missing tool fails it.
+		Condition: testkit.ToolCondition,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("TL_RELAY", "")

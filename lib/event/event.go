@@ -58,17 +58,24 @@ func ParseType(s string) Type {
 // MaxEventSize: the relay answers it with 413 rather than 400.
 var ErrTooLarge = errors.New("event too large")
 
+// ErrTenantMismatch is matched (errors.Is) by the error for a tenant_id
+// other than the tenant the event is published to.
+var ErrTenantMismatch = errors.New("tenant_id does not match")
+
 // Error is a validation error. Msg names the problem, for example
 // `type must be one of pageview, click, custom`.
 type Error struct {
 	Msg      string
 	TooLarge bool // the event is over MaxEventSize
+	Mismatch bool // its tenant_id is not the tenant it is published to
 }
 
 func (e *Error) Error() string { return e.Msg }
 
 // Is makes errors.Is(err, ErrTooLarge) true for an oversized event.
-func (e *Error) Is(target error) bool { return target == ErrTooLarge && e.TooLarge }
+func (e *Error) Is(target error) bool {
+	return target == ErrTooLarge && e.TooLarge || target == ErrTenantMismatch && e.Mismatch
+}
 
 func errorf(format string, a ...any) error { return &Error{Msg: fmt.Sprintf(format, a...)} }
 

@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"fmt"
 )
 
 // span is a token's bounds in the line: b[s:e], quotes included for strings.
@@ -137,7 +138,7 @@ func (v *Validator) Validate(line []byte, tenant string) error {
 	}
 	if v.tenantID.e != 0 && tenant != "" && !v.IgnoreTenantID {
 		if got := v.TenantID(); got != tenant {
-			return errorf("tenant_id %q does not match tenant %q", got, tenant)
+			return &Error{Msg: fmt.Sprintf("tenant_id %q does not match tenant %q", got, tenant), Mismatch: true}
 		}
 	}
 	v.ok = true

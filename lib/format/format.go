@@ -58,6 +58,7 @@ type options struct {
 	values    []any
 	named     map[string]any
 	jobs      int  // worker goroutines; 0 for one per CPU
+	maxErrors int  // per-line messages printed before they are only counted; 0 for all
 	noFast    bool // tests: always take the gojq path
 }
 
@@ -127,6 +128,7 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	colorOff := fs.BoolP("monochrome-output", "M", false, "no colour")
 	fs.BoolVar(&o.list, "list", false, "list the named filters and exit")
 	fs.IntVar(&o.jobs, "jobs", 0, "worker goroutines (default: one per CPU)")
+	fs.IntVar(&o.maxErrors, "max-errors", defaultMaxErrors, "report at most `N` bad lines one by one, then only count them (0: no limit)")
 	help := fs.BoolP("help", "h", false, "show this help")
 	version := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(rest); err != nil {
@@ -177,6 +179,9 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 		o.output = "json"
 	case o.output != "line" && o.output != "json" && o.output != "pretty":
 		return nil, cli.Usagef("-o %s: must be line, json or pretty\ntry 'tl-fmt --help'", o.output)
+	}
+	if o.maxErrors < 0 {
+		return nil, cli.Usagef("--max-errors must be at least 0\ntry 'tl-fmt --help'")
 	}
 	if o.jobs < 0 {
 		return nil, cli.Usagef("--jobs must be at least 0\ntry 'tl-fmt --help'")

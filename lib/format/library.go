@@ -2,7 +2,9 @@ package format
 
 import (
 	"embed"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,6 +31,7 @@ var embedded embed.FS
 type libFile struct {
 	name, path, desc string // path is "" for an embedded file
 	src              string
+	config           bool   // from the config directory: a broken one is skipped, not fatal
 	usage            string // its public definitions, "top_paths, top_paths($n)"
 }
 
@@ -45,7 +48,7 @@ func configFilterDir(getenv func(string) string) string {
 
 // loadLibrary returns the filter files in the order their definitions
 // apply: embedded, then the config directory, then each -L directory.
-func loadLibrary(o *options, getenv func(string) string) ([]libFile, error) {
+func loadLibrary(o *options, getenv func(string) string, stderr io.Writer) ([]libFile, error) {
 	var files []libFile
 	names, _ := fs.Glob(embedded, "filters/*.jq")
 	slices.Sort(names)
@@ -60,6 +63,7 @@ func loadLibrary(o *options, getenv func(string) string) ([]libFile, error) {
 	if d := configFilterDir(getenv); d != "" {
 		dirs = append([]string{d}, dirs...)
 	}
+	configDirs := len(dirs) - len(o.libDirs)
 	for i, d := range dirs {
 		names, _ := filepath.Glob(filepath.Join(d, "*.jq"))
 		if len(names) == 0 && i >= len(dirs)-len(o.libDirs) {
@@ -70,10 +74,16 @@ func loadLibrary(o *options, getenv func(string) string) ([]libFile, error) {
 		slices.Sort(names)
 		for _, n := range names {
 			b, err := os.ReadFile(n)
+			if err != nil && i < configDirs {
+				fmt.Fprintf(stderr, "tl-fmt: skipping filter file %s: %v\n", n, errors.Unwrap(err))
+				continue
+			}
 			if err != nil {
 				return nil, cli.Exit(cli.ExitUsage, fmt.Errorf("reading filter: %w", err))
 			}
-			files = append(files, newLibFile(n, n, string(b)))
+			f := newLibFile(n, n, string(b))
+			f.config = i < configDirs
+			files = append(files, f)
 		}
 	}
 	return files, nil
@@ -94,22 +104,36 @@ func newLibFile(name, path, src string) libFile {
 	return f
 }
 
-// parseLibrary parses the files' definitions.
-func parseLibrary(files []libFile) ([]*gojq.FuncDef, error) {
+// parseLibrary parses the files' definitions and returns the files kept. A
+// file of the config directory that does not parse is reported on stderr
+// and skipped: one broken personal filter must not break every tl-fmt
+// command. A file named by -L is the command's own business: it is fatal.
+func parseLibrary(files []libFile, stderr io.Writer) ([]*gojq.FuncDef, []libFile, error) {
 	var defs []*gojq.FuncDef
+	kept := files[:0:0]
 	for i := range files {
 		f := &files[i]
 		// A file holds definitions only; give it a body so it parses as a query.
 		q, err := gojq.Parse(f.src + "\n.")
+		if f.config && err != nil {
+			_, msg := cli.Code(parseError(f.path, f.src, err, true))
+			msg, _, _ = strings.Cut(msg, "\n")
+			fmt.Fprintf(stderr, "tl-fmt: %s (file skipped)\n", msg)
+			continue
+		}
+		if f.config && (len(q.Imports) > 0 || q.Meta != nil) {
+			fmt.Fprintf(stderr, "tl-fmt: filter file %s: imports are not supported in filter files (file skipped)\n", f.path)
+			continue
+		}
 		if err != nil {
 			name := f.path
 			if name == "" {
 				name = "(builtin) " + f.name + ".jq"
 			}
-			return nil, parseError(name, f.src, err, true)
+			return nil, nil, parseError(name, f.src, err, true)
 		}
 		if len(q.Imports) > 0 || q.Meta != nil {
-			return nil, cli.Exit(exitCompile, fmt.Errorf("filter file %s: imports are not supported in filter files", f.path))
+			return nil, nil, cli.Exit(exitCompile, fmt.Errorf("filter file %s: imports are not supported in filter files", f.path))
 		}
 		defs = append(defs, q.FuncDefs...)
 		var uses []string
@@ -125,18 +149,19 @@ func parseLibrary(files []libFile) ([]*gojq.FuncDef, error) {
 		}
 		slices.Sort(uses)
 		f.usage = strings.Join(uses, ", ")
+		kept = append(kept, *f)
 	}
-	return defs, nil
+	return defs, kept, nil
 }
 
 // listFilters prints each named filter with its description.
 func listFilters(o *options, env *cli.Env) error {
-	files, err := loadLibrary(o, env.Getenv)
+	files, err := loadLibrary(o, env.Getenv, env.Stderr)
 	if err != nil {
 		return err
 	}
-	if _, err := parseLibrary(files); err != nil {
-		// parseLibrary fills in each file's usage.
+	// parseLibrary fills in each file's usage.
+	if _, files, err = parseLibrary(files, env.Stderr); err != nil {
 		return err
 	}
 	seen := map[string]int{}

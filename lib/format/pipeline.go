@@ -94,9 +94,11 @@ func runSequential(ctx context.Context, o *options, prog *program, pal *palette,
 	out := bufio.NewWriterSize(env.Stdout, readBufSize)
 	var werr error
 	w := newWorker(ctx, o, prog, pal)
+	errOut := &errorCap{w: env.Stderr, max: o.maxErrors}
+	defer errOut.finish()
 	flushErrs := func() {
 		if len(w.errs) > 0 {
-			env.Stderr.Write(w.errs)
+			errOut.write(w.errs)
 			w.errs = w.errs[:0]
 		}
 	}
@@ -326,6 +328,8 @@ func runParallel(ctx context.Context, o *options, prog *program, pal *palette, e
 
 	// The writer: this goroutine, in input order.
 	var st status
+	errOut := &errorCap{w: env.Stderr, max: o.maxErrors}
+	defer errOut.finish()
 	for c := range ordered {
 		select {
 		case <-c.done:
@@ -336,7 +340,7 @@ func runParallel(ctx context.Context, o *options, prog *program, pal *palette, e
 			env.Stderr.Write(c.notes)
 		}
 		if len(c.errs) > 0 {
-			env.Stderr.Write(c.errs)
+			errOut.write(c.errs)
 		}
 		if len(c.out) > 0 {
 			if _, err := env.Stdout.Write(c.out); err != nil {

@@ -36,11 +36,11 @@ var seqFuncs = map[string]bool{
 
 // compile parses and compiles the program once.
 func compile(o *options, env *cli.Env) (*program, error) {
-	files, err := loadLibrary(o, env.Getenv)
+	files, err := loadLibrary(o, env.Getenv, env.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	libDefs, err := parseLibrary(files)
+	libDefs, _, err := parseLibrary(files, env.Stderr)
 	if err != nil {
 		return nil, err
 	}

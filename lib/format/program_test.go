@@ -1,6 +1,7 @@
 package format
 
 import (
+	"io"
 	"testing"
 
 	"github.com/itchyny/gojq"
@@ -10,11 +11,11 @@ import (
 // halt, themselves or through the named filters they use, give up the
 // parallel engine.
 func TestNeedsSequential(t *testing.T) {
-	files, err := loadLibrary(&options{}, func(string) string { return "" })
+	files, err := loadLibrary(&options{}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib, err := parseLibrary(files)
+	lib, _, err := parseLibrary(files, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/tl-sh/tl/lib/ndjson"
 )
 
 // source reads the lines of the inputs (the files in turn, or stdin).
@@ -82,6 +84,11 @@ func (s *source) line() ([]byte, error) {
 			s.long = s.long[:0]
 		}
 		if len(b) > 0 {
+			if s.lineNo == 0 {
+				// A byte order mark starts the input, not its first
+				// line: jq ignores it, and so does lib/ndjson.
+				b = bytes.TrimPrefix(b, []byte(ndjson.BOM))
+			}
 			s.lineNo++
 			if b[len(b)-1] == '\n' {
 				b = b[:len(b)-1]

@@ -1,5 +1,6 @@
 // Package ndjson reads newline-delimited JSON: lines numbered from 1, blank
-// lines skipped, and a line over the size limit reported by its number and
+// lines skipped, a UTF-8 byte order mark at the start of the input ignored
+// (as jq does: editors on Windows write one), and a line over the size limit reported by its number and
 // skipped without buffering it, so one huge line neither kills the scan (the
 // bufio.Scanner 64 KiB trap) nor costs more memory than the limit.
 package ndjson
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // initialBuf is the first buffer size: most lines are a few hundred bytes,
@@ -25,6 +27,10 @@ func (e *LineTooLongError) Error() string {
 	return fmt.Sprintf("line %d: longer than %d bytes", e.Line, e.Max)
 }
 
+// BOM is the UTF-8 byte order mark. At the very start of an input it is
+// not part of the first line (RFC 8259 lets a parser ignore it; jq does).
+const BOM = "\xef\xbb\xbf"
+
 // Scanner reads lines. Use it like bufio.Scanner:
 //
 //	for sc.Scan() {
@@ -40,6 +46,7 @@ type Scanner struct {
 	start, end int // unread bytes are buf[start:end]
 	searched   int // buf[start:searched] holds no newline
 	discarding bool
+	bomDone    bool // the input's first bytes were checked for a BOM
 	eof        bool
 	err        error
 
@@ -67,6 +74,20 @@ func (s *Scanner) Reset(r io.Reader) {
 func (s *Scanner) Scan() bool {
 	s.tok, s.lineErr = nil, nil
 	for {
+		if !s.bomDone {
+			// Decide as soon as the bytes read are not a strict prefix
+			// of the mark, so a quiet pipe is not waited on for more.
+			head := s.buf[s.start:s.end]
+			if len(head) < len(BOM) && strings.HasPrefix(BOM, string(head)) && !s.eof && s.err == nil {
+				s.fill()
+				continue
+			}
+			s.bomDone = true
+			if bytes.HasPrefix(head, []byte(BOM)) {
+				s.start += len(BOM)
+				s.searched = s.start
+			}
+		}
 		if i := bytes.IndexByte(s.buf[s.searched:s.end], '\n'); i >= 0 {
 			nl := s.searched + i
 			tok := s.buf[s.start:nl]

@@ -35,6 +35,7 @@ func scanAll(r io.Reader, max int) ([]string, error) {
 // reference is the obvious implementation the scanner must agree with.
 func reference(in string, max int) []string {
 	var out []string
+	in = strings.TrimPrefix(in, BOM)
 	if in == "" {
 		return nil
 	}
@@ -73,6 +74,13 @@ func TestScanner(t *testing.T) {
 		{"long last no newline", "a\n" + long, 10, []string{"1:a", "2:too long"}},
 		{"two long", long + "\n\n" + long + "\nc", 10, []string{"1:too long", "3:too long", "4:c"}},
 		{"long blank", strings.Repeat(" ", 20) + "\nq", 10, []string{"1:too long", "2:q"}},
+		// A byte order mark starts the input, not line 1 (jq ignores it too).
+		{"bom", BOM + "a\nb", 10, []string{"1:a", "2:b"}},
+		{"bom alone", BOM, 10, nil},
+		{"bom blank line", BOM + "\nb", 10, []string{"2:b"}},
+		{"bom max", BOM + "0123456789\nz", 10, []string{"1:0123456789", "2:z"}},
+		{"bom short", "\xef\xbb", 10, []string{"1:\xef\xbb"}},
+		{"bom not first", "a\n" + BOM + "b", 10, []string{"1:a", "2:" + BOM + "b"}},
 	}
 	readers := map[string]func(string) io.Reader{
 		"whole":   func(s string) io.Reader { return strings.NewReader(s) },
@@ -156,7 +164,7 @@ func TestReset(t *testing.T) {
 }
 
 func FuzzScanner(f *testing.F) {
-	for _, s := range []string{"", "a", "a\nb", "\r\n\r\n", "0123456789\r\n", "01234567890\n", " \t\nx\n\n", strings.Repeat("z", 40) + "\nq"} {
+	for _, s := range []string{"", "a", "a\nb", "\r\n\r\n", "0123456789\r\n", "01234567890\n", " \t\nx\n\n", strings.Repeat("z", 40) + "\nq", BOM + "{}\n", "\xef\xbbx"} {
 		f.Add([]byte(s), uint8(10))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, max uint8) {

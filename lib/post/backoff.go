@@ -2,67 +2,33 @@ package post
 
 import (
 	"math/rand/v2"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/tl-sh/tl/lib/client"
 )
 
-// Retry tuning (DESIGN.md: exponential backoff with full jitter).
+// Retry tuning (DESIGN.md: exponential backoff with full jitter, shared with
+// tl-tail in lib/client).
 const (
 	backoffBase = 100 * time.Millisecond // the first retry waits up to this long
 	backoffCap  = 10 * time.Second       // no single wait (without Retry-After) exceeds this
 )
 
 // backoff returns how long to wait before retry number n (0-based): a random
-// duration in [0, min(cap, base·2^n)] ("full jitter"), so that many clients
-// failing together do not retry together.
+// duration in [0, min(cap, base·2^n)].
 func backoff(n int) time.Duration {
-	limit := backoffCap
-	if n < 20 {
-		if d := backoffBase << n; d < limit {
-			limit = d
-		}
-	}
-	return rand.N(limit + 1)
+	return client.Backoff{Base: backoffBase, Cap: backoffCap, Rand: rand.Int64N}.Delay(n + 1)
 }
 
 // retryable reports whether an answer with this status may succeed if the
-// same batch is sent again: 408, 429 and the 5xx answers but 501 (the relay
-// will not learn the method by being asked again).
-func retryable(status int) bool {
-	switch {
-	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
-		return true
-	case status == http.StatusNotImplemented:
-		return false
-	case status >= 500 && status <= 599:
-		return true
-	}
-	return false
-}
+// same batch is sent again (client.Retryable).
+func retryable(status int) bool { return client.Retryable(status) }
 
-// retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
-// It returns -1 when the header is absent or unreadable.
+// retryAfter parses a Retry-After header (client.RetryAfter); it returns -1
+// when the header is absent or unreadable.
 func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return -1
-	}
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs < 0 {
-			return -1
-		}
-		if secs > int64(24*time.Hour/time.Second) {
-			secs = int64(24 * time.Hour / time.Second)
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-		return 0
+	if d, ok := client.RetryAfter(h, now); ok {
+		return d
 	}
 	return -1
 }

@@ -55,8 +55,10 @@ type console struct {
 	once sync.Once
 }
 
-// progressMode turns --progress and the environment into a mode.
-func progressMode(flag string, quiet bool, stderr io.Writer, getenv func(string) string) int {
+// progressMode turns --progress and the environment into a mode. Auto
+// draws on a terminal, but not when the events are being typed on it (stdin
+// a terminal too): the line would be redrawn where the user types.
+func progressMode(flag string, quiet bool, stdin io.Reader, stderr io.Writer, getenv func(string) string) int {
 	if quiet {
 		return progressNone
 	}
@@ -68,10 +70,16 @@ func progressMode(flag string, quiet bool, stderr io.Writer, getenv func(string)
 	case "none":
 		return progressNone
 	}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && getenv("TERM") != "dumb" {
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && getenv("TERM") != "dumb" && !isTerminal(stdin) {
 		return progressTTY
 	}
 	return progressNone
+}
+
+// isTerminal reports whether r is a terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func newConsole(w io.Writer, mode int, quiet bool, st *stats) *console {

@@ -1,6 +1,9 @@
 package post
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Pacing tuning.
 const (
@@ -18,8 +21,10 @@ const (
 // their own timestamps (--replay SPEED). Its clock is injectable so that its
 // schedule can be tested exactly.
 type pacer struct {
-	rate   float64 // events per second; 0: unpaced
-	replay float64 // speed factor; 0: off
+	rate   float64       // events per second; 0: unpaced
+	replay float64       // speed factor; 0: off
+	maxGap time.Duration // --replay-max-gap: the longest replay wait; 0: none
+	note   func(string)  // says on stderr that a wait was cut short
 
 	now   func() time.Time
 	sleep func(time.Duration) bool // false when the run stops
@@ -59,12 +64,24 @@ func (p *pacer) wait(ts int64) bool {
 		if !p.started {
 			p.started, p.ts0, p.wall0 = true, ts, now
 		}
+		prev := p.maxTS
 		p.maxTS = ts
 		off := time.Duration(float64(ts-p.ts0) * float64(time.Millisecond) / p.replay)
 		d := p.wall0.Add(off)
 		if now.Sub(d) > maxLag {
 			// Fell behind (a slow relay): re-anchor rather than burst.
 			p.ts0, p.wall0, d = ts, now, now
+		}
+		if w := d.Sub(now); p.maxGap > 0 && w > p.maxGap {
+			// A recording with a night in it would otherwise sleep
+			// through the night without a word: cut the wait, start a
+			// new schedule after it, and say so.
+			if p.note != nil {
+				p.note(fmt.Sprintf("tl-post: --replay: the next event is stamped %v after the last; waiting %v instead (--replay-max-gap)",
+					time.Duration(ts-prev)*time.Millisecond, p.maxGap))
+			}
+			d = now.Add(p.maxGap)
+			p.ts0, p.wall0 = ts, d
 		}
 		if d.After(due) {
 			due = d

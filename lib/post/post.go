@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ const (
 	defaultLinger      = 200 * time.Millisecond // how long a partial batch waits for more lines
 	defaultMaxRetries  = 10                     // attempts after the first, per batch
 	defaultTimeout     = 2 * time.Minute        // how long one batch may take, retries included
+	defaultMaxErrors   = 100                    // bad lines reported one by one; the rest are counted
+	defaultReplayGap   = 10 * time.Second       // --replay never waits longer than this between events
 )
 
 // Options is a parsed command line.
@@ -37,17 +40,22 @@ type Options struct {
 	Tenant      string   // every line goes here; "" means each line's tenant_id
 	Files       []string // "-" is stdin; empty means stdin
 	BatchEvents int
-	BatchBytes  int
+	BatchBytes  cli.Size
 	Linger      time.Duration
 	MaxRetries  int
 	Timeout     time.Duration // per batch, retries included; 0 means none
 	Rate        float64       // events per second; 0 means unpaced
 	Replay      float64       // speed factor for --replay; 0 means off
+	ReplayGap   time.Duration // --replay-max-gap: the longest wait between two events; 0 means none
+	MaxErrors   int           // bad lines reported one by one; 0 means all
 	Strict      bool
 	Retarget    bool   // with Tenant: re-address every line, whatever its tenant_id
 	Progress    string // auto, tty, plain or none
 	Quiet       bool
 }
+
+// maxBatchBytes bounds --batch-bytes: a batch's offsets are int32.
+const maxBatchBytes = 1 << 30
 
 const usageHead = `usage: tl-post [flags] [TENANT] [FILE...]
 
@@ -92,13 +100,16 @@ func parse(args []string, env *cli.Env) (*Options, *client.Config, error) {
 	fs.BoolVar(&o.Retarget, "retarget", false, "with TENANT, re-address every line, whatever its tenant_id")
 	fs.BoolVar(&o.Strict, "strict", false, "validate all input first; send nothing if any line is bad")
 	fs.IntVarP(&o.BatchEvents, "batch-events", "n", defaultBatchEvents, "at most `N` events per batch")
-	fs.IntVar(&o.BatchBytes, "batch-bytes", defaultBatchBytes, "at most `BYTES` per batch body")
+	o.BatchBytes = defaultBatchBytes
+	fs.Var(&o.BatchBytes, "batch-bytes", "at most `SIZE` per batch body (bytes, or with KiB, MiB)")
 	fs.DurationVar(&o.Linger, "linger", defaultLinger, "send a partial batch after waiting `DURATION` for more lines")
 	fs.IntVar(&o.MaxRetries, "max-retries", defaultMaxRetries, "retry a batch at most `N` times (transport errors, 408, 429, 5xx but 501)")
 	fs.DurationVar(&o.Timeout, "timeout", defaultTimeout, "give up on a batch not published within `DURATION`, retries included (0: never)")
 	fs.Float64Var(&o.Rate, "rate", 0, "publish at most `N` events per second")
 	fs.Float64Var(&o.Replay, "replay", 0, "pace events by their own timestamps, `SPEED` times real time (default 1)")
 	fs.Lookup("replay").NoOptDefVal = "1"
+	fs.DurationVar(&o.ReplayGap, "replay-max-gap", defaultReplayGap, "with --replay, wait at most `DURATION` between two events, and say so (0: no limit)")
+	fs.IntVar(&o.MaxErrors, "max-errors", defaultMaxErrors, "report at most `N` bad lines one by one, then only count them (0: no limit)")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress on stderr: auto (on a terminal), tty, plain (a line every few seconds) or none")
 	fs.BoolVarP(&o.Quiet, "quiet", "q", false, "no progress and no summary; only errors")
 	cf := client.AddFlags(fs)
@@ -119,6 +130,12 @@ func parse(args []string, env *cli.Env) (*Options, *client.Config, error) {
 	o.Files = fs.Args()
 	if o.Tenant == "" && len(o.Files) > 0 && !looksLikeFile(o.Files[0]) {
 		o.Tenant, o.Files = o.Files[0], o.Files[1:]
+		if fi, err := os.Stat(o.Tenant); err == nil && fi.Mode().IsRegular() {
+			// The meaning stays the same in every directory, but a file of
+			// that name here is most likely what was meant.
+			fmt.Fprintf(env.Stderr, "tl-post: warning: %q is taken as the TENANT, but it is also a file here; to read it write ./%s (or name the tenant: -t TENANT %s)\n",
+				o.Tenant, o.Tenant, o.Tenant)
+		}
 	}
 	if o.Tenant != "" {
 		if err := event.CheckTenant(o.Tenant); err != nil {
@@ -130,6 +147,8 @@ func parse(args []string, env *cli.Env) (*Options, *client.Config, error) {
 		return nil, nil, cli.Usagef("--retarget needs a TENANT (try --help)")
 	case o.BatchEvents < 1:
 		return nil, nil, cli.Usagef("--batch-events must be at least 1 (try --help)")
+	case int64(o.BatchBytes) > maxBatchBytes:
+		return nil, nil, cli.Usagef("--batch-bytes must be at most %s (try --help)", cli.FormatSize(maxBatchBytes))
 	case o.BatchBytes < maxLine:
 		return nil, nil, cli.Usagef("--batch-bytes must be at least %d, the longest line (try --help)", maxLine)
 	case o.Linger < 0:
@@ -142,6 +161,10 @@ func parse(args []string, env *cli.Env) (*Options, *client.Config, error) {
 		return nil, nil, cli.Usagef("--rate must not be negative (try --help)")
 	case fs.Changed("replay") && o.Replay <= 0:
 		return nil, nil, cli.Usagef("--replay SPEED must be positive (try --help)")
+	case o.ReplayGap < 0:
+		return nil, nil, cli.Usagef("--replay-max-gap must not be negative (try --help)")
+	case o.MaxErrors < 0:
+		return nil, nil, cli.Usagef("--max-errors must not be negative (try --help)")
 	}
 	switch o.Progress {
 	case "auto", "tty", "plain", "none":

@@ -438,7 +438,7 @@ func TestGiveUp(t *testing.T) {
 		requests int
 	}{
 		{"max retries", []string{"--max-retries", "2"}, "after 3 attempts", 3},
-		{"timeout", []string{"--timeout", "1s"}, "within --timeout 1s", 1},
+		{"timeout", []string{"--timeout", "1s"}, "within --timeout 1s (gave up after ", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

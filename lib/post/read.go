@@ -62,6 +62,9 @@ func (c *checker) check(line []byte) (tenant string, wire []byte, ts int64, err 
 		_, delivery := event.LineSeq(line)
 		c.v.IgnoreTenantID = c.retarget || delivery
 		if err := c.v.Validate(line, c.tenant); err != nil {
+			if errors.Is(err, event.ErrTenantMismatch) {
+				return "", nil, 0, fmt.Errorf("%w (--retarget publishes it to %s anyway)", err, c.tenant)
+			}
 			return "", nil, 0, err
 		}
 		tenant = c.tenant
@@ -91,18 +94,22 @@ func (p *poster) readAll(sink func(it *item) bool) {
 		}
 		r, closeIn, err := p.open(fi)
 		if err != nil {
-			p.con.printf("%v", err)
+			p.con.printf("tl-post: %v", err)
 			p.stats.failedFiles.Add(1)
 			continue
 		}
-		// Blank lines are skipped by the scanner, as by the relay.
+		// Blank lines are skipped by the scanner, as by the relay, but
+		// counted as read, so that "lines read" agrees with the line
+		// numbers of the messages.
 		sc := ndjson.NewScanner(r, maxLine)
+		counted := 0 // lines of this input added to stats.read
 		for sc.Scan() {
 			if p.stopped() {
 				closeIn()
 				return
 			}
-			p.stats.read.Add(1)
+			p.stats.read.Add(int64(sc.Line() - counted))
+			counted = sc.Line()
 			n := int64(sc.Line())
 			if sc.LineErr() != nil {
 				p.refuse(name, n, fmt.Sprintf("line is longer than %d bytes", maxLine))
@@ -120,8 +127,9 @@ func (p *poster) readAll(sink func(it *item) bool) {
 			}
 		}
 		closeIn()
+		p.stats.read.Add(int64(sc.Line() - counted)) // trailing blank lines
 		if err := sc.Err(); err != nil && !p.stopped() {
-			p.con.printf("%s: %v", name, err)
+			p.con.printf("tl-post: %s: %v", name, err)
 			p.stats.failedFiles.Add(1)
 		}
 	}
@@ -130,7 +138,16 @@ func (p *poster) readAll(sink func(it *item) bool) {
 // refuse reports a bad line as FILE:LINE: reason.
 func (p *poster) refuse(name string, line int64, reason string) {
 	p.stats.refused.Add(1)
-	p.con.printf("%s:%d: %s", name, line, reason)
+	p.lineError(fmt.Sprintf("%s:%d: %s", name, line, reason))
+}
+
+// lineError prints the message about one bad line, unless --max-errors
+// have been printed already: 100 MB of garbage is one problem, not 388,000
+// lines of stderr. finish says how many were not shown.
+func (p *poster) lineError(msg string) {
+	if n := p.lineErrs.Add(1); p.o.MaxErrors == 0 || n <= int64(p.o.MaxErrors) {
+		p.con.printf("%s", msg)
+	}
 }
 
 // open opens input fi; stdin is read through an interruptible descriptor.

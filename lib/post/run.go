@@ -47,6 +47,10 @@ type poster struct {
 
 	failMu  sync.Mutex // guards failErr
 	failErr error      // the first fatal error
+
+	// Bad lines reported so far, here or by the relay; past --max-errors
+	// they are only counted (the summary says how many went unshown).
+	lineErrs atomic.Int64
 }
 
 func newPoster(o *Options, cfg *client.Config, env *cli.Env) *poster {
@@ -67,7 +71,7 @@ func newPoster(o *Options, cfg *client.Config, env *cli.Env) *poster {
 		}
 		p.names = append(p.names, f)
 	}
-	mode := progressMode(o.Progress, o.Quiet, env.Stderr, env.Getenv)
+	mode := progressMode(o.Progress, o.Quiet, env.Stdin, env.Stderr, env.Getenv)
 	p.con = newConsole(env.Stderr, mode, o.Quiet, &p.stats)
 	return p
 }
@@ -153,7 +157,7 @@ func (p *poster) run(ctx context.Context) error {
 	p.stdin = in
 	defer interruptIn()
 
-	pace := &pacer{rate: p.o.Rate, replay: p.o.Replay, now: p.now, sleep: p.sleep}
+	pace := &pacer{rate: p.o.Rate, replay: p.o.Replay, maxGap: p.o.ReplayGap, note: p.con.note, now: p.now, sleep: p.sleep}
 	var last *lane // the reader's lane of the previous line: most lines skip the lookup
 	route := func(it *item) bool {
 		if last == nil || last.tenant != it.tenant {
@@ -230,6 +234,9 @@ func (p *poster) run(ctx context.Context) error {
 func (p *poster) finish(took time.Duration) error {
 	st := &p.stats
 	sent, refused, unsent := st.sent.Load(), st.refused.Load(), st.unsent.Load()
+	if n := p.lineErrs.Load() - int64(p.o.MaxErrors); p.o.MaxErrors > 0 && n > 0 {
+		p.con.put(fmt.Sprintf("tl-post: %s not shown (--max-errors %d)", plural(int(n), "more bad line", "more bad lines"), p.o.MaxErrors))
+	}
 	if !p.o.Quiet {
 		rate := float64(sent) / took.Seconds()
 		s := fmt.Sprintf("tl-post: published %s to %s in %v (%s events/s); %s read, %s refused, %s",

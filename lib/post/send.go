@@ -55,7 +55,11 @@ func newKey() string {
 
 // attempt POSTs body once.
 func (p *poster) attempt(ctx context.Context, tenant string, body []byte, key string) answer {
-	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	limit := attemptTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(dl)) // the batch's --timeout comes first
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.cfg.URL(client.EventsPath(tenant), nil).String(), bytes.NewReader(body))
 	if err != nil {
@@ -66,7 +70,7 @@ func (p *poster) attempt(ctx context.Context, tenant string, body []byte, key st
 	p.cfg.Authorize(req.Header)
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return answer{retryAfter: -1, msg: transportError(err), cut: p.sendCtx.Err() != nil, cert: client.IsCertError(err)}
+		return answer{retryAfter: -1, msg: transportError(err, limit), cut: p.sendCtx.Err() != nil, cert: client.IsCertError(err)}
 	}
 	defer resp.Body.Close()
 	a := answer{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now())}
@@ -74,7 +78,7 @@ func (p *poster) attempt(ctx context.Context, tenant string, body []byte, key st
 	if err != nil && a.status == http.StatusAccepted {
 		// The 202 was cut short: we cannot tell what happened, so this is
 		// a transport error; the Idempotency-Key makes the retry safe.
-		return answer{retryAfter: -1, msg: transportError(err)}
+		return answer{retryAfter: -1, msg: transportError(err, limit)}
 	}
 	if a.status != http.StatusAccepted {
 		var e struct {
@@ -93,10 +97,11 @@ func (p *poster) attempt(ctx context.Context, tenant string, body []byte, key st
 	return a
 }
 
-// transportError shortens an http.Client error to its cause.
-func transportError(err error) string {
+// transportError shortens an http.Client error to its cause; limit is how
+// long the attempt was given.
+func transportError(err error, limit time.Duration) string {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("no answer within %v", attemptTimeout)
+		return fmt.Sprintf("no answer within %v", limit.Round(time.Millisecond))
 	}
 	var ue interface{ Unwrap() error }
 	if errors.As(err, &ue) {
@@ -126,12 +131,19 @@ func (p *poster) send(l *lane, b *batch) {
 func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 	key := newKey()
 	start := p.now()
+	ctx := p.sendCtx
+	if p.o.Timeout > 0 {
+		// No attempt outlives the batch's --timeout either.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, start.Add(p.o.Timeout))
+		defer cancel()
+	}
 	for n := 0; ; n++ {
 		if p.stopped() {
 			p.stats.unsent.Add(int64(len(refs)))
 			return
 		}
-		a := p.attempt(p.sendCtx, l.tenant, body, key)
+		a := p.attempt(ctx, l.tenant, body, key)
 		switch {
 		case a.status == http.StatusAccepted:
 			p.stats.sent.Add(int64(len(refs)))
@@ -147,7 +159,7 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 			// that line and send the others, under a new key since the
 			// body changed.
 			k := a.line - 1
-			p.con.printf("%s: %s", p.where(refs[k]), strings.TrimPrefix(a.msg, fmt.Sprintf("line %d: ", a.line)))
+			p.lineError(fmt.Sprintf("%s: %s", p.where(refs[k]), strings.TrimPrefix(a.msg, fmt.Sprintf("line %d: ", a.line))))
 			p.stats.refused.Add(1)
 			body, refs = without(body, refs, k)
 			if len(refs) == 0 {
@@ -169,7 +181,7 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 			return
 
 		case a.status == http.StatusRequestEntityTooLarge:
-			p.con.printf("%s: %s", p.where(refs[0]), a)
+			p.lineError(fmt.Sprintf("%s: %s", p.where(refs[0]), a))
 			p.stats.refused.Add(1)
 			return
 
@@ -207,11 +219,17 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 			wait = backoff(n)
 		}
 		var why string
+		elapsed := p.now().Sub(start)
 		switch {
 		case n >= p.o.MaxRetries:
 			why = fmt.Sprintf("after %s", plural(n+1, "attempt", "attempts"))
-		case p.o.Timeout > 0 && p.now().Add(wait).Sub(start) > p.o.Timeout:
+		case p.o.Timeout > 0 && elapsed >= p.o.Timeout:
 			why = fmt.Sprintf("within --timeout %v", p.o.Timeout)
+		case p.o.Timeout > 0 && elapsed+wait > p.o.Timeout:
+			// Waiting for a retry that the deadline would cut off is
+			// pointless; say when we stopped, not just the deadline.
+			why = fmt.Sprintf("within --timeout %v (gave up after %v: the next attempt was due in %v)",
+				p.o.Timeout, elapsed.Round(time.Millisecond), wait.Round(time.Millisecond))
 		}
 		if why != "" {
 			p.con.printf("%s: not published %s (tenant %s): %s", p.span(refs), why, l.tenant, a)

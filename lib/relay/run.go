@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	neturl "net/url"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -305,43 +304,6 @@ func redactErr(rawURL string, err error) string {
 	return msg
 }
 
-// sizeValue is a byte size flag: 1048576, 1MiB, 64KiB, 1GiB (K, M, G and
-// KB, MB, GB are taken as powers of 1024 too).
-type sizeValue int64
-
-func (v *sizeValue) String() string { return formatSize(int64(*v)) }
-
-func (v *sizeValue) Type() string { return "size" }
-
-func (v *sizeValue) Set(s string) error {
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
-		{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
-		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
-			t, mult = strings.TrimSpace(rest), u.m
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return fmt.Errorf("%q is not a size (like 1048576, 64KiB, 8MiB)", s)
-	}
-	*v = sizeValue(n * mult)
-	return nil
-}
-
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return strconv.FormatInt(n>>30, 10) + "GiB"
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.FormatInt(n>>20, 10) + "MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.FormatInt(n>>10, 10) + "KiB"
-	}
-	return strconv.FormatInt(n, 10)
-}
+// sizeValue is a byte size flag, read as every tl command reads sizes
+// (cli.Size: 1048576, 64KiB, 8MiB, 64mib, 2G).
+type sizeValue = cli.Size

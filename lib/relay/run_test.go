@@ -54,7 +54,7 @@ func TestRunFlags(t *testing.T) {
 }
 
 func TestSizeValue(t *testing.T) {
-	cases := map[string]int64{"1048576": 1 << 20, "64KiB": 64 << 10, "8MiB": 8 << 20, "2GiB": 2 << 30, "3M": 3 << 20, "10 KB": 10 << 10, "7B": 7}
+	cases := map[string]int64{"1048576": 1 << 20, "64KiB": 64 << 10, "64mib": 64 << 20, "8MiB": 8 << 20, "2GiB": 2 << 30, "3M": 3 << 20, "10 KB": 10 << 10, "7B": 7}
 	for in, want := range cases {
 		var v sizeValue
 		if err := v.Set(in); err != nil || int64(v) != want {

@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -244,26 +243,14 @@ func (o *options) multi() bool { return len(o.tenants) > 1 || len(o.patterns) > 
 // name never holds these characters.
 func isPattern(s string) bool { return strings.ContainsAny(s, "*?[") }
 
-// parseSize reads a byte size: a number with an optional unit B, K/KB/KiB,
-// M/MB/MiB or G/GB/GiB (all powers of 1024, as buffer sizes usually are).
+// parseSize reads a byte size as every tl command does (cli.ParseSize),
+// within an int's range on every platform.
 func parseSize(s string) (int, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	mult := 1
-	for _, u := range []struct {
-		suffix string
-		mult   int
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30},
-		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseUint(t, 10, 31)
-	if err != nil || int(n) > (1<<31-1)/mult {
+	n, err := cli.ParseSize(s)
+	if err != nil || n > 1<<31-1 {
 		return 0, fmt.Errorf("%q is not a size like 4MiB", s)
 	}
-	return int(n) * mult, nil
+	return int(n), nil
 }
 
 // Causes that end a run; run maps them to exit statuses.

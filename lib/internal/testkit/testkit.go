@@ -7,6 +7,10 @@ package testkit
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,4 +64,38 @@ func SeqRange(from, to uint64) []uint64 {
 		s = append(s, i)
 	}
 	return s
+}
+
+// NeedTool returns the path of the program name, which a test needs. When
+// it is not installed the test is skipped with one line, except under CI
+// (CI=true), where a missing tool is a failure: CI installs every tool
+// (.ci/run), and a skip there would hide a test that never ran.
+func NeedTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (CI=true: a missing tool fails the test)", name)
+	}
+	t.Skipf("skipped: %s is not installed (.ci/run installs it; see README)", name)
+	return ""
+}
+
+// ToolCondition answers a testscript condition [tool:NAME] the way NeedTool
+// decides: true when NAME is installed, false when not (the script then
+// skips), and an error under CI=true.
+func ToolCondition(cond string) (bool, error) {
+	name, ok := strings.CutPrefix(cond, "tool:")
+	if !ok {
+		return false, fmt.Errorf("unknown condition %q", cond)
+	}
+	if _, err := exec.LookPath(name); err == nil {
+		return true, nil
+	}
+	if os.Getenv("CI") == "true" {
+		return false, fmt.Errorf("%s is not installed (CI=true: a missing tool fails the script)", name)
+	}
+	return false, nil
 }
