@@ -37,6 +37,9 @@ const (
 // rounding (measured: TestKeysChargeCoversHeap).
 const keyOverhead = 256
 
+// keysOverhead is the store itself: MemoryKeys, its map and Account.
+const keysOverhead = 512
+
 // MemoryKeys is the in-memory Keys. A key is forgotten once it is both
 // outside the last Keep keys and older than TTL, or beyond HardMax, or
 // when the relay's memory budget takes it back (oldest first).
@@ -78,6 +81,8 @@ func NewMemoryKeysIn(b *Budget) *MemoryKeys {
 	k := &MemoryKeys{keep: DefaultKeepKeys, hardMax: HardMaxKeys, ttl: DefaultKeyTTL,
 		now: time.Now, m: map[string]*keyEntry{}}
 	k.acct = b.Join(k.evict)
+	k.held = keysOverhead
+	k.acct.add(k.held)
 	return k
 }
 

@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/tl-sh/tl/lib/event"
@@ -31,9 +32,12 @@ const (
 	blockBytes = 256 << 10
 	// slotBytes is a ring slot (a slice header), held used or not.
 	slotBytes = 24
-	// blockOverhead is a block's entry in the queue of blocks plus the
-	// allocator's rounding of its buffer, at most.
-	blockOverhead = 48
+	// blockOverhead is a block's entry in the queue of blocks (16 bytes,
+	// in a slice that may be twice as long as the blocks it holds).
+	blockOverhead = 32
+	// logOverhead is the log itself: the Memory, its Account, its
+	// notify channel and epoch.
+	logOverhead = 512
 )
 
 // Memory is the default Log: a ring of delivered lines in memory, bounded by
@@ -90,6 +94,8 @@ func NewMemoryIn(b *Budget, maxEvents, maxBytes int) *Memory {
 		notify:    make(chan struct{}),
 	}
 	m.acct = b.Join(m.evict)
+	m.held = logOverhead
+	m.acct.add(m.held)
 	return m
 }
 
@@ -108,13 +114,13 @@ func (m *Memory) Append(bodies [][]byte) (first, last uint64, err error) {
 	for i, b := range bodies {
 		n := len(b) + seqOverhead
 		if size > 0 && size+n > blockBytes {
-			bufs = append(bufs, make([]byte, 0, size))
+			bufs = append(bufs, alloc(size))
 			cuts = append(cuts, i)
 			size = 0
 		}
 		size += n
 	}
-	bufs = append(bufs, make([]byte, 0, size))
+	bufs = append(bufs, alloc(size))
 	cuts = append(cuts, len(bodies))
 
 	m.mu.Lock()
@@ -143,6 +149,11 @@ func (m *Memory) Append(bodies [][]byte) (first, last uint64, err error) {
 	m.acct.settle()
 	return first, last, nil
 }
+
+// alloc returns an empty buffer of at least size bytes whose capacity is
+// what the allocator gave (its size class), so that charging the capacity
+// charges the memory.
+func alloc(size int) []byte { return slices.Grow([]byte(nil), size) }
 
 // feed appends lines already delivered (seq first on), which share one
 // buffer of size bytes, and wakes the readers: how a data directory fills
