@@ -369,3 +369,38 @@ func heapDelta(f func()) int64 {
 	runtime.ReadMemStats(&after)
 	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
 }
+
+// BenchmarkAppendBudget appends single events round-robin to 100 tenants
+// sharing a budget that is full all along (each append past the first
+// megabytes makes the budget evict), and, for comparison, to 100 tenants
+// without one: the cost of the accounting and the amortised eviction.
+func BenchmarkAppendBudget(b *testing.B) {
+	for _, budgeted := range []bool{false, true} {
+		name := "none"
+		if budgeted {
+			name = "full"
+		}
+		b.Run(name, func(b *testing.B) {
+			var budget *Budget
+			if budgeted {
+				budget = NewBudget(4 << 20)
+			}
+			logs := make([]*Memory, 100)
+			for i := range logs {
+				logs[i] = NewMemoryIn(budget, DefaultMaxEvents, DefaultMaxBytes)
+			}
+			bs := bodies(1, 1)
+			// Fill first, so that the budget is at its limit throughout.
+			for i := 0; i < 100_000; i++ {
+				logs[i%len(logs)].Append(bs)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bs[0])))
+			i := 0
+			for b.Loop() {
+				logs[i%len(logs)].Append(bs)
+				i++
+			}
+		})
+	}
+}
