@@ -264,6 +264,7 @@ func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Br
 		URL:       url,
 		MaxEvents: cfg.HistoryEvents,
 		MaxBytes:  historyBytes,
+		Budget:    cfg.Budget,
 		Logger:    cfg.Logger,
 	})
 	if errors.Is(err, redislog.ErrRefused) {

@@ -64,7 +64,7 @@ type Account struct {
 }
 
 // Join adds a holder. evict must give back at least want bytes if it can,
-// oldest first, under the holder's own lock, uncharge them (add) and
+// oldest first, under the holder's own lock, uncharge them (Charge) and
 // return how many it freed; it must not reclaim, join or leave. A nil
 // budget returns a nil Account.
 func (b *Budget) Join(evict func(want int64) (freed int64)) *Account {
@@ -78,9 +78,9 @@ func (b *Budget) Join(evict func(want int64) (freed int64)) *Account {
 	return a
 }
 
-// add charges delta bytes (negative: gives them back). The holder calls it
-// under its own lock, so that held is exact for the holder.
-func (a *Account) add(delta int64) {
+// Charge charges delta bytes (negative: gives them back). The holder calls
+// it under its own lock, so that held is exact for the holder.
+func (a *Account) Charge(delta int64) {
 	if a == nil || delta == 0 {
 		return
 	}
@@ -88,19 +88,19 @@ func (a *Account) add(delta int64) {
 	a.b.used.Add(delta)
 }
 
-// settle reclaims when the budget is over its limit. The holder calls it
+// Settle reclaims when the budget is over its limit. The holder calls it
 // after releasing its lock.
-func (a *Account) settle() {
+func (a *Account) Settle() {
 	if a == nil || a.b.used.Load() <= a.b.limit {
 		return
 	}
 	a.b.reclaim()
 }
 
-// leave takes the holder out of the budget, giving back anything it still
+// Leave takes the holder out of the budget, giving back anything it still
 // holds (a closing holder uncharges all it held first, under its lock).
 // Called once, without the holder's lock.
-func (a *Account) leave() {
+func (a *Account) Leave() {
 	if a == nil {
 		return
 	}

@@ -82,7 +82,7 @@ func NewMemoryKeysIn(b *Budget) *MemoryKeys {
 		now: time.Now, m: map[string]*keyEntry{}}
 	k.acct = b.Join(k.evict)
 	k.held = keysOverhead
-	k.acct.add(k.held)
+	k.acct.Charge(k.held)
 	return k
 }
 
@@ -108,7 +108,7 @@ func (k *MemoryKeys) charge(delta int64) {
 		return
 	}
 	k.held += delta
-	k.acct.add(delta)
+	k.acct.Charge(delta)
 }
 
 // Complete implements Keys.
@@ -134,7 +134,7 @@ func (k *MemoryKeys) Complete(key string, answer []byte) {
 	}
 	k.compact()
 	k.mu.Unlock()
-	k.acct.settle()
+	k.acct.Settle()
 }
 
 // forgetOldest forgets the oldest answered key. k.mu is held.
@@ -197,7 +197,7 @@ func (k *MemoryKeys) Close() error {
 	k.charge(-k.held)
 	k.closed = true
 	k.mu.Unlock()
-	k.acct.leave()
+	k.acct.Leave()
 	return nil
 }
 

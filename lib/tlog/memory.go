@@ -95,7 +95,7 @@ func NewMemoryIn(b *Budget, maxEvents, maxBytes int) *Memory {
 	}
 	m.acct = b.Join(m.evict)
 	m.held = logOverhead
-	m.acct.add(m.held)
+	m.acct.Charge(m.held)
 	return m
 }
 
@@ -140,13 +140,13 @@ func (m *Memory) Append(bodies [][]byte) (first, last uint64, err error) {
 		m.addBlock(first+uint64(i)-1, cap(buf))
 	}
 	last = first + uint64(len(bodies)) - 1
-	m.acct.add(m.held - before)
+	m.acct.Charge(m.held - before)
 	ch := m.notify
 	m.notify = make(chan struct{})
 	m.mu.Unlock()
 
 	close(ch)
-	m.acct.settle()
+	m.acct.Settle()
 	return first, last, nil
 }
 
@@ -173,12 +173,12 @@ func (m *Memory) feed(first uint64, lines [][]byte, size int) {
 		m.push(line)
 	}
 	m.addBlock(first+uint64(len(lines))-1, size)
-	m.acct.add(m.held - before)
+	m.acct.Charge(m.held - before)
 	ch := m.notify
 	m.notify = make(chan struct{})
 	m.mu.Unlock()
 	close(ch)
-	m.acct.settle()
+	m.acct.Settle()
 }
 
 // reset empties the log; the next line is seq first. m.mu is held.
@@ -286,7 +286,7 @@ func (m *Memory) evict(want int64) int64 {
 		m.resize(max(size, initialRing))
 	}
 	freed := before - m.held
-	m.acct.add(-freed)
+	m.acct.Charge(-freed)
 	return freed
 }
 
@@ -365,10 +365,10 @@ func (m *Memory) Close() error {
 	}
 	m.closed = true
 	m.ring, m.n, m.bytes, m.blocks = nil, 0, 0, nil
-	m.acct.add(-m.held)
+	m.acct.Charge(-m.held)
 	m.held = 0
 	close(m.notify)
 	m.mu.Unlock()
-	m.acct.leave()
+	m.acct.Leave()
 	return nil
 }
