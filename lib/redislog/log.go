@@ -69,7 +69,7 @@ func (b *Broker) Open(tenant string) (*Log, error) {
 	}
 	l := &Log{b: b, tenant: tenant, notify: make(chan struct{})}
 	l.cache.clear(1)
-	l.acct = b.budget.Join(l.evict)
+	l.acct = b.budget.Join(0, l.evict)
 	b.mu.Lock()
 	b.logs[tenant] = l
 	b.mu.Unlock()
@@ -438,6 +438,9 @@ func (c *cache) shrink() {
 	size := len(c.ring)
 	for size > initialCache && c.n <= size/4 {
 		size /= 2
+	}
+	if c.n == 0 {
+		size = 0 // the next push grows it again
 	}
 	if size == len(c.ring) {
 		return

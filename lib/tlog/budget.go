@@ -26,6 +26,11 @@ type Budget struct {
 
 	used    atomic.Int64 // sum of the accounts' held bytes
 	evicted atomic.Int64 // bytes reclaimed since the start, for metrics
+	// retryAt is the total under which a reclaim that found nothing to
+	// evict is not tried again (0: none pending), so that a budget full
+	// of what cannot be evicted costs a scan per slack bytes charged, not
+	// one per append.
+	retryAt atomic.Int64
 
 	// mu guards accounts and scratch, and serialises reclaims. A reclaim
 	// takes holders' locks under it: a holder never takes it while
@@ -60,21 +65,24 @@ func (b *Budget) Evicted() int64 { return b.evicted.Load() }
 type Account struct {
 	b     *Budget
 	held  atomic.Int64
+	fixed int64 // charged for as long as the holder lives: never evictable
 	evict func(want int64) (freed int64)
 }
 
-// Join adds a holder. evict must give back at least want bytes if it can,
+// Join adds a holder and charges it fixed bytes for itself (its structs),
+// which only Leave gives back. evict must give back at least want bytes if it can,
 // oldest first, under the holder's own lock, uncharge them (Charge) and
 // return how many it freed; it must not reclaim, join or leave. A nil
 // budget returns a nil Account.
-func (b *Budget) Join(evict func(want int64) (freed int64)) *Account {
+func (b *Budget) Join(fixed int64, evict func(want int64) (freed int64)) *Account {
 	if b == nil {
 		return nil
 	}
-	a := &Account{b: b, evict: evict}
+	a := &Account{b: b, fixed: fixed, evict: evict}
 	b.mu.Lock()
 	b.accounts[a] = struct{}{}
 	b.mu.Unlock()
+	a.Charge(fixed)
 	return a
 }
 
@@ -91,7 +99,10 @@ func (a *Account) Charge(delta int64) {
 // Settle reclaims when the budget is over its limit. The holder calls it
 // after releasing its lock.
 func (a *Account) Settle() {
-	if a == nil || a.b.used.Load() <= a.b.limit {
+	if a == nil {
+		return
+	}
+	if u := a.b.used.Load(); u <= a.b.limit || u < a.b.retryAt.Load() {
 		return
 	}
 	a.b.reclaim()
@@ -110,7 +121,8 @@ func (a *Account) Leave() {
 	a.b.used.Add(-a.held.Swap(0))
 }
 
-// sized is an account and what it held when a reclaim looked.
+// sized is an account and what it held beyond its fixed charge when a
+// reclaim looked.
 type sized struct {
 	a    *Account
 	held int64
@@ -126,16 +138,20 @@ func (b *Budget) reclaim() {
 	for b.used.Load() > b.limit {
 		need := b.used.Load() - (b.limit - b.slack)
 		if b.evictTop(need) == 0 {
-			return // nothing evictable (keys of requests in flight)
+			// Nothing evictable (tenants' fixed charges, keys of
+			// requests in flight): try again once more is charged.
+			b.retryAt.Store(b.used.Load() + b.slack)
+			return
 		}
 	}
+	b.retryAt.Store(0)
 }
 
 // evictTop frees about need bytes from the largest accounts; b.mu is held.
 func (b *Budget) evictTop(need int64) (freed int64) {
 	s := b.scratch[:0]
 	for a := range b.accounts {
-		if h := a.held.Load(); h > 0 {
+		if h := a.held.Load() - a.fixed; h > 0 {
 			s = append(s, sized{a, h})
 		}
 	}

@@ -80,9 +80,8 @@ func NewMemoryKeys() *MemoryKeys { return NewMemoryKeysIn(nil) }
 func NewMemoryKeysIn(b *Budget) *MemoryKeys {
 	k := &MemoryKeys{keep: DefaultKeepKeys, hardMax: HardMaxKeys, ttl: DefaultKeyTTL,
 		now: time.Now, m: map[string]*keyEntry{}}
-	k.acct = b.Join(k.evict)
+	k.acct = b.Join(keysOverhead, k.evict)
 	k.held = keysOverhead
-	k.acct.Charge(k.held)
 	return k
 }
 
@@ -194,7 +193,7 @@ func (k *MemoryKeys) Close() error {
 		return nil
 	}
 	k.m, k.fifo, k.head = map[string]*keyEntry{}, nil, 0
-	k.charge(-k.held)
+	k.charge(keysOverhead - k.held) // Leave gives back the fixed part
 	k.closed = true
 	k.mu.Unlock()
 	k.acct.Leave()

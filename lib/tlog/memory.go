@@ -93,9 +93,8 @@ func NewMemoryIn(b *Budget, maxEvents, maxBytes int) *Memory {
 		oldest:    1,
 		notify:    make(chan struct{}),
 	}
-	m.acct = b.Join(m.evict)
+	m.acct = b.Join(logOverhead, m.evict)
 	m.held = logOverhead
-	m.acct.Charge(m.held)
 	return m
 }
 
@@ -279,7 +278,9 @@ func (m *Memory) evict(want int64) int64 {
 		}
 		m.dropBlocks()
 	}
-	if size := len(m.ring); size > initialRing && m.n <= size/4 {
+	if m.n == 0 && len(m.ring) > 0 {
+		m.resize(0) // all gone: so is the ring, until the next append
+	} else if size := len(m.ring); size > initialRing && m.n <= size/4 {
 		for size > initialRing && m.n <= size/4 {
 			size /= 2
 		}
@@ -365,7 +366,7 @@ func (m *Memory) Close() error {
 	}
 	m.closed = true
 	m.ring, m.n, m.bytes, m.blocks = nil, 0, 0, nil
-	m.acct.Charge(-m.held)
+	m.acct.Charge(logOverhead - m.held) // Leave gives back the fixed part
 	m.held = 0
 	close(m.notify)
 	m.mu.Unlock()
