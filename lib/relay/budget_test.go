@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -87,4 +89,39 @@ func TestTenantFixedCost(t *testing.T) {
 		t.Errorf("a tenant costs %d bytes outside the budget; README says its 1 KiB of fixed charges cover it", per)
 	}
 	runtime.KeepAlive(s)
+}
+
+// TestMemoryMetrics: /metrics shows the budget, what it holds and what it
+// evicted.
+func TestMemoryMetrics(t *testing.T) {
+	const limit = 1 << 20
+	s := New(Config{Budget: tlog.NewBudget(limit)})
+	tn, err := s.reg.acquire("acme", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.reg.release(tn, false)
+	body := []byte(`"tenant_id":"acme","timestamp":1,"type":"click","path":"/x","metadata":{}}` + "\n")
+	for s.cfg.Budget.Evicted() == 0 {
+		if _, _, err := tn.log.Append([][]byte{body, body, body, body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs, err := s.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := map[string]*dto.MetricFamily{}
+	for _, f := range mfs {
+		fams[f.GetName()] = f
+	}
+	if got := metricValue(fams, "tl_relay_memory_budget_bytes"); got != limit {
+		t.Errorf("tl_relay_memory_budget_bytes = %v, want %d", got, limit)
+	}
+	if got := metricValue(fams, "tl_relay_memory_held_bytes"); got <= 0 || got > limit {
+		t.Errorf("tl_relay_memory_held_bytes = %v, want in (0, %d]", got, limit)
+	}
+	if got := metricValue(fams, "tl_relay_memory_evicted_bytes_total"); got <= 0 {
+		t.Errorf("tl_relay_memory_evicted_bytes_total = %v, want > 0", got)
+	}
 }
