@@ -174,10 +174,18 @@ func memoryAttack(t *testing.T, dataDir string) {
 	if dataDir != "" {
 		args = append(args, "--data-dir", dataDir)
 	}
+	posts, size := attackPosts, attackPostSize
+	if raceEnabled {
+		// The race detector slows the relay several times and multiplies
+		// its memory: a smaller attack (still ~110 MiB stored, past the
+		// budget), and RSS is only logged.
+		posts, size = 2, 1<<20
+	}
 	p := secStartRelay(t, args...)
 	p.waitLog(`memory_budget=64.0MiB memory_budget_from=--memory-budget`)
 	host := strings.TrimPrefix(p.url, "http://")
 	c := secHTTPClient(nil)
+	c.Timeout = 5 * time.Minute // a loaded machine may take long; never for ever
 	base, _ := p.rss()
 
 	// Watch RSS and /healthz for the whole attack.
@@ -244,7 +252,7 @@ func memoryAttack(t *testing.T, dataDir string) {
 			defer wg.Done()
 			for j := range jobs {
 				name := fmt.Sprintf("attack%02d", j.tenant)
-				body, n := attackBody(name, j.post, attackPostSize)
+				body, n := attackBody(name, j.post, size)
 				a, ok := publish(c, p.url, name, body)
 				if !ok || a.Accepted != n {
 					refused.Add(1)
@@ -259,7 +267,7 @@ func memoryAttack(t *testing.T, dataDir string) {
 			}
 		}()
 	}
-	for post := 0; post < attackPosts; post++ {
+	for post := 0; post < posts; post++ {
 		for tn := 0; tn < attackTenants; tn++ {
 			jobs <- job{tn, post}
 		}
@@ -272,14 +280,14 @@ func memoryAttack(t *testing.T, dataDir string) {
 	<-watched
 
 	if n := refused.Load(); n > 0 {
-		t.Errorf("%d of %d attack POSTs were not accepted with 202", n, attackTenants*attackPosts)
+		t.Errorf("%d of %d attack POSTs were not accepted with 202", n, attackTenants*posts)
 	}
 	if n := healthzBad.Load(); n > 0 || healthz.Load() == 0 {
 		t.Errorf("/healthz failed %d of %d times during the attack", n, healthz.Load())
 	}
 	t.Logf("RSS %d MiB before the attack, peak %d MiB during it: budget 64 MiB + %d MiB (%d /healthz probes, all 200)",
 		base>>20, peak.Load()>>20, (peak.Load()-attackBudget)>>20, healthz.Load())
-	if pk := peak.Load(); pk > attackBudget+attackOverhead {
+	if pk := peak.Load(); pk > attackBudget+attackOverhead && !raceEnabled {
 		t.Errorf("RSS peaked at %d MiB, over the budget plus the stated overhead (%d MiB)", pk>>20, (attackBudget+attackOverhead)>>20)
 	}
 
