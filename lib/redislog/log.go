@@ -1,6 +1,7 @@
 package redislog
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -24,7 +25,8 @@ const (
 type Broker struct {
 	s                   *Store
 	f                   *Follower
-	maxEvents, maxBytes int // bounds of each local cache
+	maxEvents, maxBytes int          // bounds of each local cache
+	budget              *tlog.Budget // bounds them all together (nil: none)
 
 	mu   sync.Mutex // guards logs
 	logs map[string]*Log
@@ -37,7 +39,7 @@ func NewBroker(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{s: s, maxEvents: s.opts.MaxEvents, maxBytes: int(s.opts.MaxBytes), logs: map[string]*Log{}}
+	b := &Broker{s: s, maxEvents: s.opts.MaxEvents, maxBytes: int(s.opts.MaxBytes), budget: opts.Budget, logs: map[string]*Log{}}
 	if b.maxBytes <= 0 {
 		b.maxBytes = tlog.DefaultMaxBytes
 	}
@@ -67,6 +69,7 @@ func (b *Broker) Open(tenant string) (*Log, error) {
 	}
 	l := &Log{b: b, tenant: tenant, notify: make(chan struct{})}
 	l.cache.clear(1)
+	l.acct = b.budget.Join(0, l.evict)
 	b.mu.Lock()
 	b.logs[tenant] = l
 	b.mu.Unlock()
@@ -89,6 +92,7 @@ func (b *Broker) deliver(u Update) {
 type Log struct {
 	b      *Broker
 	tenant string
+	acct   *tlog.Account // the cache's share of the relay's memory budget
 
 	followOnce sync.Once // the first read of any kind starts following
 
@@ -191,6 +195,7 @@ func (l *Log) apply(u Update) {
 		l.mu.Unlock()
 		return
 	}
+	before := l.cache.held
 	switch {
 	case u.Reset && u.Epoch != l.epoch:
 		// A new numbering (or the first news): the cache starts at its
@@ -223,10 +228,30 @@ func (l *Log) apply(u Update) {
 			l.oldest = max(l.oldest, n-uint64(l.b.maxEvents)+1)
 		}
 	}
+	l.acct.Charge(l.cache.held - before)
 	ch := l.notify
 	l.notify = make(chan struct{})
 	l.mu.Unlock()
+	l.acct.Settle() // before the wake-up: readers find the budget kept
 	close(ch)
+}
+
+// evict gives the relay's memory budget back at least want bytes if it
+// can: the cache's oldest lines go, and readers read them from Redis.
+func (l *Log) evict(want int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0
+	}
+	before := l.cache.held
+	for before-l.cache.held < want && l.cache.n > 0 {
+		l.cache.dropOldest()
+	}
+	l.cache.shrink()
+	freed := before - l.cache.held
+	l.acct.Charge(-freed)
+	return freed
 }
 
 // Read implements tlog.Log. Lines the cache holds come from it; older ones
@@ -391,9 +416,11 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	following := l.following
+	l.acct.Charge(-l.cache.held)
 	l.cache = cache{}
 	close(l.notify)
 	l.mu.Unlock()
+	l.acct.Leave()
 	l.b.mu.Lock()
 	if l.b.logs[l.tenant] == l {
 		delete(l.b.logs, l.tenant)
@@ -414,7 +441,11 @@ type cache struct {
 	n     int
 	lo    uint64
 	bytes int
+	held  int64 // memory held: the lines' allocations and the ring
 }
+
+// cacheSlot is a ring slot (a slice header), held used or not.
+const cacheSlot = 24
 
 func (c *cache) hi() uint64 { return c.lo + uint64(c.n) - 1 }
 
@@ -422,28 +453,60 @@ func (c *cache) hi() uint64 { return c.lo + uint64(c.n) - 1 }
 func (c *cache) clear(lo uint64) {
 	clear(c.ring)
 	c.head, c.n, c.bytes, c.lo = 0, 0, 0, lo
+	c.held = int64(cacheSlot * len(c.ring))
 }
 
 // push appends the line of seq hi+1, evicting the oldest to stay within
-// maxEvents and maxBytes.
+// maxEvents and maxBytes. The line is copied: it arrives in a buffer
+// shared with the rest of its message, which a line kept alone would keep
+// whole, out of sight of the memory budget.
 func (c *cache) push(line []byte, maxEvents, maxBytes int) {
 	if c.n == len(c.ring) && c.n < maxEvents {
 		size := min(max(initialCache, 2*len(c.ring)), maxEvents)
 		r := make([][]byte, size)
 		k := copy(r, c.ring[c.head:])
 		copy(r[k:], c.ring[:c.head])
+		c.held += int64(cacheSlot * (size - len(c.ring)))
 		c.ring, c.head = r, 0
 	}
 	for c.n > 0 && (c.n == maxEvents || c.bytes+len(line) > maxBytes) {
-		c.bytes -= len(c.ring[c.head])
-		c.ring[c.head] = nil
-		c.head = (c.head + 1) % len(c.ring)
-		c.n--
-		c.lo++
+		c.dropOldest()
 	}
+	line = bytes.Clone(line) // its capacity is its allocation's size
 	c.ring[(c.head+c.n)%len(c.ring)] = line
 	c.n++
 	c.bytes += len(line)
+	c.held += int64(cap(line))
+}
+
+// shrink halves the ring while three quarters of it are empty.
+func (c *cache) shrink() {
+	size := len(c.ring)
+	for size > initialCache && c.n <= size/4 {
+		size /= 2
+	}
+	if c.n == 0 {
+		size = 0 // the next push grows it again
+	}
+	if size == len(c.ring) {
+		return
+	}
+	r := make([][]byte, size)
+	for i := 0; i < c.n; i++ {
+		r[i] = c.ring[(c.head+i)%len(c.ring)]
+	}
+	c.held += int64(cacheSlot * (size - len(c.ring)))
+	c.ring, c.head = r, 0
+}
+
+// dropOldest evicts the oldest line.
+func (c *cache) dropOldest() {
+	c.bytes -= len(c.ring[c.head])
+	c.held -= int64(cap(c.ring[c.head]))
+	c.ring[c.head] = nil
+	c.head = (c.head + 1) % len(c.ring)
+	c.n--
+	c.lo++
 }
 
 // read appends lines from seq from (>= lo) on, as tlog.Log.Read does.

@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tl-sh/tl/lib/tlog"
 )
 
 // Tuning constants.
@@ -88,6 +90,9 @@ type Options struct {
 	// Logger, if set, receives go-redis's own messages (it has one
 	// process-wide logger, which Open replaces).
 	Logger *slog.Logger
+	// Budget, when set, bounds the broker's local caches together with
+	// the relay's other holders of memory (NewBroker).
+	Budget *tlog.Budget
 }
 
 // slogAdapter gives go-redis's logger interface to a slog.Logger.

@@ -104,6 +104,10 @@ type Config struct {
 	HeaderTimeout        time.Duration // to read request headers
 	IdleTimeout          time.Duration // a keep-alive connection without a request
 	TenantIdle           time.Duration
+	// Budget bounds the bytes of history and Idempotency-Keys held in
+	// memory, over all tenants (default: DefaultMemoryBudget). OpenLog
+	// and OpenKeys charge it.
+	Budget *tlog.Budget
 
 	// OpenLog opens a tenant's log (default: a tlog.Memory).
 	OpenLog func(tenant string) (tlog.Log, error)
@@ -177,12 +181,17 @@ func (c *Config) setDefaults() {
 	if c.TenantIdle <= 0 {
 		c.TenantIdle = DefaultTenantIdle
 	}
+	if c.Budget == nil {
+		limit, _ := DefaultMemoryBudget()
+		c.Budget = tlog.NewBudget(max(limit, minMemoryBudget(c.MaxBody)))
+	}
 	if c.OpenLog == nil {
-		events, bytes := c.HistoryEvents, c.HistoryBytes
-		c.OpenLog = func(string) (tlog.Log, error) { return tlog.NewMemory(events, bytes), nil }
+		events, bytes, budget := c.HistoryEvents, c.HistoryBytes, c.Budget
+		c.OpenLog = func(string) (tlog.Log, error) { return tlog.NewMemoryIn(budget, events, bytes), nil }
 	}
 	if c.OpenKeys == nil {
-		c.OpenKeys = func(string) tlog.Keys { return tlog.NewMemoryKeys() }
+		budget := c.Budget
+		c.OpenKeys = func(string) tlog.Keys { return tlog.NewMemoryKeysIn(budget) }
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

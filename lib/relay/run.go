@@ -48,6 +48,8 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	fs.IntVar(&cfg.HistoryEvents, "history-events", tlog.DefaultMaxEvents, "keep up to `N` events per tenant")
 	fs.Var(&historyBytes, "history-bytes", "keep up to `SIZE` of events per tenant (bytes, or with KiB, MiB, GiB)")
 	fs.Var(&maxBody, "max-body", "refuse request bodies over `SIZE` with 413")
+	memBudget := sizeValue(0)
+	fs.Var(&memBudget, "memory-budget", "hold at most `SIZE` of history and Idempotency-Keys in memory over all tenants; when full, the tenants holding the most lose their oldest events first (default: a quarter of the machine's or cgroup's memory)")
 	fs.IntVar(&cfg.MaxSubscribers, "max-subscribers", DefaultMaxSubscribers, "accept at most `N` subscribers in all")
 	fs.IntVar(&cfg.MaxTenantSubscribers, "max-tenant-subscribers", DefaultMaxTenantSubscribers, "accept at most `N` subscribers per tenant")
 	maxTenants := fs.Int("max-tenants", DefaultMaxTenants, "hold at most `N` tenants at once (0: no limit); a request that would create one more gets 503")
@@ -110,6 +112,11 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	}
 	cfg.HistoryBytes = int(historyBytes)
 	cfg.MaxBody = int64(maxBody)
+	budget, budgetFrom, err := memoryBudget(fs.Changed("memory-budget"), int64(memBudget), cfg.MaxBody)
+	if err != nil {
+		return err
+	}
+	cfg.Budget = tlog.NewBudget(budget)
 	if dataMax > 0 && *dataDir == "" {
 		return cli.Usagef("--data-max-bytes needs --data-dir\ntry 'tl-relay --help'")
 	}
@@ -163,6 +170,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			MaxEvents:     cfg.HistoryEvents,
 			MaxBytes:      int64(historyBytes),
 			MaxTotalBytes: int64(dataMax),
+			Budget:        cfg.Budget,
 			Logger:        cfg.Logger,
 		})
 		if err != nil {
@@ -180,7 +188,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 		cfg.ListTenants = ds.Tenants
 		// Idempotency-Keys found on disk answer retries across a restart.
 		cfg.OpenKeys = func(tenant string) tlog.Keys {
-			k := tlog.NewMemoryKeys()
+			k := tlog.NewMemoryKeysIn(cfg.Budget)
 			keys, epoch := ds.RecoveredKeys(tenant)
 			for _, e := range keys {
 				if _, _, claimed := k.Claim(e.Key); claimed {
@@ -209,7 +217,8 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	// "started" is logged before Serve, so that it comes before anything
 	// a request logs (a client may connect as soon as the listening line
 	// is out; the kernel holds it until Serve accepts).
-	started := []any{"listen", l.Addr().String(), "version", cli.VersionLine("tl-relay")}
+	started := []any{"listen", l.Addr().String(), "version", cli.VersionLine("tl-relay"),
+		"memory_budget", humanSize(budget), "memory_budget_from", budgetFrom}
 	if admin != nil {
 		started = append(started, "admin", admin.addr())
 	}
@@ -255,6 +264,7 @@ func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Br
 		URL:       url,
 		MaxEvents: cfg.HistoryEvents,
 		MaxBytes:  historyBytes,
+		Budget:    cfg.Budget,
 		Logger:    cfg.Logger,
 	})
 	if errors.Is(err, redislog.ErrRefused) {
@@ -276,6 +286,41 @@ func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Br
 		cfg.Logger.Info("broker connected", "url", redislog.Redact(url))
 	}
 	return b, nil
+}
+
+// memoryBudget returns the memory budget and where it came from: the flag
+// when set, else a quarter of the machine's memory. A budget must hold the
+// largest batch --max-body lets in (else that batch would be evicted as
+// soon as accepted): a smaller flag is a usage error, a smaller default is
+// raised to it.
+func memoryBudget(set bool, flag, maxBody int64) (int64, string, error) {
+	least := minMemoryBudget(maxBody)
+	if set {
+		if flag < least {
+			return 0, "", cli.Usagef("--memory-budget %s cannot hold one batch of --max-body %s (up to %s in memory): make it at least %s, or lower --max-body\ntry 'tl-relay --help'",
+				formatSize(flag), formatSize(maxBody), humanSize(batchMemory(maxBody)), humanSize(least))
+		}
+		return flag, "--memory-budget", nil
+	}
+	def, from := DefaultMemoryBudget()
+	from = fmt.Sprintf("1/%d of %s", budgetDivisor, from)
+	if def < least {
+		return least, from + ", raised to hold one batch of --max-body", nil
+	}
+	return def, from, nil
+}
+
+// humanSize writes n bytes for people: 512MiB, 5.9GiB, 1000B.
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + "GiB"
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + "KiB"
+	}
+	return strconv.FormatInt(n, 10) + "B"
 }
 
 // tenantsLimit turns --max-tenants into Config.MaxTenants, where zero

@@ -73,6 +73,7 @@ func New(cfg Config) *Server {
 		quit:      make(chan struct{}),
 	}
 	s.reg = newRegistry(&s.cfg)
+	s.metrics.Memory(cfg.Budget.Limit(), cfg.Budget.Used, cfg.Budget.Evicted)
 	s.metricsHandler = s.metrics.Handler()
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  wsReadBuffer,

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -157,6 +158,9 @@ func (g *registry) drop(cond func(*tenant) bool, logIt bool) int {
 	g.mu.Unlock()
 	for _, c := range gone {
 		c.t.log.Close()
+		if k, ok := c.t.keys.(io.Closer); ok {
+			k.Close() // gives its memory back to the budget
+		}
 		g.mu.Lock()
 		delete(g.busy, c.t.name)
 		g.mu.Unlock()

@@ -17,6 +17,9 @@ import (
 const (
 	hotEvents = 16 << 10
 	hotBytes  = 8 << 20
+	// diskRecordHeader is disklog's record header: the buffers the hot
+	// cache shares with the files hold one before each line.
+	diskRecordHeader = 16
 )
 
 // DiskOptions tune a data directory (see disklog.Options).
@@ -24,7 +27,10 @@ type DiskOptions struct {
 	MaxEvents     int   // per tenant (<= 0: DefaultMaxEvents)
 	MaxBytes      int64 // per tenant (<= 0: DefaultMaxBytes)
 	MaxTotalBytes int64 // the whole directory (0: no cap)
-	Logger        *slog.Logger
+	// Budget, when set, bounds the hot caches with the relay's other
+	// holders: an evicted line is read from the files again.
+	Budget *Budget
+	Logger *slog.Logger
 }
 
 // DiskStore is a data directory holding every tenant's log, so that history
@@ -33,6 +39,7 @@ type DiskStore struct {
 	store     *disklog.Store
 	hotEvents int
 	hotBytes  int
+	budget    *Budget
 
 	mu      sync.RWMutex // guards tenants and each diskTenant's refs
 	tenants map[string]*diskTenant
@@ -57,6 +64,7 @@ func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
 	s := &DiskStore{
 		hotEvents: min(o.MaxEvents, hotEvents),
 		hotBytes:  int(min(o.MaxBytes, hotBytes)),
+		budget:    o.Budget,
 		tenants:   map[string]*diskTenant{},
 	}
 	st, err := disklog.Open(dir, disklog.Options{
@@ -105,7 +113,7 @@ func (s *DiskStore) Log(tenant string) (*Disk, error) {
 			return nil, err
 		}
 		_, newest := dl.Bounds()
-		hot := NewMemory(s.hotEvents, s.hotBytes)
+		hot := NewMemoryIn(s.budget, s.hotEvents, s.hotBytes)
 		hot.epoch = dl.Epoch()
 		hot.oldest = newest + 1
 		t = &diskTenant{disk: dl, hot: hot}
@@ -127,25 +135,13 @@ func (s *DiskStore) onCommit(tenant string, first uint64, lines [][]byte) {
 	if t == nil {
 		return
 	}
-	h := t.hot
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return
-	}
-	if next := h.oldest + uint64(h.n); next != first {
-		// The cache was started while this batch was being committed:
-		// restart it at the batch, rather than number lines wrongly.
-		clear(h.ring)
-		h.head, h.n, h.bytes, h.oldest = 0, 0, 0, first
-	}
+	// The lines alias the request's buffer of records: charge it all
+	// (headers and the encoder's margin included).
+	size := 0
 	for _, line := range lines {
-		h.push(line)
+		size += len(line) + seqOverhead + diskRecordHeader
 	}
-	ch := h.notify
-	h.notify = make(chan struct{})
-	h.mu.Unlock()
-	close(ch)
+	t.hot.feed(first, lines, size)
 }
 
 // release drops a handle; the last one takes the hot cache with it.

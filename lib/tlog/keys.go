@@ -32,22 +32,39 @@ const (
 	HardMaxKeys     = 100_000
 )
 
+// keyOverhead is what a key costs besides its bytes and its answer's: its
+// map entry, its keyEntry, its place in the FIFO and the allocator's
+// rounding (measured: TestKeysChargeCoversHeap).
+const keyOverhead = 256
+
+// keysOverhead is the store itself: MemoryKeys, its map and Account.
+const keysOverhead = 512
+
 // MemoryKeys is the in-memory Keys. A key is forgotten once it is both
-// outside the last Keep keys and older than TTL, or beyond HardMax.
+// outside the last Keep keys and older than TTL, or beyond HardMax, or
+// when the relay's memory budget takes it back (oldest first).
 type MemoryKeys struct {
 	keep, hardMax int
 	ttl           time.Duration
 	now           func() time.Time
+	acct          *Account // nil without a budget
 
-	mu   sync.Mutex // guards m and fifo
-	m    map[string]*keyEntry
-	fifo []keyRef // answered keys, oldest first, from fifo[head]
-	head int
+	mu     sync.Mutex // guards m, fifo, head, held and closed
+	m      map[string]*keyEntry
+	fifo   []keyRef // answered keys, oldest first, from fifo[head]
+	head   int
+	held   int64 // bytes charged to acct
+	closed bool
 }
 
 type keyEntry struct {
 	answer []byte
-	done   chan struct{} // closed when answered or released
+	done   chan struct{} // closed when answered or released; then nil
+}
+
+// keyCost is what a key with its answer is charged.
+func keyCost(key string, answer []byte) int64 {
+	return int64(len(key) + len(answer) + keyOverhead)
 }
 
 type keyRef struct {
@@ -56,9 +73,16 @@ type keyRef struct {
 }
 
 // NewMemoryKeys returns an empty key store with the default bounds.
-func NewMemoryKeys() *MemoryKeys {
-	return &MemoryKeys{keep: DefaultKeepKeys, hardMax: HardMaxKeys, ttl: DefaultKeyTTL,
+func NewMemoryKeys() *MemoryKeys { return NewMemoryKeysIn(nil) }
+
+// NewMemoryKeysIn is NewMemoryKeys charging budget b (nil: none) for the
+// keys and answers held. Call Close when the tenant goes.
+func NewMemoryKeysIn(b *Budget) *MemoryKeys {
+	k := &MemoryKeys{keep: DefaultKeepKeys, hardMax: HardMaxKeys, ttl: DefaultKeyTTL,
 		now: time.Now, m: map[string]*keyEntry{}}
+	k.acct = b.Join(keysOverhead, k.evict)
+	k.held = keysOverhead
+	return k
 }
 
 // Claim implements Keys.
@@ -72,19 +96,32 @@ func (k *MemoryKeys) Claim(key string) ([]byte, <-chan struct{}, bool) {
 		return nil, e.done, false
 	}
 	k.m[key] = &keyEntry{done: make(chan struct{})}
+	k.charge(keyCost(key, nil))
 	return nil, nil, true
+}
+
+// charge adds delta to what the keys hold (nothing once closed). k.mu is
+// held.
+func (k *MemoryKeys) charge(delta int64) {
+	if k.closed {
+		return
+	}
+	k.held += delta
+	k.acct.Charge(delta)
 }
 
 // Complete implements Keys.
 func (k *MemoryKeys) Complete(key string, answer []byte) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	e, ok := k.m[key]
 	if !ok || e.answer != nil {
+		k.mu.Unlock()
 		return
 	}
 	e.answer = answer
 	close(e.done)
+	e.done = nil // waiters hold it; answered, the key needs it no more
+	k.charge(int64(len(answer)))
 	now := k.now()
 	k.fifo = append(k.fifo, keyRef{key, now})
 	for n := len(k.fifo) - k.head; n > k.keep; n-- {
@@ -92,14 +129,48 @@ func (k *MemoryKeys) Complete(key string, answer []byte) {
 		if n <= k.hardMax && now.Sub(old.at) < k.ttl {
 			break
 		}
-		delete(k.m, old.key)
-		k.fifo[k.head] = keyRef{}
-		k.head++
+		k.forgetOldest()
 	}
+	k.compact()
+	k.mu.Unlock()
+	k.acct.Settle()
+}
+
+// forgetOldest forgets the oldest answered key. k.mu is held.
+func (k *MemoryKeys) forgetOldest() {
+	old := k.fifo[k.head]
+	if e, ok := k.m[old.key]; ok {
+		k.charge(-keyCost(old.key, e.answer))
+		delete(k.m, old.key)
+	}
+	k.fifo[k.head] = keyRef{}
+	k.head++
+}
+
+// compact lets go of the FIFO's forgotten front. k.mu is held.
+func (k *MemoryKeys) compact() {
 	if k.head > len(k.fifo)/2 && k.head > 64 {
 		k.fifo = append(k.fifo[:0:0], k.fifo[k.head:]...)
 		k.head = 0
 	}
+}
+
+// evict gives the budget back at least want bytes if it can, forgetting
+// the oldest answered keys (a key being claimed belongs to a request in
+// flight and stays).
+func (k *MemoryKeys) evict(want int64) int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	before := k.held
+	for before-k.held < want && k.head < len(k.fifo) {
+		k.forgetOldest()
+	}
+	if k.head == len(k.fifo) {
+		k.fifo, k.head = nil, 0
+	} else {
+		k.compact()
+	}
+	return before - k.held
 }
 
 // Release implements Keys.
@@ -109,7 +180,24 @@ func (k *MemoryKeys) Release(key string) {
 	if e, ok := k.m[key]; ok && e.answer == nil {
 		delete(k.m, key)
 		close(e.done)
+		k.charge(-keyCost(key, nil))
 	}
+}
+
+// Close gives back to the budget all the keys held; the store must not be
+// used after it. Safe to call more than once.
+func (k *MemoryKeys) Close() error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return nil
+	}
+	k.m, k.fifo, k.head = map[string]*keyEntry{}, nil, 0
+	k.charge(keysOverhead - k.held) // Leave gives back the fixed part
+	k.closed = true
+	k.mu.Unlock()
+	k.acct.Leave()
+	return nil
 }
 
 // Len returns the number of keys held (answered or claimed).
