@@ -6,6 +6,7 @@ complete -c tl-relay -l listen -x -d 'listen on ADDR (host:port; port 0 picks a 
 complete -c tl-relay -l history-events -x -d 'keep up to N events per tenant'
 complete -c tl-relay -l history-bytes -x -d 'keep up to SIZE of events per tenant (bytes, or with KiB, MiB, GiB)'
 complete -c tl-relay -l max-body -x -d 'refuse request bodies over SIZE with 413'
+complete -c tl-relay -l memory-budget -x -d 'hold at most SIZE of history and Idempotency-Keys in memory over all tenants; when full, the tenants holding the most lose their oldest events first (default: a quarter of the machine\'s or cgroup\'s memory)'
 complete -c tl-relay -l max-subscribers -x -d 'accept at most N subscribers in all'
 complete -c tl-relay -l max-tenant-subscribers -x -d 'accept at most N subscribers per tenant'
 complete -c tl-relay -l max-tenants -x -d 'hold at most N tenants at once (0: no limit); a request that would create one more gets 503'

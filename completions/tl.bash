@@ -11,6 +11,7 @@ _tl_relay() {
     --history-events) return ;;
     --history-bytes) return ;;
     --max-body) return ;;
+    --memory-budget) return ;;
     --max-subscribers) return ;;
     --max-tenant-subscribers) return ;;
     --max-tenants) return ;;
@@ -34,7 +35,7 @@ _tl_relay() {
     --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W '--listen --history-events --history-bytes --max-body --max-subscribers --max-tenant-subscribers --max-tenants --ping-interval --drain-timeout --tenant-idle --data-dir --data-max-bytes --body-timeout --header-timeout --idle-timeout --tokens --insecure --tls-cert --tls-key --allow-origin --rate-limit --rate-burst --log-level --log-format --admin-listen --metrics-tenants --metrics-tenant --broker --help -h --version' -- "$cur"))
+    COMPREPLY=($(compgen -W '--listen --history-events --history-bytes --max-body --memory-budget --max-subscribers --max-tenant-subscribers --max-tenants --ping-interval --drain-timeout --tenant-idle --data-dir --data-max-bytes --body-timeout --header-timeout --idle-timeout --tokens --insecure --tls-cert --tls-key --allow-origin --rate-limit --rate-burst --log-level --log-format --admin-listen --metrics-tenants --metrics-tenant --broker --help -h --version' -- "$cur"))
   fi
 }
 complete -o filenames -F _tl_relay tl-relay

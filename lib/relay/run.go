@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	neturl "net/url"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -298,7 +299,7 @@ func memoryBudget(set bool, flag, maxBody int64) (int64, string, error) {
 	if set {
 		if flag < least {
 			return 0, "", cli.Usagef("--memory-budget %s cannot hold one batch of --max-body %s (up to %s in memory): make it at least %s, or lower --max-body\ntry 'tl-relay --help'",
-				formatSize(flag), formatSize(maxBody), humanSize(batchMemory(maxBody)), humanSize(least))
+				cli.FormatSize(flag), cli.FormatSize(maxBody), humanSize(batchMemory(maxBody)), humanSize(least))
 		}
 		return flag, "--memory-budget", nil
 	}
