@@ -104,6 +104,12 @@ type Config struct {
 	HeaderTimeout        time.Duration // to read request headers
 	IdleTimeout          time.Duration // a keep-alive connection without a request
 	TenantIdle           time.Duration
+	// MaxInflightBytes bounds the memory of request bodies being read
+	// and validated, relay-wide, and MaxTenantInflightBytes one tenant's
+	// share of it (default: see defaultTenantInflight); over them a POST
+	// gets 503 before its body is buffered (inflight.go).
+	MaxInflightBytes       int64
+	MaxTenantInflightBytes int64
 
 	// OpenLog opens a tenant's log (default: a tlog.Memory).
 	OpenLog func(tenant string) (tlog.Log, error)
@@ -172,6 +178,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.TenantIdle <= 0 {
 		c.TenantIdle = DefaultTenantIdle
+	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.MaxTenantInflightBytes <= 0 {
+		c.MaxTenantInflightBytes = defaultTenantInflight(c.MaxInflightBytes, c.MaxBody)
 	}
 	if c.OpenLog == nil {
 		events, bytes := c.HistoryEvents, c.HistoryBytes

@@ -26,6 +26,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/limit"
 	"github.com/tl-sh/tl/lib/metrics"
 )
 
@@ -45,6 +46,9 @@ type Server struct {
 	// metricsHandler serves /metrics (built once: promhttp's handler is
 	// meant to be reused).
 	metricsHandler http.Handler
+	// inflight is the memory budget of request bodies being read
+	// (inflight.go).
+	inflight *limit.Budget
 
 	mu         sync.Mutex // guards the fields below
 	draining   bool
@@ -73,6 +77,7 @@ func New(cfg Config) *Server {
 		quit:      make(chan struct{}),
 	}
 	s.reg = newRegistry(&s.cfg)
+	s.inflight = limit.NewBudget(cfg.MaxInflightBytes, cfg.MaxTenantInflightBytes)
 	s.metricsHandler = s.metrics.Handler()
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  wsReadBuffer,
