@@ -109,3 +109,23 @@ func TestBudgetConcurrent(t *testing.T) {
 	}
 	nilBudget.Release("a", 1)
 }
+
+// BenchmarkBudget is what a POST pays for the budget: one reservation and
+// one release, uncontended and with every core at it.
+func BenchmarkBudget(b *testing.B) {
+	bud := NewBudget(256<<20, 64<<20)
+	b.Run("serial", func(b *testing.B) {
+		for b.Loop() {
+			bud.Reserve("acme", 20<<10)
+			bud.Release("acme", 20<<10)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				bud.Reserve("acme", 20<<10)
+				bud.Release("acme", 20<<10)
+			}
+		})
+	})
+}
