@@ -21,7 +21,7 @@ import (
 //   - per event, its end offset and view in the batch (32 bytes) and the
 //     `{"seq":N,` the copy adds: inflightPerEvent;
 //   - the line scanner's buffer (4 KiB, up to 64 KiB for long lines) and the
-//     rest of the request's state: inflightBase.
+//     rest of the request's state: inflightState.
 //
 // So a body costs about 2.5 times its size for events of 160 bytes, more
 // for tiny events (8 times for 28-byte events): the reservation follows the
@@ -35,15 +35,25 @@ const (
 	// without tenant_id (TestInflightCostFactor), so that such a POST
 	// takes the budget's lock once to reserve and once to release.
 	inflightFactorNum, inflightFactorDen = 11, 4
-	// inflightBase is what any POST holds besides its batch: its line
-	// scanner's first buffer (4 KiB) and the request's own state.
-	inflightBase = 16 << 10
+	// inflightState is what any POST holds besides its batch and its
+	// line scanner's buffer: its request, answer and ingest state, and the
+	// slack of a small batch's buffer.
+	inflightState = 12 << 10
+	// inflightBase is the least a POST holds: that, and the line scanner's
+	// first buffer (4 KiB).
+	inflightBase = inflightState + 4<<10
+	// inflightSmall is what a small body may cost beyond its share of the
+	// factor: an event gaining its tenant_id and timestamp (up to 100
+	// bytes), and its buffer rounded up by the allocator.
+	inflightSmall = 512
 	// inflightPerEvent is the bookkeeping of one event (see above): 8 + 24
 	// + a `{"seq":N,` for N of up to 16 digits.
 	inflightPerEvent = 56
-	// inflightStep is the least a reservation grows by once the body
-	// outgrows it, so that a chunked body takes the budget's lock once
-	// per 256 KiB, not once per line.
+	// inflightStep is the most a reservation grows by beyond what the
+	// body needs once it outgrows it (half of what it holds, up to 256
+	// KiB), so that a chunked body takes the budget's lock once per 256
+	// KiB, not once per line, while a small body outgrowing its estimate
+	// by a few bytes takes only a little more.
 	inflightStep = 256 << 10
 	// inflightChunked is what a body of unknown length (chunked) reserves
 	// before its first byte is read: the cost of 64 KiB of events.
@@ -53,7 +63,7 @@ const (
 // bodyCost is what a body of n bytes is expected to hold in flight, with
 // events of a usual size.
 func bodyCost(n int64) int64 {
-	return inflightBase + n*inflightFactorNum/inflightFactorDen
+	return inflightBase + inflightSmall + n*inflightFactorNum/inflightFactorDen
 }
 
 // DefaultMaxInflightBytes bounds the memory of request bodies in flight,
@@ -95,7 +105,7 @@ func (r *reservation) cover(n int64) *HTTPError {
 	}
 	want := n
 	if r.held > 0 {
-		want = min(max(n, r.held+inflightStep), share)
+		want = min(max(n, r.held+min(inflightStep, r.held/2)), share)
 	}
 	ref := r.b.Reserve(r.tenant, want-r.held)
 	if ref != limit.Granted && want > n {

@@ -43,6 +43,9 @@ func TestInflightCostFactor(t *testing.T) {
 		body   []byte
 		covers bool
 	}{
+		{"one sample event", sampleBody(t, "acme", 1), true},
+		{"one event without tenant_id", sampleBody(t, "", 1), true},
+		{"ten sample events", sampleBody(t, "acme", 1500), true},
 		{"sample 64 KiB", sampleBody(t, "acme", 64<<10), true},
 		{"sample 2 MiB", sampleBody(t, "acme", 2<<20), true},
 		{"sample 8 MiB", sampleBody(t, "acme", 8<<20-200), true},

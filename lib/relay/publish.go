@@ -57,7 +57,7 @@ func (in *ingest) cost(extra int) int64 {
 	if cap(in.buf) != in.startCap {
 		buf = cap(in.buf) // grown for this request: all of it is new
 	}
-	return int64(inflightBase + extra + in.sc.Buffered() + buf + len(in.buf) + inflightPerEvent*len(in.ends))
+	return int64(inflightState + extra + in.sc.Buffered() + buf + len(in.buf) + inflightPerEvent*len(in.ends))
 }
 
 func (in *ingest) add(tenant string, now int64) {
