@@ -20,21 +20,33 @@ import (
 
 // The stalled-bodies attack of issue 15, scaled to the 2-core test machine:
 // what matters is that the bodies sent add up to several times the budget.
+// TL_E2E_INFLIGHT_DEFAULTS=1 runs it at the relay's defaults instead
+// (--max-inflight-bytes 256MiB, --max-body 8MiB: 1.6 GB sent).
 const (
-	inflightBudget   = 32 << 20               // --max-inflight-bytes of the attacked relay
-	inflightMaxBody  = 2 << 20                // --max-body
-	inflightConns    = 200                    // attacking connections
-	inflightTenants  = 40                     // they spread over this many tenants
-	inflightSent     = inflightMaxBody - 4096 // each sends this much of a valid body, then stalls
+	inflightConns    = 200 // attacking connections
+	inflightTenants  = 40  // they spread over this many tenants
 	inflightStallFor = 30 * time.Second
-	// inflightOverhead is what the relay's RSS may grow by beyond the
-	// budget during the attack: the garbage collector's headroom over the
-	// live heap (GOGC=100 lets the heap reach twice what is live before a
+)
+
+// inflightScale is the attack's size.
+type inflightScale struct {
+	budget  int // --max-inflight-bytes of the attacked relay
+	maxBody int // --max-body; each attacker sends all but its last 4 KiB, then stalls
+	// overhead is what the relay's RSS may grow by beyond the budget
+	// during the attack: the garbage collector's headroom over the live
+	// heap (GOGC=100 lets the heap reach twice what is live before a
 	// collection), 200 connections' goroutines and buffers, and what the
 	// runtime keeps after a burst. Measured: see the test's log and README
 	// (Limits); the bound leaves room for a busy machine's slower GC.
-	inflightOverhead = 48 << 20
-)
+	overhead int
+}
+
+func attackScale() inflightScale {
+	if os.Getenv("TL_E2E_INFLIGHT_DEFAULTS") != "" {
+		return inflightScale{budget: 256 << 20, maxBody: 8 << 20, overhead: 160 << 20}
+	}
+	return inflightScale{budget: 32 << 20, maxBody: 2 << 20, overhead: 48 << 20}
+}
 
 // attackBody is n bytes or a little less of valid events without tenant_id (good for
 // any tenant), each about 150 bytes.
@@ -56,14 +68,14 @@ type stalledPost struct {
 // stall opens a connection, sends a POST's headers (a Content-Length of
 // --max-body, or chunked) and body, then waits for an
 // answer without sending more.
-func stall(t *testing.T, host, tenant string, chunked bool, body []byte, wg *sync.WaitGroup) *stalledPost {
+func stall(t *testing.T, host, tenant string, chunked bool, body []byte, maxBody int, wg *sync.WaitGroup) *stalledPost {
 	conn, err := net.Dial("tcp", host)
 	if err != nil {
 		t.Errorf("dial: %v", err)
 		return nil
 	}
 	s := &stalledPost{conn: conn}
-	framing := fmt.Sprintf("Content-Length: %d", inflightMaxBody)
+	framing := fmt.Sprintf("Content-Length: %d", maxBody)
 	if chunked {
 		framing = "Transfer-Encoding: chunked"
 	}
@@ -97,6 +109,8 @@ func stall(t *testing.T, host, tenant string, chunked bool, body []byte, wg *syn
 // bodies time out everything is given back: a large POST within the budget
 // is 202.
 func TestInflightAttack(t *testing.T) {
+	sc := attackScale()
+	inflightBudget, inflightMaxBody, inflightSent := sc.budget, sc.maxBody, sc.maxBody-4096
 	p := secStartRelay(t, "--max-inflight-bytes", strconv.Itoa(inflightBudget), "--max-body", strconv.Itoa(inflightMaxBody),
 		"--body-timeout", inflightStallFor.String())
 	host := strings.TrimPrefix(p.url, "http://")
@@ -142,7 +156,7 @@ func TestInflightAttack(t *testing.T) {
 	var wg sync.WaitGroup
 	var posts []*stalledPost
 	for i := 0; i < inflightConns; i++ {
-		if s := stall(t, host, fmt.Sprintf("atk-%d", i%inflightTenants), i%2 == 1, body, &wg); s != nil {
+		if s := stall(t, host, fmt.Sprintf("atk-%d", i%inflightTenants), i%2 == 1, body, inflightMaxBody, &wg); s != nil {
 			posts = append(posts, s)
 			defer s.conn.Close()
 		}
@@ -195,7 +209,7 @@ func TestInflightAttack(t *testing.T) {
 	}
 	refused, holding, _, _ := count()
 	t.Logf("attack: %d connections × %d KiB sent (%d MiB, %.1f× the budget of %d MiB): %d refused (503, or closed mid-body), %d held",
-		len(posts), inflightSent>>10, len(posts)*inflightSent>>20, float64(len(posts)*inflightSent)/inflightBudget, inflightBudget>>20, refused, holding)
+		len(posts), inflightSent>>10, len(posts)*inflightSent>>20, float64(len(posts)*inflightSent)/float64(inflightBudget), inflightBudget>>20, refused, holding)
 	if refused == 0 {
 		t.Fatalf("no attacker was refused: the budget did not bite")
 	}
@@ -224,12 +238,12 @@ func TestInflightAttack(t *testing.T) {
 		t.Fatalf("stalled bodies timed out during the checks (the machine is too slow for --body-timeout %v)", inflightStallFor)
 	}
 
-	limit := baseRSS + inflightBudget + inflightOverhead
+	limit := baseRSS + int64(inflightBudget+sc.overhead)
 	if raceEnabled {
-		limit = baseRSS + 4*(inflightBudget+inflightOverhead) // the race detector's shadow memory
+		limit = baseRSS + 4*int64(inflightBudget+sc.overhead) // the race detector's shadow memory
 	}
 	t.Logf("relay RSS: %d MiB before the attack, %d MiB at most during it: %d MiB over the start, for a budget of %d MiB (bound: budget + %d MiB)",
-		baseRSS>>20, maxRSS.Load()>>20, (maxRSS.Load()-baseRSS)>>20, inflightBudget>>20, (limit-baseRSS-inflightBudget)>>20)
+		baseRSS>>20, maxRSS.Load()>>20, (maxRSS.Load()-baseRSS)>>20, inflightBudget>>20, (limit-baseRSS-int64(inflightBudget))>>20)
 	if maxRSS.Load() > limit {
 		t.Errorf("relay RSS reached %d MiB, bound %d MiB", maxRSS.Load()>>20, limit>>20)
 	}
