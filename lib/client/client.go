@@ -71,8 +71,16 @@ func (f *Flags) Resolve(env *cli.Env) (*Config, error) {
 	if err != nil {
 		return nil, cli.Usagef("relay URL %q: %v", raw, err)
 	}
+	// A WebSocket URL names the same relay: users copy it from the
+	// stream's address.
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, cli.Usagef("relay URL %q: scheme must be http or https", raw)
+		return nil, cli.Usagef("relay URL %q: scheme must be http, https, ws or wss", raw)
 	}
 	if u.Host == "" {
 		return nil, cli.Usagef("relay URL %q has no host", raw)

@@ -39,6 +39,8 @@ func TestResolve(t *testing.T) {
 		{"empty token file", []string{"--token-file", empty}, nil, "", "", true},
 		{"missing token file", []string{"--token-file", filepath.Join(dir, "nope")}, nil, "", "", true},
 		{"bad scheme", []string{"--relay", "ftp://x"}, nil, "", "", true},
+		{"ws", nil, map[string]string{"TL_RELAY": "ws://127.0.0.1:8787"}, "http://127.0.0.1:8787", "", false},
+		{"wss", []string{"--relay", "wss://r.example/x/"}, nil, "https://r.example/x", "", false},
 		{"bad CA", []string{"--ca-file", tok}, nil, "", "", true},
 	}
 	for _, tt := range tests {

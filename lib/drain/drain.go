@@ -66,8 +66,9 @@ type Config struct {
 	tick <-chan time.Time
 }
 
-// Writer is a drain-aware line writer. WriteLines may be called from one
-// goroutine (the producer); Close, Done, Err and Dropped from any.
+// Writer is a drain-aware line writer. WriteLines, Close, Done, Err and
+// Dropped may be called from any goroutine (tl-tail has a producer per
+// tenant); the lines of one WriteLines call stay together.
 type Writer struct {
 	size     int
 	lossless bool

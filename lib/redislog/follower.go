@@ -36,10 +36,11 @@ type Update struct {
 	Tenant string
 	Epoch  string
 	// Reset says the tenant's numbering (re)starts in Epoch: forget what
-	// is held for it. It comes first for every followed tenant (with
-	// After = the newest seq: following starts at the head), and again
-	// with After = 0 whenever the epoch changes (the seqs of the old
-	// epoch after the last one delivered are lost).
+	// is held for it. It comes first for every followed tenant, and again
+	// whenever the epoch changes (the seqs of the old epoch after the
+	// last one delivered are lost), with After = the newest seq of Epoch:
+	// following goes on from its head, and what the epoch holds up to
+	// there is read from Redis.
 	Reset bool
 	// Oldest is, with Reset, the oldest seq Redis holds.
 	Oldest uint64
@@ -54,6 +55,7 @@ type Update struct {
 type followed struct {
 	epoch      string // "" until the first catch-up: start from the head
 	last       uint64 // newest seq delivered
+	run        string // the Redis process of the last catch-up read: the one publishing on this session
 	subscribed bool   // the session's SUBSCRIBE is confirmed
 	synced     bool   // caught up: messages continue from last
 }
@@ -356,8 +358,10 @@ func (f *Follower) handle(m *redis.Message) {
 	if n := len(u.Entries); n > 0 {
 		st.last = u.Entries[n-1].Seq
 	}
+	last, run := st.last, st.run
 	f.mu.Unlock()
 	if len(u.Entries) > 0 {
+		f.s.observe(t, epoch, last, run, false)
 		f.deliver(u)
 	}
 }
@@ -422,7 +426,7 @@ func (f *Follower) catchUp(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			b, err := parseBatch(j.tenant, v)
+			b, err := f.s.parseBatch(j.tenant, v)
 			if err != nil {
 				return err
 			}
@@ -444,16 +448,18 @@ func (f *Follower) apply(ctx context.Context, tenant string, from followed, b Ba
 		b.Entries = nil
 	case b.Epoch == from.epoch && b.Last < from.last:
 		// The counter went backwards in the same epoch: Redis lost
-		// writes this relay saw (a failover to a stale replica). Give the
-		// tenant a new numbering; it stays unsynced, so the next round
-		// reads the new epoch.
-		_, err := f.s.Reepoch(ctx, tenant, from.epoch, from.last)
-		return err
+		// writes this relay saw. The read checked the store's mark and
+		// would have started a new epoch; the mark must have been
+		// forgotten (maxMarks). Remember what the follower saw: the next
+		// round's read starts the new epoch.
+		f.s.observe(tenant, from.epoch, from.last, "", true)
+		return nil
 	case b.Epoch != from.epoch:
 		// A new numbering: what the old epoch had after from.last is
-		// lost. The read was from from.last+1 in the old numbering: the
-		// next round reads the new one from 1.
-		u.Reset, u.After = true, 0
+		// lost. Start from the new one's head, as when following starts
+		// (so the Update says how many it holds); the relay's
+		// subscribers read it from its oldest line.
+		u.Reset, u.After = true, b.Last
 		b.Entries = nil
 	default:
 		// Same epoch: continue; entries may start past a hole.
@@ -472,14 +478,14 @@ func (f *Follower) apply(ctx context.Context, tenant string, from followed, b Ba
 		f.mu.Unlock()
 		return nil
 	}
-	st.epoch = b.Epoch
+	st.epoch, st.run = b.Epoch, b.Run
 	st.last = u.After
 	if n := len(u.Entries); n > 0 {
 		st.last = u.Entries[n-1].Seq
 	}
-	// Synced once the stream has nothing newer; a longer backlog or a
-	// new epoch takes another round.
-	st.synced = st.last >= b.Last && !(u.Reset && from.epoch != "")
+	// Synced once the stream has nothing newer; a longer backlog takes
+	// another round.
+	st.synced = st.last >= b.Last
 	if st.synced {
 		delete(f.stale, tenant)
 	}

@@ -99,8 +99,13 @@ type Log struct {
 	newest    uint64 // newest seq known
 	cache     cache  // lines lo..hi, hi <= newest
 	notify    chan struct{}
-	retrying  bool // a retry wake-up is scheduled
-	closed    bool
+	// prevEpoch and prevNewest are the epoch before the current one and
+	// the newest seq known in it, so that a subscriber left behind in it
+	// is told exactly which of its seqs it will never get.
+	prevEpoch  string
+	prevNewest uint64
+	retrying   bool // a retry wake-up is scheduled
+	closed     bool
 }
 
 var (
@@ -172,6 +177,9 @@ func (l *Log) startFollowing() {
 // reset starts the cache over: epoch, Redis holding oldest..newest. l.mu
 // is held.
 func (l *Log) reset(epoch string, oldest, newest uint64) {
+	if l.epoch != "" && l.epoch != epoch {
+		l.prevEpoch, l.prevNewest = l.epoch, l.newest
+	}
 	l.epoch, l.oldest, l.newest = epoch, oldest, newest
 	l.cache.clear(newest + 1)
 }
@@ -328,6 +336,43 @@ func (l *Log) Bounds() (oldest, newest uint64) {
 	return min(l.oldest, l.newest+1), l.newest
 }
 
+// PreviousEpoch returns the epoch the current one replaced and the newest
+// seq this relay knew in it ("" if none): the seqs of that epoch past a
+// subscriber's cursor up to there existed, and are gone.
+func (l *Log) PreviousEpoch() (epoch string, newest uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.prevEpoch, l.prevNewest
+}
+
+// Resume is told that a subscriber resumes after seq since in epoch, beyond
+// the newest seq this relay knows: if Redis holds less of that epoch, it
+// went back in time (a restored snapshot, a stale replica), and the tenant
+// starts a new epoch before any of those seqs is given again. The
+// subscriber then hears of the new epoch like any other.
+func (l *Log) Resume(epoch string, since uint64) {
+	l.follow()
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	b, err := l.b.s.Verify(ctx, l.tenant, epoch, since)
+	if err != nil || b.Absent {
+		return
+	}
+	l.mu.Lock()
+	if l.closed || b.Epoch == l.epoch {
+		if b.Epoch == l.epoch && b.Last > l.newest {
+			l.newest = b.Last // the follower brings the lines
+		}
+		l.mu.Unlock()
+		return
+	}
+	l.reset(b.Epoch, b.Oldest, b.Last)
+	ch := l.notify
+	l.notify = make(chan struct{})
+	l.mu.Unlock()
+	close(ch)
+}
+
 // Epoch implements tlog.Log.
 func (l *Log) Epoch() string {
 	l.follow()
@@ -355,6 +400,7 @@ func (l *Log) Close() error {
 		if following {
 			l.b.f.Unfollow(l.tenant)
 		}
+		l.b.s.forget(l.tenant)
 	}
 	l.b.mu.Unlock()
 	return nil

@@ -4,15 +4,21 @@
 //
 // Per tenant T (under a configurable prefix, "tl:" by default):
 //
-//	tl:{T}:m       hash: epoch, seq (last assigned), bytes (appended this epoch)
+//	tl:{T}:m       hash: epoch, seq (last assigned), bytes (appended this epoch),
+//	               runs (the Redis processes that served it, each with the seq
+//	               it found), olds (the epochs this one replaced)
 //	tl:{T}:s       stream of encoded lines; entry ID "N-0" is seq N, field "d" the line
 //	tl:{T}:i:KEY   an Idempotency-Key's first answer, expiring after IdemTTL
 //	tl:{T}:c       Pub/Sub channel: each appended batch, "EPOCH FIRST\n" + lines
+//	tl:incarnation one random value, from which first epochs are derived
 //
 // Stream IDs are seqs, so reading "from seq N" is XRANGE from N-0. The
-// epoch is born with the meta hash: whenever the hash is missing (first
-// use, or Redis lost its data) a script creates it with a fresh epoch and
-// seq 0 and drops any stale stream.
+// epoch is born with the meta hash, which only an append creates (reading
+// a tenant creates nothing); whenever the hash is missing (first use, or
+// Redis lost its data) an append creates it with a new epoch and seq 0 and
+// drops any stale stream. Redis going back in time (an older snapshot, a
+// stale replica) is caught by what each relay remembers (marks.go,
+// stateLua) and starts a new epoch before any seq is given again.
 //
 // A Store appends and reads; a Follower (follower.go) receives the batches
 // of the tenants a relay's subscribers want over one Pub/Sub connection,
@@ -107,6 +113,9 @@ type Store struct {
 	logDown  bool       // "unreachable" logged and "reachable" not since
 	loggedAt time.Time  // when "unreachable" was last logged
 
+	marksMu sync.Mutex       // guards marks
+	marks   map[string]*mark // what this relay saw of each tenant (marks.go)
+
 	stop      chan struct{} // closed by Close
 	done      chan struct{} // closed when the health loop ends
 	closeOnce sync.Once
@@ -155,6 +164,7 @@ func Open(opts Options) (*Store, error) {
 		rdb:    redis.NewClient(ro),
 		opts:   opts,
 		prefix: opts.Prefix,
+		marks:  map[string]*mark{},
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -258,6 +268,13 @@ func (s *Store) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	defer cancel()
 	err := s.rdb.Ping(ctx).Err()
+	if err == nil {
+		// The incarnation key from which tenants' first epochs are
+		// derived (stateLua): written once, and again after a FLUSHALL,
+		// so that readers of a never-written tenant agree with its first
+		// append. SET NX writes nothing when the key is there.
+		err = s.rdb.SetNX(ctx, s.prefix+"incarnation", newEpoch(), 0).Err()
+	}
 	s.ready.Store(err == nil)
 	return err
 }

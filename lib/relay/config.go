@@ -113,6 +113,10 @@ type Config struct {
 
 	// OpenLog opens a tenant's log (default: a tlog.Memory).
 	OpenLog func(tenant string) (tlog.Log, error)
+	// ListTenants, when set, names the tenants whose history the backing
+	// keeps besides those the relay holds open (a data directory), for
+	// GET /v1/tenants.
+	ListTenants func() []string
 	// OpenKeys opens a tenant's Idempotency-Key store (default:
 	// tlog.MemoryKeys).
 	OpenKeys func(tenant string) tlog.Keys

@@ -302,12 +302,28 @@ func (h *hub) round() (again bool) {
 	h.share.ok = false
 	for i := 0; i < len(h.subs); i++ {
 		sub := h.subs[i]
-		if len(sub.out) > 0 || !sub.closeAt.IsZero() || (sub.cursor > newest && sub.epoch == epoch && len(sub.pending) == 0) {
+		if !sub.closeAt.IsZero() {
+			continue
+		}
+		if len(sub.pending) == 0 && sub.complete() {
+			if !h.closeComplete(sub) {
+				i--
+			}
+			continue
+		}
+		if len(sub.out) > 0 || (sub.cursor > newest && sub.epoch == epoch && len(sub.pending) == 0) {
 			continue
 		}
 		more, alive := h.step(sub, epoch)
 		if !alive {
 			i-- // end moved the last subscriber here
+			continue
+		}
+		if sub.complete() {
+			if !h.closeComplete(sub) {
+				i--
+			}
+			continue
 		}
 		if more {
 			again = true
@@ -325,13 +341,13 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 		// The numbering restarted under this subscriber (a shared broker
 		// lost its data): tell it as a new subscriber would hear it,
 		// then follow the new epoch from its oldest line.
-		oldest, newest := log.Bounds()
-		sub.pending = appendHello(sub.pending, h.t.name, epoch, newest)
-		if g := newEpochGap(oldest); g != nil {
-			sub.pending = appendGap(sub.pending, *g, "epoch")
-		}
+		var oldest, newest uint64
+		sub.pending, oldest, newest = sub.epochChange(sub.pending, log, epoch, true)
 		sub.epoch, sub.cursor = epoch, oldest
 		sub.coldWait = nil
+		if sub.hasUntil {
+			sub.until = newest // an until of the old epoch means now
+		}
 	}
 	f := sub.fetched.Swap(nil)
 	if f != nil {
@@ -347,7 +363,7 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 	var next uint64
 	var gap tlog.Gap
 	var nlines, n, first int
-	if sc := &h.share; f == nil && sc.ok && sc.cursor == sub.cursor && len(sub.pending) == 0 && sub.filter.all() {
+	if sc := &h.share; f == nil && sc.ok && sc.cursor == sub.cursor && len(sub.pending) == 0 && sub.filter.all() && !sub.bounded() {
 		frame, next, gap, nlines, n, first = sc.frame[sc.start:], sc.next, sc.gap, sc.nlines, sc.n, sc.firstIdx
 	} else {
 		var lines [][]byte
@@ -396,15 +412,17 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 		if f == nil {
 			h.lines = lines
 		}
+		read := lines
+		lines, nx = sub.clip(lines, nx)
 		next, gap, nlines = nx, g, len(lines)
-		shareable := f == nil && len(sub.pending) == 0 && sub.filter.all()
+		shareable := f == nil && len(sub.pending) == 0 && sub.filter.all() && !sub.bounded()
 		buf := &h.own
 		if shareable {
 			buf = &h.share.frame
 		}
 		var msg []byte
 		msg, n, first = appendMessage((*buf)[:0], sub.pending, true, gap, lines, &sub.filter)
-		clear(lines) // drop the references to the log's lines
+		clear(read) // drop the references to the log's lines
 		*buf = msg
 		start := len(msg) // nothing to send: an empty frame
 		if len(msg) > frameHeadroom {
@@ -429,8 +447,18 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 		return len(frame) > 0, true
 	}
 	sub.cursor = next
+	sub.sent += int64(n)
 	sub.wrote(nlines, n, first, next, gap)
 	return true, true
+}
+
+// closeComplete starts closing sub (1000) once its stream reached its end
+// (limit, until); the close frame goes out after what sub.out holds. It
+// reports whether sub is still open.
+func (h *hub) closeComplete(sub *subscriber) bool {
+	n := len(h.subs)
+	h.sendClose(sub, closeComplete, closeCompleteReason)
+	return len(h.subs) == n
 }
 
 // sendPending sends sub's pending control lines (the hello) on their own.

@@ -43,6 +43,11 @@ func TestWithoutHubs(t *testing.T) {
 		{"MixedCursors", TestMixedCursors},
 		{"EmptyReadSendsNothing", TestEmptyReadSendsNothing},
 		{"ColdReadsDelayNoOne", TestColdReadsDelayNoOne},
+		{"StreamLimit", TestStreamLimit},
+		{"StreamUntil", TestStreamUntil},
+		{"FilteredLast", TestFilteredLast},
+		{"BoundedBesideShared", TestBoundedBesideShared},
+		{"FilteredLastOnDisk", TestFilteredLastOnDisk},
 	}
 	testNoHubs = true
 	defer func() { testNoHubs = false }()

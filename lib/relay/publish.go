@@ -249,6 +249,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 	} else {
 		first, last, err = t.log.Append(in.views())
 	}
+	if errors.Is(err, tlog.ErrOutcomeUnknown) {
+		s.log.Error("append outcome unknown", "tenant", t.name, "err", err)
+		return nil, outcomeUnknown(t.name, key != "", err), 0
+	}
 	if err != nil {
 		s.log.Error("append failed", "tenant", t.name, "err", err)
 		return nil, unavailable("tenant %s: %v", t.name, err), 0

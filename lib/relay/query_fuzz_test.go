@@ -6,7 +6,7 @@ import (
 )
 
 // FuzzStreamQuery feeds arbitrary query strings to the subscribe parameters'
-// parser (type, path, last, since, epoch), then applies what it accepted: it
+// parser (type, path, last, since, epoch, limit, until), then applies what it accepted: it
 // must never panic, never accept last together with since, and always start
 // the cursor within the log's bounds (at most newest+1); the filter must
 // answer for any line without panicking.
@@ -28,6 +28,11 @@ func FuzzStreamQuery(f *testing.F) {
 		"since=1e3",
 		"%zz=1",
 		"type=click;path=/x",
+		"types=click",
+		"last=5&limit=5",
+		"limit=0",
+		"until=now&last=3",
+		"until=7&since=2",
 	} {
 		f.Add(s, uint64(1), uint64(100), `{"seq":5,"tenant_id":"acme","timestamp":1,"type":"click","path":"/checkout/x","metadata":{}}`)
 	}
@@ -44,8 +49,13 @@ func FuzzStreamQuery(f *testing.F) {
 		if sq.hasSince && sq.last >= 0 {
 			t.Fatal("accepted both last and since")
 		}
-		if sq.last < -1 {
-			t.Fatalf("last = %d", sq.last)
+		if sq.last < -1 || sq.limit < -1 {
+			t.Fatalf("last = %d, limit = %d", sq.last, sq.limit)
+		}
+		for k := range q {
+			if !streamParams[k] {
+				t.Fatalf("accepted unknown parameter %q", k)
+			}
 		}
 		// A log holds oldest..newest (oldest = newest+1 when empty).
 		if oldest == 0 || newest == ^uint64(0) || oldest > newest+1 {

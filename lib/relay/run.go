@@ -185,6 +185,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			}
 			return d, nil
 		}
+		cfg.ListTenants = ds.Tenants
 		// Idempotency-Keys found on disk answer retries across a restart.
 		cfg.OpenKeys = func(tenant string) tlog.Keys {
 			k := tlog.NewMemoryKeys()

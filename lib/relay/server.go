@@ -197,6 +197,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case routeMetrics:
 		s.serveMetrics(w, r)
 		return
+	case routeTenants:
+		s.listTenants(w, r)
+		return
 	case "/readyz":
 		s.mu.Lock()
 		draining := s.draining

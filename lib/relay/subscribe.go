@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -56,10 +57,31 @@ type streamQuery struct {
 	since    uint64
 	hasSince bool
 	epoch    string
+	// limit is how many deliveries to send before closing the stream
+	// (-1: no limit).
+	limit int64
+	// until ends the stream once every event up to this seq was sent or
+	// filtered out; untilNow means the newest seq at subscribing (the
+	// hello's last_seq).
+	until    uint64
+	hasUntil bool
+	untilNow bool
+}
+
+// streamParams are the query parameters a stream takes (PROTOCOL.md). Any
+// other is refused by name: a mistyped ?types=click or ?lst=5 silently
+// ignored would stream something else than what was asked.
+var streamParams = map[string]bool{
+	"type": true, "path": true, "last": true, "since": true, "epoch": true, "limit": true, "until": true,
 }
 
 func parseStreamQuery(q url.Values) (streamQuery, *HTTPError) {
-	sq := streamQuery{last: -1}
+	sq := streamQuery{last: -1, limit: -1}
+	for k := range q {
+		if !streamParams[k] {
+			return sq, httpErrorf(http.StatusBadRequest, "unknown parameter %q: a stream takes type, path, last, since, epoch, limit, until", k)
+		}
+	}
 	for _, v := range q["type"] {
 		for _, name := range strings.Split(v, ",") {
 			typ := event.ParseType(strings.TrimSpace(name))
@@ -89,11 +111,97 @@ func parseStreamQuery(q url.Values) (streamQuery, *HTTPError) {
 		}
 		sq.since, sq.hasSince = n, true
 	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return sq, httpErrorf(http.StatusBadRequest, "limit=%q: must be a number of events >= 0", v)
+		}
+		sq.limit = n
+	}
+	if v := q.Get("until"); v != "" {
+		if v == "now" {
+			sq.untilNow = true
+		} else {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return sq, httpErrorf(http.StatusBadRequest, "until=%q: must be a seq >= 0 or now", v)
+			}
+			sq.until = n
+		}
+		sq.hasUntil = true
+	}
 	sq.epoch = q.Get("epoch")
 	if sq.hasSince && sq.last >= 0 {
 		return sq, httpErrorf(http.StatusBadRequest, "use either last or since, not both")
 	}
 	return sq, nil
+}
+
+// end returns where the stream ends, given the log's newest seq and epoch
+// at subscribing: the seq after which it closes (ok false: it follows). An
+// until of another epoch than the log's (a resume across a restart that
+// lost the history) means now: its seqs name other events.
+func (sq *streamQuery) end(newest uint64, epoch string) (until uint64, ok bool) {
+	switch {
+	case !sq.hasUntil:
+		return 0, false
+	case sq.untilNow, sq.epoch != "" && sq.epoch != epoch:
+		return newest, true
+	}
+	return sq.until, true
+}
+
+// scanWindow is how many lines lastMatching reads at a time, walking a
+// filtered history back from its newest line.
+const scanWindow = 4096
+
+// lastMatching returns the seq of the n-th newest line of log (oldest..
+// newest) that passes f, or oldest when fewer pass: where a filtered last=N
+// starts, so that N counts the events the subscriber will receive, not the
+// lines it would have been sent unfiltered. It reads the history back from
+// its newest line a window at a time, so it stops as soon as it has found n.
+func lastMatching(log tlog.Log, f *filter, n, oldest, newest uint64) uint64 {
+	var seqs []uint64 // the matching seqs of one window, in order
+	var buf [][]byte
+	for end := newest + 1; end > oldest; {
+		from := oldest
+		if end-oldest > scanWindow {
+			from = end - scanWindow
+		}
+		seqs = seqs[:0]
+		evicted := false
+		for cur := from; cur < end; {
+			lines, next, gap, err := log.Read(cur, buf[:0], int(min(end-cur, scanWindow)), math.MaxInt)
+			if err != nil {
+				return newest + 1 // the log closed: the relay is going away
+			}
+			if !gap.Empty() {
+				evicted = true // the history moved on meanwhile
+			}
+			first := next - uint64(len(lines))
+			for i, l := range lines {
+				if s := first + uint64(i); s < end && f.match(l) {
+					seqs = append(seqs, s)
+				}
+			}
+			clear(lines) // drop the references to the log's lines
+			buf = lines[:0]
+			if next <= cur {
+				break // nothing more to read
+			}
+			cur = next
+		}
+		if uint64(len(seqs)) >= n {
+			return seqs[uint64(len(seqs))-n]
+		}
+		n -= uint64(len(seqs))
+		if evicted {
+			break
+		}
+		end = from
+	}
+	o, _ := log.Bounds()
+	return o
 }
 
 // start returns the cursor a new subscriber starts at, and the gap line to
@@ -117,6 +225,15 @@ func (sq *streamQuery) start(oldest, newest uint64, epoch string) (cursor uint64
 	default:
 		return newest + 1, nil
 	}
+}
+
+// resumer is a log shared by several relays (Redis), which a subscriber
+// resuming beyond the newest seq the relay knows may show to have gone back
+// in time: Resume checks, and starts a new epoch if so, so that the
+// subscriber is told of it rather than given those seqs again for other
+// events.
+type resumer interface {
+	Resume(epoch string, since uint64)
 }
 
 // newEpochGap is the gap owed to a subscriber whose numbering restarted:
@@ -178,8 +295,21 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		writeError(w, unavailable("tenant %s: the broker is unreachable", name))
 		return
 	}
+	if r, ok := t.log.(resumer); ok && sq.hasSince && sq.epoch == epoch && sq.since > newest {
+		// The client saw a seq this relay has not: the log may be behind,
+		// or its broker went back in time (see resumer).
+		r.Resume(epoch, sq.since)
+		oldest, newest = t.log.Bounds()
+		epoch = t.log.Epoch()
+	}
 	var epochGap *tlog.Gap
 	sub.cursor, epochGap = sq.start(oldest, newest, epoch)
+	if sq.last > 0 && !sq.filter.all() && !sq.hasSince {
+		// last=N counts the events that pass the filter.
+		sub.cursor = lastMatching(t.log, &sq.filter, uint64(sq.last), oldest, newest)
+	}
+	sub.limit = sq.limit
+	sub.until, sub.hasUntil = sq.end(newest, epoch)
 	sub.remote = r.RemoteAddr
 	sub.m = t.m.Subscribe(sub.cursor - 1) // closed by end
 	sub.epoch = epoch
@@ -242,6 +372,15 @@ type subscriber struct {
 	remote string // the client's address, for logs
 	gapLog gapLog // owned by the writer
 	epoch  string // the epoch cursor counts in; owned by the writer
+
+	// The stream's end, when it has one (limit=N, until=SEQ): it closes
+	// once sent deliveries reach limit (-1: none), or the cursor passed
+	// until. sent is owned by the writer.
+	limit    int64
+	sent     int64
+	until    uint64
+	hasUntil bool
+
 	// turns is the relay's turns when this writer takes them (a WebSocket
 	// on a plain socket); hasTurn says it holds one. Owned by the writer.
 	turns   turns

@@ -49,7 +49,8 @@ func (s *Server) writeWait() time.Duration { return max(2*s.cfg.PingInterval, mi
 // wait for an append, a tick, the relay's stop or the end of the
 // connection. send writes one message; tick is called on each ping tick and
 // reports false to end the stream; gone ends it. It returns true when it
-// stopped because the relay is shutting down (everything accepted sent).
+// stopped because the relay is shutting down (everything accepted sent), or
+// because the stream reached its end (sub.complete).
 func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) error, tick func() bool, gone <-chan struct{}) (draining bool) {
 	log := sub.t.log
 	stop := sub.s.stop
@@ -61,14 +62,12 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 			// The numbering restarted under this subscriber (a shared
 			// broker lost its data): tell it as a new subscriber would
 			// hear it, then follow the new epoch from its oldest line.
-			oldest, newest := log.Bounds()
-			if controls {
-				pending = appendHello(pending, sub.t.name, e, newest)
-				if g := newEpochGap(oldest); g != nil {
-					pending = appendGap(pending, *g, "epoch")
-				}
-			}
+			var oldest, newest uint64
+			pending, oldest, newest = sub.epochChange(pending, log, e, controls)
 			sub.epoch, sub.cursor = e, oldest
+			if sub.hasUntil {
+				sub.until = newest // an until of the old epoch means now
+			}
 		}
 		// The lines buffer is held only while this batch is sent, so an
 		// idle subscriber holds none.
@@ -106,22 +105,30 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 			linesPool.Put(linesp)
 			continue // changed during the read: start over in the new one
 		}
+		read := lines
+		lines, next = sub.clip(lines, next)
 		n := len(lines)
 		var sent, first int
 		if len(pending) > 0 || !gap.Empty() || n > 0 {
 			sent, first, err = sub.sendLines(pending, controls, gap, lines, send)
 		}
 		sub.giveTurn()
-		clear(lines) // drop the references to the log's lines
-		*linesp = lines[:0]
+		clear(read) // drop the references to the log's lines
+		*linesp = read[:0]
 		linesPool.Put(linesp)
 		if err != nil {
 			return false
 		}
 		pending = nil
 		sub.cursor = next
+		sub.sent += int64(sent)
 		if n > 0 || !gap.Empty() {
 			sub.wrote(n, sent, first, next, gap)
+		}
+		if sub.complete() {
+			return true // the stream's end (limit, until): close it as finished
+		}
+		if n > 0 || !gap.Empty() {
 			// There may be more. A busy stream still pings on time, or
 			// the client could not answer in time.
 			select {
@@ -259,6 +266,9 @@ func (sub *subscriber) serveWS(hello []byte) {
 	}
 	draining := sub.pump(hello, true, send, tick, sub.readerDone)
 	code, reason := websocket.CloseGoingAway, "relay shutting down"
+	if draining && sub.complete() {
+		code, reason = closeComplete, closeCompleteReason
+	}
 	if sub.isRevoked() {
 		draining, code, reason = true, websocket.ClosePolicyViolation, "token no longer allowed"
 	}

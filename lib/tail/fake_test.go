@@ -31,6 +31,7 @@ type fakeRelay struct {
 
 // fakeConn is one subscription.
 type fakeConn struct {
+	path   string
 	query  url.Values
 	header http.Header
 	ws     *websocket.Conn
@@ -58,7 +59,7 @@ func newFakeRelay(t *testing.T) *fakeRelay {
 		if err != nil {
 			return
 		}
-		c := &fakeConn{query: r.URL.Query(), header: r.Header, ws: ws, closed: make(chan int, 1)}
+		c := &fakeConn{path: r.URL.Path, query: r.URL.Query(), header: r.Header, ws: ws, closed: make(chan int, 1)}
 		f.conns <- c
 		// Read until the client closes: answer its close frame (gorilla's
 		// default handler does) and record the code.

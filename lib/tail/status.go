@@ -10,16 +10,24 @@ import (
 // and losses (always shown, like errors: a user must know that events are
 // missing from the output).
 type status struct {
-	quiet bool
+	quiet  bool
+	prefix string // names the tenant when a run follows several
 	// mu serialises whole lines to w: the drain's reporting goroutine and
-	// the stream goroutine both write. It is held during the write, as
-	// log.Logger does, because a status line must not interleave.
-	mu sync.Mutex
+	// the stream goroutines all write. It is held during the write, as
+	// log.Logger does, because a status line must not interleave. The
+	// statuses of one run share it.
+	mu *sync.Mutex
 	w  io.Writer
 }
 
+// about returns the status of one tenant's stream among several: its lines
+// start with the tenant's name.
+func (s *status) about(tenant string) *status {
+	return &status{quiet: s.quiet, prefix: tenant + ": ", mu: s.mu, w: s.w}
+}
+
 func (s *status) print(format string, a ...any) {
-	line := fmt.Sprintf(name+": "+format+"\n", a...)
+	line := fmt.Sprintf(name+": "+s.prefix+format+"\n", a...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	io.WriteString(s.w, line)

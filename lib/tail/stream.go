@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -45,17 +48,30 @@ type tail struct {
 	epoch     string // the history's epoch, once known
 	lastSeq   uint64 // the seq to resume after, when haveSeq
 	haveSeq   bool
-	printed   int64 // deliveries handed to stdout
-	hello     bool  // the current connection said hello
-	connected bool  // some connection said hello
+	tenant    string        // the tenant this stream follows
+	printed   *atomic.Int64 // deliveries handed to stdout, over every tenant of the run
+	hello     bool          // the current connection said hello
+	connected bool          // some connection said hello
 	buf       []byte
+
+	// With --no-follow: the newest seq at connecting (the first hello's
+	// last_seq), where the relay ends the stream (until=SEQ), once known.
+	target     uint64
+	haveTarget bool
+	toldEmpty  bool // said that the tenant holds no events yet
+	hinted     bool // gave the "is tl-relay running" hint
+
+	http *http.Client // for the tenant listing; made on first use
+	// whole: start at the oldest event held (a tenant that joined a
+	// following run: whatever it holds is news).
+	whole bool
 }
 
 func newTail(o *options, env *cli.Env) *tail {
 	return &tail{
 		opts:      o,
 		env:       env,
-		status:    &status{quiet: o.quiet, w: env.Stderr},
+		status:    &status{quiet: o.quiet, w: env.Stderr, mu: new(sync.Mutex)},
 		backoff:   backoff{base: backoffBase, cap: backoffCap, rand: rand.Int64N},
 		closeWait: closeWait,
 		dialer: &websocket.Dialer{
@@ -64,9 +80,31 @@ func newTail(o *options, env *cli.Env) *tail {
 			TLSClientConfig:  o.conn.TLS,
 			ReadBufferSize:   readBufferSize,
 		},
+		tenant:  o.tenant,
+		printed: new(atomic.Int64),
 		epoch:   o.epoch,
 		lastSeq: o.since,
 		haveSeq: o.hasSince,
+	}
+}
+
+// forTenant returns a stream of another tenant in the same run: the same
+// options, connection, stdout and count, status lines named after it. A
+// tenant that joins while the run follows (whole) starts at the oldest event
+// the relay holds, so that nothing published before the run noticed it is
+// missed.
+func (t *tail) forTenant(name string, whole bool) *tail {
+	return &tail{
+		opts:      t.opts,
+		env:       t.env,
+		status:    t.status.about(name),
+		out:       t.out,
+		backoff:   t.backoff,
+		closeWait: t.closeWait,
+		dialer:    t.dialer,
+		tenant:    name,
+		printed:   t.printed,
+		whole:     whole,
 	}
 }
 
@@ -76,10 +114,16 @@ type refusal struct {
 	code       int
 	msg        string
 	retryAfter time.Duration
+	html       bool   // the answer was a web page: not a tl-relay
+	relay      string // the relay's URL, for the hint
 }
 
 func (r *refusal) Error() string {
 	s := fmt.Sprintf("relay answered %d %s", r.code, http.StatusText(r.code))
+	if r.html {
+		// Another web server's page says nothing useful here.
+		return s + fmt.Sprintf(" with an HTML page: is tl-relay running at %s? (TL_RELAY)", r.relay)
+	}
 	if r.msg != "" {
 		s += ": " + r.msg
 	}
@@ -100,18 +144,37 @@ func (r *refusal) final() bool {
 	return r.code < 300
 }
 
-func refusalFrom(resp *http.Response) *refusal {
-	r := &refusal{code: resp.StatusCode, retryAfter: retryAfter(resp.Header, time.Now())}
+func refusalFrom(resp *http.Response, relay string) *refusal {
+	r := &refusal{code: resp.StatusCode, retryAfter: retryAfter(resp.Header, time.Now()), relay: relay}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	var e struct {
 		Error string `json:"error"`
 	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+	switch {
+	case json.Unmarshal(body, &e) == nil && e.Error != "":
 		r.msg = e.Error
-	} else {
+	case isHTML(resp.Header.Get("Content-Type"), body):
+		r.html = true
+	default:
 		r.msg = strings.TrimSpace(string(body))
+		if len(r.msg) > maxRefusalText {
+			r.msg = r.msg[:maxRefusalText] + "..."
+		}
 	}
 	return r
+}
+
+// maxRefusalText bounds how much of a refusal's body that is not the
+// relay's JSON goes into the status line: a hint, not a page.
+const maxRefusalText = 200
+
+// isHTML reports whether an answer is a web page (tl-relay answers JSON).
+func isHTML(ctype string, body []byte) bool {
+	if strings.HasPrefix(strings.ToLower(ctype), "text/html") {
+		return true
+	}
+	b := bytes.TrimSpace(body)
+	return len(b) > 0 && b[0] == '<'
 }
 
 // follow connects and reconnects until the run ends; it returns the reason.
@@ -168,10 +231,19 @@ func (t *tail) streamURL() string {
 		if t.epoch != "" {
 			q.Set("epoch", t.epoch)
 		}
-	case t.opts.last > 0:
-		q.Set("last", strconv.Itoa(t.opts.last))
+	case t.lastN() > 0:
+		q.Set("last", strconv.FormatInt(t.lastN(), 10))
 	}
-	u := t.opts.conn.URL(client.StreamPath(t.opts.tenant), q)
+	if t.opts.noFollow {
+		// The relay ends the stream once it passed the newest seq of the
+		// first connection; until then it is the newest at connecting.
+		if t.haveTarget {
+			q.Set("until", strconv.FormatUint(t.target, 10))
+		} else {
+			q.Set("until", "now")
+		}
+	}
+	u := t.opts.conn.URL(client.StreamPath(t.tenant), q)
 	if u.Scheme == "https" {
 		u.Scheme = "wss"
 	} else {
@@ -180,6 +252,18 @@ func (t *tail) streamURL() string {
 	return u.String()
 }
 
+// lastN is how many events of the history to ask for first: -n, or with
+// --no-follow and no -n or --since, all that the relay holds.
+func (t *tail) lastN() int64 {
+	if t.whole || (t.opts.noFollow && t.opts.last == 0 && !t.opts.hasSince) {
+		return math.MaxInt64
+	}
+	return int64(t.opts.last)
+}
+
+// filtered reports whether the relay filters the stream (--type, --path).
+func (t *tail) filtered() bool { return len(t.opts.types) > 0 || t.opts.path != "" }
+
 // connect runs one connection to its end and says why it ended.
 func (t *tail) connect(ctx context.Context) error {
 	t.hello = false
@@ -187,14 +271,20 @@ func (t *tail) connect(ctx context.Context) error {
 	t.opts.conn.Authorize(h)
 	conn, resp, err := t.dialer.DialContext(ctx, t.streamURL(), h)
 	if err != nil {
+		relay := t.opts.conn.Relay.Redacted()
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return refusalFrom(resp)
+			return refusalFrom(resp, relay)
 		}
 		if client.IsCertError(err) {
 			// Final: retrying cannot make the certificate trusted.
-			return endRun{cli.Exit(cli.ExitFailure, fmt.Errorf("cannot connect to %s: %w (%s)", t.opts.conn.Relay.Redacted(), err, client.CertHint))}
+			return endRun{cli.Exit(cli.ExitFailure, fmt.Errorf("cannot connect to %s: %w (%s)", relay, err, client.CertHint))}
 		}
-		return fmt.Errorf("cannot connect to %s: %w", t.opts.conn.Relay.Redacted(), err)
+		if !t.connected && !t.hinted {
+			// The first failure says what is most likely wrong.
+			t.hinted = true
+			return fmt.Errorf("cannot connect to %s: %w; is tl-relay running at %s? (TL_RELAY)", relay, err, relay)
+		}
+		return fmt.Errorf("cannot connect to %s: %w", relay, err)
 	}
 	defer conn.Close()
 	return t.serve(ctx, conn)
@@ -254,6 +344,11 @@ func (t *tail) read(connCtx context.Context, cancel context.CancelCauseFunc, con
 				return context.Cause(connCtx)
 			}
 			continue // closing: discard what still comes
+		}
+		var ce *websocket.CloseError
+		if t.opts.noFollow && errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure {
+			// The relay ended the stream at until: the history is out.
+			return endRun{errEndOfHistory}
 		}
 		return describe(err)
 	}
@@ -341,7 +436,12 @@ func (t *tail) process(ctx context.Context, msg []byte) error {
 				return err
 			}
 			run = end
-		} else if t.printed++; t.printed == t.opts.count {
+		} else if n := t.printed.Add(1); t.opts.count > 0 && n >= t.opts.count {
+			// Each delivery takes its number first, so the streams of
+			// several tenants print exactly -c N between them.
+			if n > t.opts.count {
+				end = i // another tenant's stream printed the N-th
+			}
 			if err := t.out.WriteLines(ctx, msg[run:end]); err != nil {
 				return err
 			}
@@ -409,16 +509,34 @@ func (t *tail) onHello(c controlLine) {
 	default:
 		t.status.progress("connected to %s, tenant %s (epoch %s, newest seq %d)", relay, c.Tenant, c.Epoch, c.LastSeq)
 	}
+	if t.opts.noFollow && (!t.haveTarget || c.Epoch != t.epoch) {
+		// The relay ends this stream at last_seq (an until of another
+		// epoch means its newest, the same).
+		t.target, t.haveTarget = c.LastSeq, true
+	}
+	if c.LastSeq == 0 && !t.toldEmpty {
+		// Most often a mistyped tenant: say it once rather than wait in
+		// silence.
+		t.toldEmpty = true
+		if t.opts.noFollow {
+			t.status.progress("tenant %s holds no events yet", c.Tenant)
+		} else {
+			t.status.progress("tenant %s holds no events yet; waiting (Ctrl-C to stop)", c.Tenant)
+		}
+	}
 	t.epoch = c.Epoch
 	t.connected = true
-	if !t.haveSeq {
+	if !t.haveSeq && !(t.filtered() && t.lastN() > 0) {
 		// Nothing printed yet: a reconnect must resume where this stream
 		// starts, not ask for the newest N (or the live head) again,
 		// which would skip what is published meanwhile. The relay starts
 		// a live stream after last_seq and a -n N replay after
-		// last_seq-N (or at its oldest line, which is later).
+		// last_seq-N (or at its oldest line, which is later). A filtered
+		// -n N starts at the N-th newest matching event, which the hello
+		// does not say: until a delivery comes, a reconnect asks for the
+		// newest N matching again.
 		base := c.LastSeq
-		if n := uint64(t.opts.last); n < base {
+		if n := uint64(t.lastN()); n < base {
 			base -= n
 		} else {
 			base = 0

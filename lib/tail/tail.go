@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,53 +35,75 @@ const name = "tl-tail"
 // tl-tail as from any other command in that spot. It is silent.
 const ExitBrokenPipe = 141
 
+// ExitDropped is the status of a run that ended by itself (-c, --timeout,
+// --no-follow) after the stdout writer dropped lines because its reader did
+// not keep up: the output is not the whole stream (3: the first status the
+// 0/1/2 convention leaves free).
+const ExitDropped = 3
+
 // shutdownFlush bounds how long an interrupted tl-tail keeps trying to flush
 // buffered lines to a stdout that does not take them.
 const shutdownFlush = 3 * time.Second
 
-const usage = `Usage: tl-tail [flags] TENANT
+const usage = `Usage: tl-tail [flags] TENANT...
 
 Stream TENANT's events from the relay to stdout, one JSON object per line,
 each byte for byte as the relay sent it. Status goes to stderr. The stream
 survives disconnects: tl-tail reconnects with backoff and resumes after the
 last event it printed, so no event is printed twice or lost while the relay's
-history holds it.
+history holds it. With --no-follow it prints the history and exits instead,
+like tail -n without -f. With --type/--path, -n N is the newest N matching
+events. Several TENANTs, or shell patterns like 'acme-*' that the relay
+resolves against the tenants the token may read (GET /v1/tenants?match=,
+asked again every 5s while following, so new tenants join), are followed
+together, each with its own resume point; every line keeps its tenant_id.
 
 Flags:
 %s
 Status on stderr: connected, reconnecting (with the wait), resumed, gaps
 (events the relay could no longer deliver, counted exactly), an epoch change
-(the relay restarted without its history), lines dropped because stdout did
-not keep up (at most one report a second; --lossless never drops, nor does
-output to a file or /dev/null). -q hides progress but never a loss of events.
+(the relay restarted without its history), a tenant that holds no events yet,
+lines dropped because stdout did not keep up (at most one report a second;
+--lossless never drops, nor does output to a file or /dev/null). -q hides
+progress but never a loss of events.
 
 Exit status:
-  0    -c N events were printed (-c 0: at once, printing nothing); or
-       --timeout ended a stream without -c
+  0    -c N events were printed (-c 0: at once, printing nothing);
+       --no-follow printed the history; or --timeout ended a stream
+       without -c
   1    failure: the relay refused (400, 401, 403, 404), its TLS
        certificate did not verify (see --ca-file), --max-retries
-       exhausted, --timeout before -c N events arrived, stdout failed
+       exhausted, --timeout before -c N events arrived, writing stdout
+       failed (a full disk: "writing stdout: ...")
   2    usage error
+  3    as 0, but lines were dropped because stdout did not keep up
+       (the count is on stderr; --lossless never drops)
   130  interrupted (SIGINT, Ctrl-C); 143: terminated (SIGTERM). Buffered
        lines are flushed and the WebSocket closed (1000) first.
   141  stdout's reader went away (| head): quietly, like any filter
 
-Environment: TL_RELAY (relay URL), TL_TOKEN (bearer token).
+Environment: TL_RELAY (relay URL: http, https, ws or wss), TL_TOKEN (bearer
+token).
 Examples:
   tl-tail acme
   tl-tail acme --type click --path /checkout -n 20
+  tl-tail acme -n 100 --no-follow > last100.ndjson
+  tl-tail acme globex 'initech-*'
   tl-tail acme --type custom -c 1 --timeout 30s   # CI: wait for one event
 `
 
 // options are tl-tail's parsed command line.
 type options struct {
-	tenant     string
+	tenant     string   // the first of tenants
+	tenants    []string // the tenants named
+	patterns   []string // shell patterns, resolved on the relay (GET /v1/tenants)
 	types      []string
 	path       string
 	last       int
 	since      uint64
 	hasSince   bool
 	epoch      string
+	noFollow   bool  // print the history up to the newest seq at connecting, then exit
 	count      int64 // events to print before exiting; 0: no limit
 	countZero  bool  // an explicit -c 0: print nothing, exit at once
 	timeout    time.Duration
@@ -113,12 +137,14 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	fs.SortFlags = false
 	o := &options{}
 	var buffer string
-	var help, version bool
+	var help, version, follow bool
 	fs.StringArrayVar(&o.types, "type", nil, "only events of `TYPE` (pageview, click, custom); repeat or comma-separate")
 	fs.StringVar(&o.path, "path", "", "only events whose path starts with `PREFIX`")
-	fs.IntVarP(&o.last, "last", "n", 0, "first print the newest `N` events of the history, then follow")
+	fs.IntVarP(&o.last, "last", "n", 0, "first print the newest `N` events of the history (matching --type/--path), then follow")
 	fs.Uint64Var(&o.since, "since", 0, "resume after event `SEQ` (with --epoch, the epoch it came from)")
 	fs.StringVar(&o.epoch, "epoch", "", "the `EPOCH` that --since refers to (from the relay's hello)")
+	fs.BoolVarP(&follow, "follow", "f", true, "follow the stream as events arrive")
+	fs.BoolVar(&o.noFollow, "no-follow", false, "print the history held (all, or -n/--since) up to the newest event at connecting, then exit 0")
 	fs.Int64VarP(&o.count, "count", "c", 0, "exit 0 after `N` events (without -c: no limit; -c 0 exits at once)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop after `DURATION`; with -c, exit 1 unless N events came")
 	fs.BoolVar(&o.lossless, "lossless", false, "never drop a line: when stdout is slow, stop reading the relay")
@@ -140,12 +166,29 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 		fmt.Fprintln(env.Stdout, cli.VersionLine(name))
 		return nil, nil
 	}
-	if fs.NArg() != 1 {
-		return nil, cli.Usagef("want exactly one TENANT, got %d arguments (try --help)", fs.NArg())
+	if fs.NArg() == 0 {
+		return nil, cli.Usagef("want a TENANT (or several, or a pattern like 'acme-*') (try --help)")
 	}
-	o.tenant = fs.Arg(0)
-	if err := event.CheckTenant(o.tenant); err != nil {
-		return nil, cli.Usagef("%v (try --help)", err)
+	for _, a := range fs.Args() {
+		if isPattern(a) {
+			if _, err := path.Match(a, ""); err != nil {
+				return nil, cli.Usagef("pattern %q: %v (try --help)", a, err)
+			}
+			o.patterns = append(o.patterns, a)
+			continue
+		}
+		if err := event.CheckTenant(a); err != nil {
+			return nil, cli.Usagef("%v (try --help)", err)
+		}
+		if !slices.Contains(o.tenants, a) {
+			o.tenants = append(o.tenants, a)
+		}
+	}
+	if len(o.tenants) > 0 {
+		o.tenant = o.tenants[0]
+	}
+	if o.multi() && (fs.Changed("since") || o.epoch != "") {
+		return nil, cli.Usagef("--since and --epoch name one tenant's seqs: give one TENANT (try --help)")
 	}
 	var types []string
 	for _, t := range o.types {
@@ -173,6 +216,11 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 		return nil, cli.Usagef("--since and --last exclude each other (try --help)")
 	case o.epoch != "" && !o.hasSince:
 		return nil, cli.Usagef("--epoch needs --since (try --help)")
+	case o.noFollow && fs.Changed("follow") && follow:
+		return nil, cli.Usagef("--follow and --no-follow exclude each other (try --help)")
+	}
+	if fs.Changed("follow") && !follow {
+		o.noFollow = true // --follow=false
 	}
 	n, err := parseSize(buffer)
 	if err != nil {
@@ -187,6 +235,14 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	}
 	return o, nil
 }
+
+// multi reports whether the run follows more than one tenant, or tenants
+// that a pattern names.
+func (o *options) multi() bool { return len(o.tenants) > 1 || len(o.patterns) > 0 }
+
+// isPattern reports whether a TENANT argument is a shell pattern: a tenant
+// name never holds these characters.
+func isPattern(s string) bool { return strings.ContainsAny(s, "*?[") }
 
 // parseSize reads a byte size: a number with an optional unit B, K/KB/KiB,
 // M/MB/MiB or G/GB/GiB (all powers of 1024, as buffer sizes usually are).
@@ -214,7 +270,7 @@ func parseSize(s string) (int, error) {
 var (
 	errCountReached = errors.New("count reached")
 	errTimeout      = errors.New("timeout")
-	errBrokenPipe   = errors.New("stdout closed")
+	errEndOfHistory = errors.New("end of history")
 )
 
 // run streams until the count is reached, the timeout expires, stdout goes
@@ -235,17 +291,17 @@ func (t *tail) run(ctx context.Context) error {
 		Lossless: t.opts.lossless,
 		OnDrop:   t.status.dropped,
 	})
-	// Stdout failing (its reader gone) ends the run; this goroutine ends
-	// with it.
+	// Stdout failing (its reader gone, a full disk) ends the run, with
+	// the drain's reason; this goroutine ends with it.
 	go func() {
 		select {
 		case <-t.out.Done():
-			cancel(errBrokenPipe)
+			cancel(t.out.Err())
 		case <-runCtx.Done():
 		}
 	}()
 
-	err := t.follow(runCtx)
+	err := t.followAll(runCtx)
 
 	// Flush: all of it when the run ended by itself (a signal meanwhile
 	// abandons it), for a little while when it was interrupted.
@@ -258,19 +314,36 @@ func (t *tail) run(ctx context.Context) error {
 	cerr := t.out.Close(flushCtx)
 
 	switch {
-	case errors.Is(err, errBrokenPipe) || errors.Is(err, drain.ErrBrokenPipe) || errors.Is(cerr, drain.ErrBrokenPipe):
+	case errors.Is(err, drain.ErrBrokenPipe) || errors.Is(cerr, drain.ErrBrokenPipe):
+		// Only a reader that left; any other write error (ENOSPC on a
+		// full disk, EIO) is a failure worth a message.
 		return cli.Exit(ExitBrokenPipe, nil)
 	case ctx.Err() != nil:
 		return ctx.Err() // cli.Main turns this into 130 or 143
 	case cerr != nil:
 		return cli.Exit(cli.ExitFailure, cerr)
-	case errors.Is(err, errCountReached):
-		return nil
+	case errors.Is(err, errCountReached), errors.Is(err, errEndOfHistory):
+		return t.dropStatus()
 	case errors.Is(err, errTimeout):
 		if t.opts.count > 0 {
-			return cli.Exit(cli.ExitFailure, fmt.Errorf("timeout: %d of %d events within %s", t.printed, t.opts.count, t.opts.timeout))
+			return cli.Exit(cli.ExitFailure, fmt.Errorf("timeout: %d of %d events within %s", t.printed.Load(), t.opts.count, t.opts.timeout))
 		}
-		return nil
+		return t.dropStatus()
 	}
 	return err
+}
+
+// dropStatus is the status of a run that otherwise succeeded: 0, or
+// ExitDropped when the stdout writer had to drop lines, so that a script
+// can tell a complete capture from a lossy one.
+func (t *tail) dropStatus() error {
+	if n := t.out.Dropped(); n > 0 {
+		printed := t.printed.Load()
+		if t.opts.count > 0 {
+			printed = min(printed, t.opts.count) // numbers taken past -c N were not printed
+		}
+		return cli.Exit(ExitDropped, fmt.Errorf("%d of %d %s dropped: stdout did not keep up (--lossless never drops)",
+			n, printed, plural(printed, "line")))
+	}
+	return nil
 }

@@ -29,8 +29,15 @@ func TestParseArgs(t *testing.T) {
 		{"help", []string{"--help"}, 0, "Exit status:", ""},
 		{"short help", []string{"-h"}, 0, "141", ""},
 		{"version", []string{"--version"}, 0, "tl-tail ", ""},
-		{"no tenant", nil, 2, "", "exactly one TENANT"},
-		{"two tenants", []string{"a", "b"}, 2, "", "exactly one TENANT"},
+		{"no tenant", nil, 2, "", "want a TENANT"},
+		{"two tenants", []string{"a", "b"}, 0, "", ""},
+		{"a pattern", []string{"acme-*", "globex"}, 0, "", ""},
+		{"a bad pattern", []string{"acme-["}, 2, "", `pattern "acme-["`},
+		{"since with two tenants", []string{"a", "b", "--since", "3"}, 2, "", "one tenant's seqs"},
+		{"epoch with a pattern", []string{"a*", "--since", "3", "--epoch", "e"}, 2, "", "one tenant's seqs"},
+		{"no-follow", []string{"acme", "--no-follow", "-n", "3"}, 0, "", ""},
+		{"follow and no-follow", []string{"acme", "-f", "--no-follow"}, 2, "", "exclude each other"},
+		{"ws relay", []string{"acme", "--relay", "ws://127.0.0.1:1"}, 0, "", ""},
 		{"bad tenant", []string{"a/b"}, 2, "", "try --help"},
 		{"bad flag", []string{"acme", "--bogus"}, 2, "", "unknown flag: --bogus (try --help)"},
 		{"bad type", []string{"acme", "--type", "click,scroll"}, 2, "", `--type "scroll"`},
@@ -314,8 +321,8 @@ func TestResume(t *testing.T) {
 // TestResumeLiveAndLast: a tail that printed nothing yet resumes where its
 // stream started, so that a reconnect loses nothing published during the
 // outage: after the newest seq of the hello when live, after the N before it
-// with -n N (an empty tenant: after 0), also when the relay's filters let
-// none of the replay through; it never asks for the last N again.
+// with -n N (an empty tenant: after 0); it never asks for the last N again,
+// except with filters (see the case).
 func TestResumeLiveAndLast(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -329,8 +336,11 @@ func TestResumeLiveAndLast(t *testing.T) {
 		{"last 0", []string{"-n", "0"}, 41, "epoch=e1&since=41", "epoch=e1&since=43"},
 		{"last more than held", []string{"-n", "100"}, 41, "epoch=e1&since=0", "epoch=e1&since=43"},
 		{"last on an empty tenant", []string{"-n", "5"}, 0, "epoch=e1&since=0", "epoch=e1&since=2"},
+		// Filtered, -n N counts matching events: where they start is not
+		// in the hello, so until one is printed a reconnect asks for the
+		// newest N matching again (nothing printed, nothing twice).
 		{"last with filters", []string{"-n", "3", "--type", "custom", "--path", "/x"}, 41,
-			"epoch=e1&path=%2Fx&since=38&type=custom", "epoch=e1&path=%2Fx&since=43&type=custom"},
+			"last=3&path=%2Fx&type=custom", "epoch=e1&path=%2Fx&since=43&type=custom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -477,7 +487,8 @@ func TestBrokenPipe(t *testing.T) {
 	if got := c.closeCode(t); got != 1000 {
 		t.Fatalf("close code %d, want 1000", got)
 	}
-	if r.stderr.String() != "tl-tail: connected to "+f.srv.URL+", tenant acme (epoch e1, newest seq 0)\n" {
+	if r.stderr.String() != "tl-tail: connected to "+f.srv.URL+", tenant acme (epoch e1, newest seq 0)\n"+
+		"tl-tail: tenant acme holds no events yet; waiting (Ctrl-C to stop)\n" {
 		t.Fatalf("stderr %q", r.stderr.String())
 	}
 }
