@@ -18,6 +18,8 @@ complete -c tl-relay -l data-max-bytes -x -d 'with --data-dir, cap DIR at SIZE: 
 complete -c tl-relay -l body-timeout -x -d 'cut off a POST whose body has not arrived within DURATION (408)'
 complete -c tl-relay -l header-timeout -x -d 'close a connection whose request headers have not arrived within DURATION'
 complete -c tl-relay -l idle-timeout -x -d 'close a keep-alive connection idle for DURATION'
+complete -c tl-relay -l max-inflight-bytes -x -d 'hold at most SIZE of memory for request bodies being read, relay-wide (a body costs ~2.5x its size); over it, 503 with Retry-After before the body is read'
+complete -c tl-relay -l max-tenant-inflight-bytes -x -d 'hold at most SIZE of that memory for one tenant\'s bodies (default: a quarter of --max-inflight-bytes)'
 complete -c tl-relay -l tokens -r -F -d 'require bearer tokens, granted by FILE (hashes; make lines with tl-relay token); SIGHUP reloads it'
 complete -c tl-relay -l insecure -d 'allow listening beyond loopback without --tokens'
 complete -c tl-relay -l tls-cert -r -F -d 'serve HTTPS and WSS with the PEM certificate chain in FILE (SIGHUP reloads it)'

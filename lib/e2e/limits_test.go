@@ -21,8 +21,9 @@ func secEvents(n int) []byte {
 
 // TestSecurityRateLimit checks the per-tenant token bucket: a burst passes,
 // the next event gets 429 with Retry-After, other tenants are untouched, a
-// batch larger than the burst passes once on a full bucket, and a repeated
-// Idempotency-Key is answered without being charged.
+// batch larger than the burst is refused even on a full bucket (429 with
+// TL-Max-Batch, never accepted into debt), and a repeated Idempotency-Key is
+// answered without being charged.
 func TestSecurityRateLimit(t *testing.T) {
 	// 0.1 event/s: the bucket refills one event every 10 s, so nothing the
 	// test does depends on how fast the machine runs it.
@@ -53,14 +54,17 @@ func TestSecurityRateLimit(t *testing.T) {
 	if st, _, body := secDo(t, c, "POST", url("beta"), "", nd, secEvents(10)); st != 202 {
 		t.Errorf("another tenant while acme is limited: %d %s", st, body)
 	}
-	// A batch over the burst passes on a full bucket, then the tenant waits
-	// for its debt: 25-10 = 15 events plus one at 0.1/s is 160 s.
-	if st, _, body := secDo(t, c, "POST", url("gamma"), "", nd, secEvents(25)); st != 202 {
-		t.Fatalf("a batch of 25 on a full bucket: %d %s", st, body)
+	// A batch over the burst never passes, even on a full bucket: 429 saying
+	// so, with the largest batch allowed; it spends nothing, so the burst
+	// itself goes next.
+	for _, n := range []int{11, 25, 50_000} {
+		st, h, body := secDo(t, c, "POST", url("gamma"), "", nd, secEvents(n))
+		if st != 429 || h.Get("TL-Max-Batch") != "10" || h.Get("Retry-After") == "" || !strings.Contains(body, "exceeds the burst of 10 events") {
+			t.Errorf("a batch of %d on a full bucket of 10: %d TL-Max-Batch %q Retry-After %q %s; want 429, 10", n, st, h.Get("TL-Max-Batch"), h.Get("Retry-After"), body)
+		}
 	}
-	st, h, _ = secDo(t, c, "POST", url("gamma"), "", nd, secEvents(1))
-	if ra, _ := strconv.Atoi(h.Get("Retry-After")); st != 429 || ra <= 10 {
-		t.Errorf("after the big batch: %d Retry-After %q, want 429 and well over 10 s", st, h.Get("Retry-After"))
+	if st, _, body := secDo(t, c, "POST", url("gamma"), "", nd, secEvents(10)); st != 202 {
+		t.Errorf("the burst after refused big batches: %d %s", st, body)
 	}
 	// A client retrying a batch whose 202 it lost gets the 202 again.
 	st1, _, b1 := secDo(t, c, "POST", url("delta"), "", nd, secEvents(10), "Idempotency-Key", "k1")

@@ -52,16 +52,19 @@ func TestRateSteps(t *testing.T) {
 			{0, "a", 20, true, 0},
 			{0, "a", 15, false, 2 * time.Second}, // 15 tokens at 10/s: 1.5s, rounded up
 		}},
-		{"oversized batch passes when full and leaves debt", []step{
-			{0, "a", 50, true, 0},                         // 20 - 50 = -30
-			{0, "a", 1, false, 4 * time.Second},           // needs 31 tokens: 3.1s
-			{3 * time.Second, "a", 1, false, time.Second}, // -30 + 30 = 0
-			{100 * time.Millisecond, "a", 1, true, 0},
-			{10 * time.Second, "a", 50, true, 0},
+		{"a batch over the burst never passes, and spends nothing", []step{
+			{time.Hour, "a", 21, false, time.Second}, // full bucket: retry-after is never 0
+			{0, "a", 50_000, false, time.Second},
+			{0, "a", 20, true, 0}, // the refusals spent nothing
 		}},
-		{"oversized batch refused when not full", []step{
-			{0, "a", 1, true, 0},
-			{0, "a", 50, false, time.Second},
+		{"a batch over the burst, bucket not full", []step{
+			{0, "a", 5, true, 0},
+			{0, "a", 50, false, time.Second}, // 5 tokens short of full at 10/s
+		}},
+		{"exactly the burst passes", []step{
+			{0, "a", 20, true, 0},
+			{2 * time.Second, "a", 20, true, 0},
+			{time.Second, "a", 20, false, time.Second}, // 10 tokens: 10 more at 10/s
 		}},
 		{"zero events always pass", []step{
 			{0, "a", 20, true, 0},
@@ -123,6 +126,35 @@ func TestNilRate(t *testing.T) {
 	var r *Rate
 	if ok, _ := r.Take("a", 1e6); !ok {
 		t.Error("nil Rate refused")
+	}
+	if r.Burst() != 0 || r.PerSec() != 0 {
+		t.Error("nil Rate has a burst or a rate")
+	}
+}
+
+// TestRateNoDebt is issue 15's attack: 50,000 events at a limit of 10/s
+// burst 10, sent as one batch, then again and again: nothing passes, and
+// the bucket is left as it was, so batches within the burst still go.
+func TestRateNoDebt(t *testing.T) {
+	r, c := newTestRate(10, 10)
+	if r.Burst() != 10 {
+		t.Fatalf("Burst() = %d, want 10", r.Burst())
+	}
+	for i := 0; i < 100; i++ {
+		if ok, _ := r.Take("a", 50_000); ok {
+			t.Fatalf("attempt %d: a batch of 50,000 passed a burst of 10", i)
+		}
+		c.advance(time.Second)
+	}
+	passed := 0
+	for i := 0; i < 100; i++ { // 10 s of batches of 10, one every 100 ms
+		if ok, _ := r.Take("a", 10); ok {
+			passed += 10
+		}
+		c.advance(100 * time.Millisecond)
+	}
+	if want := 10 + 10*10; passed < want-10 || passed > want {
+		t.Errorf("%d events passed in 10 s at 10/s burst 10, want about %d", passed, want)
 	}
 }
 

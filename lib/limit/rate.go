@@ -1,5 +1,7 @@
-// Package limit owns the relay's per-tenant publish rate: a token bucket per
-// tenant, safe for concurrent use, holding no lock while its callers do I/O.
+// Package limit owns the relay's per-tenant publish rate (a token bucket per
+// tenant) and its budget of memory for request bodies in flight (bytes, in
+// all and per tenant); both are safe for concurrent use and hold no lock
+// while their callers do I/O.
 // (The subscriber limits live with the relay's tenant registry, which
 // already counts them.)
 package limit
@@ -18,9 +20,10 @@ const sweepAt = 4096
 
 // Rate limits events per second per key (the tenant), as a token bucket:
 // each key's bucket holds up to burst tokens and refills at perSec tokens a
-// second; an event costs one token. A batch larger than the burst passes when
-// the bucket is full enough for a full burst and leaves it in debt, so
-// big batches are never starved yet the long-run rate still holds.
+// second; an event costs one token, and a batch of n events takes n at once
+// or nothing. A batch larger than the burst can never pass (Burst says how
+// large a batch may be): letting it through into debt would let one POST
+// of 50,000 events through a limit of 10 a second.
 //
 // A nil *Rate allows everything.
 type Rate struct {
@@ -34,7 +37,7 @@ type Rate struct {
 }
 
 type bucket struct {
-	tokens float64 // may be negative after an oversized batch
+	tokens float64 // 0 to burst
 	last   time.Time
 }
 
@@ -48,9 +51,28 @@ func NewRate(perSec float64, burst int) *Rate {
 	return &Rate{perSec: perSec, burst: b, now: time.Now, buckets: map[string]*bucket{}, sweep: sweepAt}
 }
 
+// Burst returns the largest batch Take can ever allow (0 for a nil Rate:
+// no limit).
+func (r *Rate) Burst() int {
+	if r == nil {
+		return 0
+	}
+	return int(r.burst)
+}
+
+// PerSec returns the rate, in events a second (0 for a nil Rate).
+func (r *Rate) PerSec() float64 {
+	if r == nil {
+		return 0
+	}
+	return r.perSec
+}
+
 // Take spends n tokens of key's bucket. It returns true if the n events may
 // go, else false and how long to wait before the bucket holds enough (at
-// least one second, as Retry-After counts whole seconds).
+// least one second, as Retry-After counts whole seconds). A batch over the
+// burst is always refused, with the time the bucket takes to fill: callers
+// tell its sender to split it (see Burst).
 func (r *Rate) Take(key string, n int) (ok bool, retryAfter time.Duration) {
 	if r == nil || n <= 0 {
 		return true, 0
@@ -68,8 +90,8 @@ func (r *Rate) Take(key string, n int) (ok bool, retryAfter time.Duration) {
 	}
 	r.refill(b, now)
 	need := math.Min(float64(n), r.burst)
-	if b.tokens >= need {
-		b.tokens -= float64(n)
+	if float64(n) <= r.burst && b.tokens >= need {
+		b.tokens -= need
 		return true, 0
 	}
 	wait := time.Duration((need - b.tokens) / r.perSec * float64(time.Second))

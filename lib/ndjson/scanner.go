@@ -176,6 +176,9 @@ func (s *Scanner) fill() {
 	}
 }
 
+// Buffered returns the size of the scanner's buffer: memory it holds.
+func (s *Scanner) Buffered() int { return cap(s.buf) }
+
 // Bytes returns the current line without its line ending. It is valid
 // until the next call to Scan.
 func (s *Scanner) Bytes() []byte { return s.tok }

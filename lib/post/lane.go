@@ -69,7 +69,7 @@ func signal(c chan struct{}) {
 
 // full reports whether b cannot take a line of n more bytes.
 func (l *lane) full(b *batch, n int) bool {
-	return len(b.refs) >= l.p.o.BatchEvents || len(b.body)+n+1 > int(l.p.o.BatchBytes)
+	return len(b.refs) >= l.p.batchEvents() || len(b.body)+n+1 > int(l.p.o.BatchBytes)
 }
 
 // add appends one event (without its newline) to the lane. It blocks while

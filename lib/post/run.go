@@ -51,6 +51,35 @@ type poster struct {
 	// Bad lines reported so far, here or by the relay; past --max-errors
 	// they are only counted (the summary says how many went unshown).
 	lineErrs atomic.Int64
+	// maxBatch is the most events per batch the relay takes (its rate
+	// limit's burst, from a 429's TL-Max-Batch); 0 until one says so. Once
+	// lowered it stays lowered for the rest of the run, for every tenant:
+	// the burst is the relay's, the same for all of them.
+	maxBatch atomic.Int64
+}
+
+// batchEvents is the most events a batch may hold: --batch-events, or less
+// once the relay said so.
+func (p *poster) batchEvents() int {
+	if m := int(p.maxBatch.Load()); m > 0 && m < p.o.BatchEvents {
+		return m
+	}
+	return p.o.BatchEvents
+}
+
+// lowerBatch records the relay's TL-Max-Batch, n; it says so once per new
+// size.
+func (p *poster) lowerBatch(tenant string, n int) {
+	for {
+		cur := p.maxBatch.Load()
+		if cur > 0 && cur <= int64(n) {
+			return
+		}
+		if p.maxBatch.CompareAndSwap(cur, int64(n)) {
+			p.con.note(fmt.Sprintf("tl-post: %s: the relay takes at most %s per batch (its rate limit's burst); sending batches of %d from now on", tenant, plural(n, "event", "events"), n))
+			return
+		}
+	}
 }
 
 func newPoster(o *Options, cfg *client.Config, env *cli.Env) *poster {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ type answer struct {
 	retryAfter time.Duration // -1 when absent
 	msg        string        // the relay's "error", or the transport error
 	line       int           // the relay's "line" (1-based in the batch), 0 if none
+	maxBatch   int           // a 429's TL-Max-Batch: the batch is over the relay's burst
 	cut        bool          // abandoned after Ctrl-C: it may or may not have been published
 	cert       bool          // the relay's TLS certificate failed verification: final
 }
@@ -74,6 +76,9 @@ func (p *poster) attempt(ctx context.Context, tenant string, body []byte, key st
 	}
 	defer resp.Body.Close()
 	a := answer{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now())}
+	if a.status == http.StatusTooManyRequests {
+		a.maxBatch, _ = strconv.Atoi(resp.Header.Get("TL-Max-Batch"))
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil && a.status == http.StatusAccepted {
 		// The 202 was cut short: we cannot tell what happened, so this is
@@ -123,7 +128,15 @@ func (p *poster) send(l *lane, b *batch) {
 		l.refusedMore += len(b.refs)
 		return
 	}
-	p.deliver(l, b.body, b.refs)
+	body, refs := b.body, b.refs
+	for m := p.batchEvents(); len(refs) > m && !p.stopped(); {
+		// Filled before the relay said how large a batch may be.
+		var first []byte
+		var r []ref
+		first, r, body, refs = split(body, refs, m)
+		p.deliver(l, first, r)
+	}
+	p.deliver(l, body, refs)
 }
 
 // deliver sends body (whose lines are described by refs) until it is
@@ -168,16 +181,27 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 			key, n = newKey(), -1
 			continue
 
-		case a.status == http.StatusRequestEntityTooLarge && len(refs) > 1:
-			// The relay's body limit is below ours: halve and go on.
-			h := len(refs) / 2
-			cut := int(refs[h-1].end)
-			first, second := refs[:h:h], append([]ref(nil), refs[h:]...)
-			for i := range second {
-				second[i].end -= int32(cut)
+		case a.status == http.StatusTooManyRequests && a.maxBatch > 0 && len(refs) > a.maxBatch:
+			// The batch is over the relay's burst: it would be refused
+			// for ever. Nothing of it was published (a 429), so its
+			// parts are new batches, each under a key of its own; they
+			// go in order, and later batches are no larger.
+			p.lowerBatch(l.tenant, a.maxBatch)
+			for len(refs) > 0 && !p.stopped() {
+				var b []byte
+				var r []ref
+				b, r, body, refs = split(body, refs, min(a.maxBatch, len(refs)))
+				p.deliver(l, b, r)
 			}
-			p.deliver(l, body[:cut:cut], first)
-			p.deliver(l, body[cut:], second)
+			p.stats.unsent.Add(int64(len(refs)))
+			return
+
+		case a.status == http.StatusRequestEntityTooLarge && len(refs) > 1:
+			// The relay's body limit (or its memory for one tenant's
+			// bodies) is below ours: halve and go on.
+			b1, r1, b2, r2 := split(body, refs, len(refs)/2)
+			p.deliver(l, b1, r1)
+			p.deliver(l, b2, r2)
 			return
 
 		case a.status == http.StatusRequestEntityTooLarge:
@@ -244,6 +268,16 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 			return
 		}
 	}
+}
+
+// split cuts a batch after its first n lines into two, each with its refs.
+func split(body []byte, refs []ref, n int) ([]byte, []ref, []byte, []ref) {
+	cut := int(refs[n-1].end)
+	first, second := refs[:n:n], append([]ref(nil), refs[n:]...)
+	for i := range second {
+		second[i].end -= int32(cut)
+	}
+	return body[:cut:cut], first, body[cut:], second
 }
 
 // without returns body and refs less line k.

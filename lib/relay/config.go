@@ -108,6 +108,12 @@ type Config struct {
 	// memory, over all tenants (default: DefaultMemoryBudget). OpenLog
 	// and OpenKeys charge it.
 	Budget *tlog.Budget
+	// MaxInflightBytes bounds the memory of request bodies being read
+	// and validated, relay-wide, and MaxTenantInflightBytes one tenant's
+	// share of it (default: see defaultTenantInflight); over them a POST
+	// gets 503 before its body is buffered (inflight.go).
+	MaxInflightBytes       int64
+	MaxTenantInflightBytes int64
 
 	// OpenLog opens a tenant's log (default: a tlog.Memory).
 	OpenLog func(tenant string) (tlog.Log, error)
@@ -184,6 +190,12 @@ func (c *Config) setDefaults() {
 	if c.Budget == nil {
 		limit, _ := DefaultMemoryBudget()
 		c.Budget = tlog.NewBudget(max(limit, minMemoryBudget(c.MaxBody)))
+	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.MaxTenantInflightBytes <= 0 {
+		c.MaxTenantInflightBytes = defaultTenantInflight(c.MaxInflightBytes, c.MaxBody)
 	}
 	if c.OpenLog == nil {
 		events, bytes, budget := c.HistoryEvents, c.HistoryBytes, c.Budget

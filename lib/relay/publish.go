@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/limit"
 	"github.com/tl-sh/tl/lib/ndjson"
 	"github.com/tl-sh/tl/lib/tlog"
 )
@@ -27,6 +28,10 @@ type ingest struct {
 	buf    []byte   // the encoded bodies, back to back
 	ends   []int    // end offset of each body in buf
 	bodies [][]byte // views of buf, built once buf stops growing
+	// startCap is cap(buf) when the request took the ingest from the pool:
+	// memory held already, counted by use until the batch outgrows it.
+	startCap int
+	res      reservation // the request's part of the in-flight budget
 }
 
 var ingestPool = sync.Pool{New: func() any {
@@ -39,6 +44,20 @@ const maxPooledBuf = 1 << 20
 func (in *ingest) reset() {
 	in.buf, in.ends, in.bodies = in.buf[:0], in.ends[:0], in.bodies[:0]
 	in.sc.Reset(nil)
+	in.startCap = cap(in.buf)
+	in.res = reservation{}
+}
+
+// cost is the memory the request holds, or will hold at its peak, in bytes
+// (see inflight.go): its buffers, the backing's copy of the batch and the
+// bookkeeping of each event; extra is what it holds besides (a body read
+// whole).
+func (in *ingest) cost(extra int) int64 {
+	buf := len(in.buf)
+	if cap(in.buf) != in.startCap {
+		buf = cap(in.buf) // grown for this request: all of it is new
+	}
+	return int64(inflightState + extra + in.sc.Buffered() + buf + len(in.buf) + inflightPerEvent*len(in.ends))
 }
 
 func (in *ingest) add(tenant string, now int64) {
@@ -131,15 +150,43 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 	if wait := s.cfg.PublishRate.Wait(t.name); wait > 0 {
 		return nil, rateLimited(t.name, wait), 0
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	if r.ContentLength > s.cfg.MaxBody {
+		// Refused before a byte of it is read (and the connection
+		// closed, as the rest of the body is not read either).
+		e := httpErrorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.cfg.MaxBody)
+		e.Header = http.Header{"Connection": {"close"}}
+		return nil, e, 0
+	}
 	now := time.Now().UnixMilli()
 	in := ingestPool.Get().(*ingest)
+	in.startCap = cap(in.buf)
 	defer func() {
+		// Every path ends here (a 202, a refusal, a timeout, a client
+		// gone): the reservation is given back.
+		in.res.release()
 		in.reset()
 		if cap(in.buf) <= maxPooledBuf {
 			ingestPool.Put(in)
 		}
 	}()
+	// Reserve the body's memory before reading it: all of it at once when
+	// its length is known, else a first part, and more as it grows.
+	in.res = reservation{b: s.inflight, tenant: t.name}
+	want := bodyCost(inflightChunked)
+	if r.ContentLength >= 0 {
+		want = bodyCost(r.ContentLength)
+	}
+	if herr := in.res.cover(want); herr != nil {
+		herr.Header = closeHeader(herr.Header)
+		return nil, herr, 0
+	}
+	if ndjsonBody && r.ContentLength > int64(cap(in.buf)) {
+		// Sized once for the body (the reservation covers it): no copy
+		// and no garbage as the batch grows, for usual events.
+		in.buf = make([]byte, 0, r.ContentLength+r.ContentLength/8)
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	maxBatch := s.cfg.PublishRate.Burst() // 0: no limit
 
 	if ndjsonBody {
 		in.sc.Reset(body)
@@ -152,6 +199,17 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 				return nil, lineError(n, err), n
 			}
 			in.add(t.name, now)
+			if maxBatch > 0 && len(in.ends) > maxBatch {
+				// Over the burst it can never pass: refused now, without
+				// reading the rest.
+				return nil, overBurst(t.name, maxBatch, s.cfg.PublishRate.PerSec()), 0
+			}
+			if c := in.cost(0); c > in.res.held {
+				if herr := in.res.cover(c); herr != nil {
+					herr.Header = closeHeader(herr.Header)
+					return nil, herr, 0
+				}
+			}
 		}
 		if err := in.sc.Err(); err != nil {
 			return nil, bodyError(err, s.cfg.MaxBody), 0
@@ -165,6 +223,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 			return nil, lineError(0, err), 0
 		}
 		in.add(t.name, now)
+		if herr := in.res.cover(in.cost(cap(data))); herr != nil {
+			return nil, herr, 0
+		}
 	}
 	if len(in.ends) == 0 {
 		return nil, httpErrorf(http.StatusBadRequest, "the body holds no event"), 0
@@ -217,6 +278,32 @@ func rateLimited(tenant string, wait time.Duration) *HTTPError {
 	e := httpErrorf(http.StatusTooManyRequests, "tenant %s is over its publish rate limit; retry in %d s", tenant, wait/time.Second)
 	e.Header = http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}}
 	return e
+}
+
+// overBurst is the 429 for a batch of more than burst events: it can never
+// pass, however long its sender waits, so the answer says how large a batch
+// may be (TL-Max-Batch), for the sender to split it. Retry-After (the time
+// a full burst takes to come back) is there because PROTOCOL.md promises it
+// with every 429; the same batch would be refused again.
+func overBurst(tenant string, burst int, perSec float64) *HTTPError {
+	e := httpErrorf(http.StatusTooManyRequests,
+		"tenant %s: the batch exceeds the burst of %d events of its publish rate limit; send at most %d events per request (TL-Max-Batch)", tenant, burst, burst)
+	wait := limit.RoundUpSecond(time.Duration(float64(burst) / perSec * float64(time.Second)))
+	e.Header = http.Header{
+		"Retry-After":  {strconv.Itoa(int(wait / time.Second))},
+		"Tl-Max-Batch": {strconv.Itoa(burst)},
+		"Connection":   {"close"}, // the rest of the body is not read
+	}
+	return e
+}
+
+// closeHeader adds Connection: close to h: the body was left unread.
+func closeHeader(h http.Header) http.Header {
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Connection", "close")
+	return h
 }
 
 // lineError turns a validation error into a 400 (413 for a large event),

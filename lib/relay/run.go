@@ -63,6 +63,10 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", DefaultBodyTimeout, "cut off a POST whose body has not arrived within `DURATION` (408)")
 	fs.DurationVar(&cfg.HeaderTimeout, "header-timeout", DefaultHeaderTimeout, "close a connection whose request headers have not arrived within `DURATION`")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a keep-alive connection idle for `DURATION`")
+	maxInflight := sizeValue(DefaultMaxInflightBytes)
+	maxTenantInflight := sizeValue(0)
+	fs.Var(&maxInflight, "max-inflight-bytes", "hold at most `SIZE` of memory for request bodies being read, relay-wide (a body costs ~2.5x its size); over it, 503 with Retry-After before the body is read")
+	fs.Var(&maxTenantInflight, "max-tenant-inflight-bytes", "hold at most `SIZE` of that memory for one tenant's bodies (default: a quarter of --max-inflight-bytes)")
 	secFlags := addSecurityFlags(fs)
 	obs := addObsFlags(fs)
 	brokerFlag := fs.String("broker", "", "share tenants with other relays through Redis at `URL` (redis://[[user]:password@]host:port/db; rediss:// for TLS); default $TL_BROKER, where a password belongs (ps shows arguments)")
@@ -118,6 +122,9 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 		return err
 	}
 	cfg.Budget = tlog.NewBudget(budget)
+	if cfg.MaxInflightBytes, cfg.MaxTenantInflightBytes, err = inflightLimits(fs, int64(maxInflight), int64(maxTenantInflight), cfg.MaxBody); err != nil {
+		return err
+	}
 	if dataMax > 0 && *dataDir == "" {
 		return cli.Usagef("--data-max-bytes needs --data-dir\ntry 'tl-relay --help'")
 	}
@@ -241,6 +248,26 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	cfg.Logger.Info("stopped")
 	// A requested stop is a success: exit 0 even after a signal.
 	return cli.Exit(cli.ExitOK, nil)
+}
+
+// inflightLimits checks --max-inflight-bytes and --max-tenant-inflight-bytes
+// against --max-body: both must hold one body of the largest size, or such
+// a body could never be published.
+func inflightLimits(fs *pflag.FlagSet, total, share, maxBody int64) (int64, int64, error) {
+	need := bodyCost(maxBody)
+	if total < need {
+		return 0, 0, cli.Usagef("--max-inflight-bytes must be at least %d, what one body of --max-body %d holds while it is read\ntry 'tl-relay --help'", need, maxBody)
+	}
+	if !fs.Changed("max-tenant-inflight-bytes") {
+		return total, defaultTenantInflight(total, maxBody), nil
+	}
+	switch {
+	case share < need:
+		return 0, 0, cli.Usagef("--max-tenant-inflight-bytes must be at least %d, what one body of --max-body %d holds while it is read\ntry 'tl-relay --help'", need, maxBody)
+	case share > total:
+		return 0, 0, cli.Usagef("--max-tenant-inflight-bytes must not be more than --max-inflight-bytes\ntry 'tl-relay --help'")
+	}
+	return total, share, nil
 }
 
 // brokerURL returns the broker URL and where it came from: --broker when

@@ -26,6 +26,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/limit"
 	"github.com/tl-sh/tl/lib/metrics"
 )
 
@@ -45,6 +46,9 @@ type Server struct {
 	// metricsHandler serves /metrics (built once: promhttp's handler is
 	// meant to be reused).
 	metricsHandler http.Handler
+	// inflight is the memory budget of request bodies being read
+	// (inflight.go).
+	inflight *limit.Budget
 
 	mu         sync.Mutex // guards the fields below
 	draining   bool
@@ -74,6 +78,7 @@ func New(cfg Config) *Server {
 	}
 	s.reg = newRegistry(&s.cfg)
 	s.metrics.Memory(cfg.Budget.Limit(), cfg.Budget.Used, cfg.Budget.Evicted)
+	s.inflight = limit.NewBudget(cfg.MaxInflightBytes, cfg.MaxTenantInflightBytes)
 	s.metricsHandler = s.metrics.Handler()
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  wsReadBuffer,
