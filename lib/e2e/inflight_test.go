@@ -48,9 +48,9 @@ func attackScale() inflightScale {
 	return inflightScale{budget: 32 << 20, maxBody: 2 << 20, overhead: 48 << 20}
 }
 
-// attackBody is n bytes or a little less of valid events without tenant_id (good for
+// stalledBody is n bytes or a little less of valid events without tenant_id (good for
 // any tenant), each about 150 bytes.
-func attackBody(n int) []byte {
+func stalledBody(n int) []byte {
 	var b bytes.Buffer
 	for i := 0; b.Len()+150 <= n; i++ {
 		fmt.Fprintf(&b, `{"type":"click","path":"/attack/%06d","metadata":{"pad":"%s"}}`+"\n", i, strings.Repeat("x", 90))
@@ -152,7 +152,7 @@ func TestInflightAttack(t *testing.T) {
 	}
 
 	// The attack.
-	body := attackBody(inflightSent)
+	body := stalledBody(inflightSent)
 	var wg sync.WaitGroup
 	var posts []*stalledPost
 	for i := 0; i < inflightConns; i++ {
@@ -262,7 +262,7 @@ func TestInflightAttack(t *testing.T) {
 		expect(1, "after the attack")
 	}
 	// A large POST within the budget: 202, so nothing is left reserved.
-	big := attackBody(inflightMaxBody - 1024)
+	big := stalledBody(inflightMaxBody - 1024)
 	for i := 0; i < 4; i++ { // 4 × 5.5 MiB: more than the first ones' leftovers could hold
 		if st, _, answer := secDo(t, c, "POST", p.url+"/v1/tenants/after/events", "", "application/x-ndjson", big); st != 202 {
 			t.Fatalf("a %d KiB POST after the attack: %d %s", len(big)>>10, st, answer)
