@@ -26,7 +26,7 @@ complete -c tl-relay -l tls-cert -r -F -d 'serve HTTPS and WSS with the PEM cert
 complete -c tl-relay -l tls-key -r -F -d 'the PEM private key of --tls-cert, in FILE'
 complete -c tl-relay -l allow-origin -x -d 'let web pages from ORIGIN (https://host[:port], or *) connect; requests without Origin (the CLI clients) are always let in'
 complete -c tl-relay -l rate-limit -x -d 'accept at most N events per second per tenant (0: no limit); over it, 429 with Retry-After'
-complete -c tl-relay -l rate-burst -x -d 'let a tenant publish bursts of N events above --rate-limit (default: one second\'s worth)'
+complete -c tl-relay -l rate-burst -x -d 'let a tenant publish bursts of N events above --rate-limit (default: one second\'s worth); a batch of more events gets 429 with TL-Max-Batch'
 complete -c tl-relay -l log-level -x -a 'debug info warn error' -d 'log LEVEL: debug, info, warn or error'
 complete -c tl-relay -l log-format -x -a 'text json' -d 'log as FORMAT: text (key=value) or json (one object a line)'
 complete -c tl-relay -l admin-listen -x -d 'serve /metrics and /debug/pprof/ on ADDR too (off by default)'
