@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"flag"
+	"fmt"
 	"math/rand"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -45,6 +48,7 @@ type soakBacking struct {
 	name   string
 	relays int
 	redis  bool
+	hangs  bool // Redis also hangs (SIGSTOP) for a while, around the relay's timeout
 	data   bool
 	opts   invariant.Options // Settled and FinalEpoch are filled in at the end
 }
@@ -53,10 +57,15 @@ var soakBackings = []soakBacking{
 	{name: "memory", relays: 1, opts: invariant.Options{LosesHistory: true}},
 	{name: "data-dir", relays: 1, data: true},
 	{name: "broker", relays: 2, redis: true},
+	{name: "broker-hung", relays: 2, redis: true, hangs: true},
 }
 
-// soakShortBackings are the backings the short run in make test covers.
-// TestSoak runs every backing with -soak.
+// soakShortBackings are the backings the short run in make test covers;
+// TestSoak runs every backing with -soak. broker-hung is left out until
+// lib/redislog answers a publish that timed out on a hung Redis with
+// something other than "not published": today such a 503'd batch is
+// committed when Redis wakes and delivered (issue 16, case 2; -run
+// 'Soak/broker-hung' -soak 40s -soak-seed 7 shows it).
 var soakShortBackings = map[string]bool{"memory": true, "data-dir": true, "broker": true}
 
 func TestSoak(t *testing.T) {
@@ -98,6 +107,7 @@ func requireRedis(t *testing.T) {
 type soakRig struct {
 	t     *testing.T
 	redis *redistest.Server
+	hangs bool // Redis faults include hangs
 	urls  []string
 	args  [][]string
 
@@ -106,7 +116,7 @@ type soakRig struct {
 }
 
 func newSoakRig(t *testing.T, b soakBacking) *soakRig {
-	r := &soakRig{t: t}
+	r := &soakRig{t: t, hangs: b.hangs}
 	if b.redis {
 		r.redis = redistest.New(t, redistest.Options{Persist: true})
 	}
@@ -171,7 +181,9 @@ func (r *soakRig) stop(i int, sig syscall.Signal) {
 
 // faults runs the random fault schedule until stop closes, one fault at a
 // time: kill -9 (or, one time in four, SIGTERM) a relay, or kill -9 Redis,
-// then start it again after a random pause. It logs each fault.
+// then start it again after a random pause; or, with hangs, (one Redis
+// fault in three) hang Redis with SIGSTOP for two to six seconds. It logs
+// each fault.
 func (r *soakRig) faults(rng *rand.Rand, stop <-chan struct{}) {
 	for n := 1; ; n++ {
 		select {
@@ -181,6 +193,19 @@ func (r *soakRig) faults(rng *rand.Rand, stop <-chan struct{}) {
 		}
 		pause := time.Duration(rng.Intn(1000)) * time.Millisecond
 		victim := rng.Intn(len(r.urls) + btoi(r.redis != nil))
+		if victim == len(r.urls) && r.hangs && rng.Intn(3) == 0 {
+			hang := time.Duration(2000+rng.Intn(4000)) * time.Millisecond // around the relay's 3 s timeout
+			r.t.Logf("fault %d: redis-server hangs (SIGSTOP) for %v", n, hang)
+			pid, err := redisPid(r.redis.Addr())
+			if err != nil {
+				r.t.Errorf("hanging redis-server: %v", err)
+				return
+			}
+			syscall.Kill(pid, syscall.SIGSTOP)
+			time.Sleep(hang)
+			syscall.Kill(pid, syscall.SIGCONT)
+			continue
+		}
 		if victim == len(r.urls) {
 			r.t.Logf("fault %d: kill -9 redis-server, restart after %v", n, pause)
 			r.redis.Stop()
@@ -202,6 +227,27 @@ func (r *soakRig) faults(rng *rand.Rand, stop <-chan struct{}) {
 	}
 }
 
+// redisPid asks the redis-server at addr for its pid (redistest keeps its
+// process to itself).
+func redisPid(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_id:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("no process_id in redis-server's INFO: %v", sc.Err())
+}
+
 func btoi(b bool) int {
 	if b {
 		return 1
@@ -219,7 +265,8 @@ func runSoak(t *testing.T, b soakBacking, dur time.Duration, seed int64) {
 	run.startSubscribers(2)
 	run.startTails()
 	run.startPosters()
-	run.startPublishers(2)
+	run.startPublishers(2, soakAttempts)
+	run.startPublishers(1, 1)
 
 	stopFaults := make(chan struct{})
 	faultsDone := make(chan struct{})
@@ -249,11 +296,13 @@ func runSoak(t *testing.T, b soakBacking, dur time.Duration, seed int64) {
 	opts := b.opts
 	opts.Settled, opts.FinalEpoch = true, marker.Epoch
 	pubs, subs := run.results(opts)
-	acked, unknown := 0, 0
+	acked, unknown, refused := 0, 0, 0
 	for _, p := range pubs {
 		switch p.Outcome {
 		case invariant.Unknown:
 			unknown += len(p.IDs)
+		case invariant.Refused:
+			refused += len(p.IDs)
 		default:
 			acked += len(p.IDs)
 		}
@@ -264,8 +313,11 @@ func runSoak(t *testing.T, b soakBacking, dur time.Duration, seed int64) {
 			lines += len(c.Lines)
 		}
 	}
-	t.Logf("soak %s: %d events acknowledged, %d unknown, %d subscribers, %d lines received, final epoch %s, newest seq %d",
-		b.name, acked, unknown, len(subs), lines, marker.Epoch, marker.FirstSeq)
+	t.Logf("soak %s: %d events acknowledged, %d unknown, %d refused (503), %d subscribers, %d lines received, final epoch %s, newest seq %d",
+		b.name, acked, unknown, refused, len(subs), lines, marker.Epoch, marker.FirstSeq)
+	if acked == 0 || lines == 0 {
+		t.Errorf("the soak checked nothing: %d events acknowledged, %d lines received", acked, lines)
+	}
 	v := invariant.Check(pubs, subs, opts)
 	for i, x := range v {
 		if i == 40 {

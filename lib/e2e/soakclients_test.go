@@ -52,11 +52,12 @@ type soakRun struct {
 	pubStop chan struct{} // closed to stop the publishers and tl-post's input
 	pubWG   sync.WaitGroup
 
-	mu      sync.Mutex // guards pubs
-	pubs    []invariant.Publish
-	subs    []*soakSub
-	tails   []*soakTail
-	posters []*soakPoster
+	mu       sync.Mutex // guards pubs
+	pubs     []invariant.Publish
+	pubNames []string // the HTTP publishers' names, each a prefix of its ids
+	subs     []*soakSub
+	tails    []*soakTail
+	posters  []*soakPoster
 }
 
 func newSoakRun(t *testing.T, urls []string, rng *rand.Rand) *soakRun {
@@ -98,10 +99,13 @@ func (r *soakRun) record(p invariant.Publish) {
 }
 
 // startPublishers starts n HTTP publishers, each sending batches of one to
-// four events in a loop until stopPublishers.
-func (r *soakRun) startPublishers(n int) {
+// four events in a loop until stopPublishers, trying each batch up to
+// attempts times: with 1, a 503 is final, and the event must then never
+// be delivered.
+func (r *soakRun) startPublishers(n, attempts int) {
 	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("h%d", i)
+		name := fmt.Sprintf("h%d", len(r.pubNames))
+		r.pubNames = append(r.pubNames, name)
 		r.pubWG.Add(1)
 		go func() {
 			defer r.pubWG.Done()
@@ -115,7 +119,7 @@ func (r *soakRun) startPublishers(n int) {
 				for k := range ids {
 					ids[k] = fmt.Sprintf("%s-%d-%d", name, b, k)
 				}
-				r.record(r.publish(ids))
+				r.record(r.publish(ids, attempts))
 			}
 		}()
 	}
@@ -123,7 +127,7 @@ func (r *soakRun) startPublishers(n int) {
 
 // publishMarker publishes one last event once the faults are over.
 func (r *soakRun) publishMarker() invariant.Publish {
-	p := r.publish([]string{"marker"})
+	p := r.publish([]string{"marker"}, soakAttempts)
 	r.record(p)
 	return p
 }
@@ -136,13 +140,14 @@ func soakEvent(id string) []byte {
 
 // publish sends one batch to any relay until a 202 or a refusal, under one
 // Idempotency-Key, retrying transport errors and 5xx with backoff.
-func (r *soakRun) publish(ids []string) invariant.Publish {
+func (r *soakRun) publish(ids []string, attempts int) invariant.Publish {
 	var body []byte
 	for _, id := range ids {
 		body = append(body, soakEvent(id)...)
 	}
 	p := invariant.Publish{IDs: ids}
-	for try := 0; try < soakAttempts; try++ {
+	all503 := true // every try answered 503: not published (issue 16, case 2)
+	for try := 0; try < attempts; try++ {
 		if try > 0 {
 			p.Retried = true
 			time.Sleep(time.Duration(50+r.intn(450)) * time.Millisecond)
@@ -156,6 +161,7 @@ func (r *soakRun) publish(ids []string) invariant.Publish {
 		req.Header.Set("Idempotency-Key", ids[0])
 		resp, err := r.client.Do(req)
 		if err != nil {
+			all503 = false
 			continue
 		}
 		b, _ := io.ReadAll(resp.Body)
@@ -174,11 +180,15 @@ func (r *soakRun) publish(ids []string) invariant.Publish {
 			p.Outcome, p.Epoch, p.FirstSeq, p.LastSeq = invariant.Acked, a.Epoch, a.FirstSeq, a.LastSeq
 			return p
 		case resp.StatusCode >= 500:
+			all503 = all503 && resp.StatusCode == http.StatusServiceUnavailable
 			continue
 		default:
 			r.t.Errorf("publish %s: %d %s", ids[0], resp.StatusCode, b)
 			return p
 		}
+	}
+	if all503 {
+		p.Outcome = invariant.Refused
 	}
 	return p
 }

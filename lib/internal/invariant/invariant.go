@@ -15,6 +15,7 @@
 //     (no answer, a 5xx) is unknown: it may be delivered or not, but always
 //     under one (epoch, seq), never two. (Options.LosesHistory relaxes this
 //     for a retry that crossed an epoch change: then one place per epoch.)
+//     An event refused with 503 at every try is never delivered.
 //   - ordered: a subscriber receives the events of an epoch in increasing
 //     seq, each once, and a gap line covers only seqs after everything it
 //     received before it and before everything it receives after it (a gap
@@ -59,6 +60,9 @@ const (
 	// exiting 0 says every batch got its 202 without printing them). The
 	// deliveries place it.
 	AckedUnplaced
+	// Refused: every try was answered with a status that says "not
+	// published" (503). The event must never be delivered.
+	Refused
 )
 
 // Publish is one batch as its publisher saw it.
@@ -230,7 +234,7 @@ func (c *checker) own(at place, id, how string) {
 	if c.ackedS[at.epoch] == nil {
 		c.ackedS[at.epoch] = map[uint64]bool{}
 	}
-	if e := c.events[id]; e != nil && e.outcome != Unknown {
+	if e := c.events[id]; e != nil && (e.outcome == Acked || e.outcome == AckedUnplaced) {
 		c.ackedS[at.epoch][at.seq] = true
 		if at.seq > c.maxAck[at.epoch] {
 			c.maxAck[at.epoch] = at.seq
@@ -261,6 +265,10 @@ func (c *checker) delivered(sub string, at place, id string) {
 	e := c.events[id]
 	if e == nil {
 		c.add("placed", "%s received %s at %s, an event nobody published", sub, id, at)
+		return
+	}
+	if e.outcome == Refused {
+		c.add("placed", "%s received %s at %s, an event refused (503) at every try", sub, id, at)
 		return
 	}
 	if e.outcome == Acked && e.placed && e.acked != at {

@@ -59,6 +59,8 @@ func TestCorrectRuns(t *testing.T) {
 			[]Sub{sub("s", resume(0, "e1", hello("e1", 3), gap(1, 2, "evicted"), d(3, "c")))}, evicts},
 		{"not settled: a subscriber that stopped early", abc,
 			[]Sub{sub("s", live(hello("e1", 0), d(1, "a")))}, unclear},
+		{"a refused event, never delivered", []Publish{ack("e1", 1, "a"), {IDs: []string{"x"}, Outcome: Refused}, ack("e1", 2, "b")},
+			[]Sub{sub("s", live(hello("e1", 0), d(1, "a"), d(2, "b")))}, keeps},
 		{"unknown events: delivered once, or never", []Publish{ack("e1", 1, "a"), unknown("x"), unknown("y"), ack("e1", 3, "b")},
 			[]Sub{
 				sub("s1", live(hello("e1", 0), d(1, "a"), d(2, "x"), d(3, "b"))),
@@ -117,6 +119,8 @@ func TestBrokenRuns(t *testing.T) {
 			[]Sub{sub("s1", live(hello("e1", 0), d(1, "x"))), sub("s2", live(hello("e1", 0), d(2, "x")))}, unclear, "placed", "published twice"},
 		{"an unknown event in two epochs where the history is kept", []Publish{unknown("x")},
 			[]Sub{sub("s1", live(hello("e1", 0), d(1, "x"))), sub("s2", live(hello("e2", 0), d(1, "x")))}, unclear, "placed", "published twice"},
+		{"an event refused with 503, delivered all the same (issue 16, case 2)", []Publish{ack("e1", 1, "a"), {IDs: []string{"x"}, Outcome: Refused}},
+			[]Sub{sub("s", live(hello("e1", 0), d(1, "a"), d(2, "x")))}, unclear, "placed", "refused (503)"},
 		{"an event twice", abc,
 			[]Sub{sub("s", live(hello("e1", 0), d(1, "a"), d(2, "b"), d(2, "b"), d(3, "c")))}, keeps, "ordered", "twice"},
 		{"an event twice across a reconnect", abc,
