@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +54,10 @@ type soakBacking struct {
 	// history (a new epoch), as a memory relay's kill does.
 	volatile bool
 	hangs    bool // Redis also hangs (SIGSTOP) for a while, around the relay's timeout
+	// rollback: Redis faults also copy its append-only files aside, or
+	// kill it and restart it from such an older copy (a restored
+	// snapshot, a failover to a stale replica).
+	rollback bool
 	data     bool
 	opts     invariant.Options // Settled and FinalEpoch are filled in at the end
 }
@@ -61,6 +67,7 @@ var soakBackings = []soakBacking{
 	{name: "data-dir", relays: 1, data: true},
 	{name: "broker", relays: 2, redis: true},
 	{name: "broker-hung", relays: 2, redis: true, hangs: true},
+	{name: "broker-rollback", relays: 2, redis: true, rollback: true, opts: invariant.Options{LosesHistory: true}},
 	{name: "broker-volatile", relays: 2, redis: true, volatile: true, opts: invariant.Options{LosesHistory: true}},
 }
 
@@ -69,7 +76,9 @@ var soakBackings = []soakBacking{
 // lib/redislog answers a publish that timed out on a hung Redis with
 // something other than "not published": today such a 503'd batch is
 // committed when Redis wakes and delivered (issue 16, case 2; -run
-// 'Soak/broker-hung' -soak 40s -soak-seed 7 shows it).
+// 'Soak/broker-hung' -soak 40s -soak-seed 7 shows it); broker-rollback
+// until a Redis restored from an older copy starts a new epoch instead
+// of giving acknowledged seqs again (case 1).
 var soakShortBackings = map[string]bool{"memory": true, "data-dir": true, "broker": true, "broker-volatile": true}
 
 func TestSoak(t *testing.T) {
@@ -112,8 +121,12 @@ type soakRig struct {
 	t     *testing.T
 	redis *redistest.Server
 	hangs bool // Redis faults include hangs
-	urls  []string
-	args  [][]string
+	// redisDir is Redis's directory when its faults include rollbacks;
+	// snap, the newest copy of its append-only files ("" before one).
+	redisDir, snap string
+	snapFault      int // the fault that took snap
+	urls           []string
+	args           [][]string
 
 	mu    sync.Mutex // guards procs
 	procs []*secProc // nil while that relay is down
@@ -121,7 +134,16 @@ type soakRig struct {
 
 func newSoakRig(t *testing.T, b soakBacking) *soakRig {
 	r := &soakRig{t: t, hangs: b.hangs}
-	if b.redis {
+	switch {
+	case b.rollback:
+		r.redisDir = t.TempDir()
+		srv, err := redistest.Start(r.redisDir, redistest.Options{Persist: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		r.redis = srv
+	case b.redis:
 		r.redis = redistest.New(t, redistest.Options{Persist: !b.volatile})
 	}
 	data := t.TempDir()
@@ -210,6 +232,10 @@ func (r *soakRig) faults(rng *rand.Rand, stop <-chan struct{}) {
 			syscall.Kill(pid, syscall.SIGCONT)
 			continue
 		}
+		if victim == len(r.urls) && r.redisDir != "" && rng.Intn(2) == 0 {
+			r.rollback(n)
+			continue
+		}
 		if victim == len(r.urls) {
 			r.t.Logf("fault %d: kill -9 redis-server, restart after %v", n, pause)
 			r.redis.Stop()
@@ -229,6 +255,56 @@ func (r *soakRig) faults(rng *rand.Rand, stop <-chan struct{}) {
 		time.Sleep(pause)
 		r.start(victim)
 	}
+}
+
+// rollback copies Redis's append-only files aside, the first time and
+// every other time after; else it kills Redis and restarts it from that
+// older copy.
+func (r *soakRig) rollback(n int) {
+	aof := filepath.Join(r.redisDir, "appendonlydir")
+	if r.snap == "" || n%2 == 0 {
+		r.snap, r.snapFault = r.t.TempDir(), n
+		r.t.Logf("fault %d: a copy of redis-server's append-only files", n)
+		if err := copyFiles(aof, r.snap); err != nil {
+			r.t.Errorf("copying redis-server's files: %v", err)
+		}
+		return
+	}
+	r.t.Logf("fault %d: kill -9 redis-server, restart it from the copy of fault %d", n, r.snapFault)
+	r.redis.Stop()
+	if err := os.RemoveAll(aof); err != nil {
+		r.t.Error(err)
+	}
+	if err := copyFiles(r.snap, aof); err != nil {
+		r.t.Errorf("restoring redis-server's files: %v", err)
+	}
+	if err := r.redis.Restart(); err != nil {
+		r.t.Errorf("restarting redis-server: %v", err)
+	}
+}
+
+// copyFiles copies the regular files of from into to (made if need be).
+func copyFiles(from, to string) error {
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // redisPid asks the redis-server at addr for its pid (redistest keeps its
