@@ -148,14 +148,26 @@ func runSoak(t *testing.T, b soakBacking, dur time.Duration, seed int64) {
 			acked += len(p.IDs)
 		}
 	}
-	lines := 0
+	lines, gaps, changes := 0, 0, 0 // gap lines; hellos that changed the epoch
 	for _, s := range subs {
+		epoch := ""
 		for _, c := range s.Conns {
 			lines += len(c.Lines)
+			for _, l := range c.Lines {
+				switch {
+				case l.Kind == invariant.Gap:
+					gaps++
+				case l.Kind == invariant.Hello && l.Epoch != epoch:
+					if epoch != "" {
+						changes++
+					}
+					epoch = l.Epoch
+				}
+			}
 		}
 	}
-	t.Logf("soak %s: %d events acknowledged, %d unknown, %d refused (503), %d subscribers, %d lines received, final epoch %s, newest seq %d",
-		b.name, acked, unknown, refused, len(subs), lines, marker.Epoch, marker.FirstSeq)
+	t.Logf("soak %s: %d events acknowledged, %d unknown, %d refused (503); %d subscribers received %d lines, %d epoch changes, %d gap lines; final epoch %s, newest seq %d",
+		b.name, acked, unknown, refused, len(subs), lines, changes, gaps, marker.Epoch, marker.FirstSeq)
 	if acked == 0 || lines == 0 {
 		t.Errorf("the soak checked nothing: %d events acknowledged, %d lines received", acked, lines)
 	}
