@@ -34,7 +34,8 @@ test-short:
 # The soak (lib/e2e/soak_test.go): each backing (memory, --data-dir,
 # --broker) runs DURATION under random faults, then every publisher's 202
 # and every subscriber's line is checked against lib/internal/invariant.
-# make test runs it for 20 s per backing; SEED=N replays a fault schedule.
+# make test runs it for 20 s per backing (those in soakShortBackings);
+# make soak runs every backing. SEED=N replays a fault schedule.
 DURATION ?= 5m
 SEED     ?= 0
 soak:
