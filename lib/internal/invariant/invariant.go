@@ -219,13 +219,14 @@ func (c *checker) acks(pubs []Publish) {
 		for j, id := range p.IDs {
 			at := place{p.Epoch, p.FirstSeq + uint64(j)}
 			c.events[id].acked, c.events[id].placed = at, true
-			c.own(at, id, "acknowledged")
+			c.own(at, id, "acknowledged", true)
 		}
 	}
 }
 
-// own gives at to id, unless another event holds it.
-func (c *checker) own(at place, id, how string) {
+// own gives at to id, unless another event holds it; acked says that id
+// is acknowledged there, so that subscribers must receive it.
+func (c *checker) own(at place, id, how string, acked bool) {
 	if prev, ok := c.owner[at]; ok && prev != id {
 		c.add("unique", "%s is given twice: to %s and, %s, to %s", at, prev, how, id)
 		return
@@ -234,7 +235,7 @@ func (c *checker) own(at place, id, how string) {
 	if c.ackedS[at.epoch] == nil {
 		c.ackedS[at.epoch] = map[uint64]bool{}
 	}
-	if e := c.events[id]; e != nil && (e.outcome == Acked || e.outcome == AckedUnplaced) {
+	if acked {
 		c.ackedS[at.epoch][at.seq] = true
 		if at.seq > c.maxAck[at.epoch] {
 			c.maxAck[at.epoch] = at.seq
@@ -296,9 +297,9 @@ func (c *checker) delivered(sub string, at place, id string) {
 		}
 	}
 	c.seenAt[id][at] = sub
-	if e.outcome == Unknown || e.outcome == AckedUnplaced {
-		c.own(at, id, "delivered to "+sub)
-	}
+	// Every place seen is taken, also a retried event's place in a lost
+	// epoch; only a placement by delivery makes it an acknowledged seq.
+	c.own(at, id, "delivered to "+sub, e.outcome == AckedUnplaced)
 }
 
 // unplaced places the events that are acknowledged without a place, from
