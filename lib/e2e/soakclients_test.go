@@ -36,6 +36,7 @@ const soakPace = 20 * time.Millisecond
 
 type soakRun struct {
 	t      *testing.T
+	start  time.Time // the soak's start
 	urls   []string
 	client *http.Client
 
@@ -48,18 +49,22 @@ type soakRun struct {
 	pubStop chan struct{} // closed to stop the publishers and tl-post's input
 	pubWG   sync.WaitGroup
 
-	mu       sync.Mutex // guards pubs
-	pubs     []invariant.Publish
-	pubNames []string // the HTTP publishers' names, each a prefix of its ids
-	subs     []*soakSub
-	tails    []*soakTail
-	posters  []*soakPoster
+	mu   sync.Mutex // guards pubs and refusedAt
+	pubs []invariant.Publish
+	// refusedAt is when each refused batch (by its first id) got its last
+	// 503, since start: to set beside the faults when one is delivered.
+	refusedAt map[string]time.Duration
+	pubNames  []string // the HTTP publishers' names, each a prefix of its ids
+	subs      []*soakSub
+	tails     []*soakTail
+	posters   []*soakPoster
 }
 
-func newSoakRun(t *testing.T, urls []string, rng *rand.Rand) *soakRun {
+func newSoakRun(t *testing.T, start time.Time, urls []string, rng *rand.Rand) *soakRun {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &soakRun{t: t, urls: urls, rng: rng, ctx: ctx, cancel: cancel, pubStop: make(chan struct{}),
-		client: &http.Client{Timeout: 10 * time.Second}}
+	r := &soakRun{t: t, start: start, urls: urls, rng: rng, ctx: ctx, cancel: cancel, pubStop: make(chan struct{}),
+		refusedAt: map[string]time.Duration{},
+		client:    &http.Client{Timeout: 10 * time.Second}}
 	t.Cleanup(r.stop)
 	return r
 }
@@ -185,6 +190,9 @@ func (r *soakRun) publish(ids []string, attempts int) invariant.Publish {
 	}
 	if all503 {
 		p.Outcome = invariant.Refused
+		r.mu.Lock()
+		r.refusedAt[ids[0]] = time.Since(r.start)
+		r.mu.Unlock()
 	}
 	return p
 }
@@ -332,4 +340,22 @@ func (r *soakRun) results(opts invariant.Options) ([]invariant.Publish, []invari
 		}
 	}
 	return pubs, subs
+}
+
+// logRefusedDelivered logs when each refused batch that a subscriber
+// received got its 503, to set beside the faults' times.
+func (r *soakRun) logRefusedDelivered(subs []invariant.Sub) {
+	got := map[string]bool{}
+	for _, s := range subs {
+		for _, c := range s.Conns {
+			for _, l := range c.Lines {
+				got[l.ID] = true
+			}
+		}
+	}
+	for _, p := range r.pubs {
+		if p.Outcome == invariant.Refused && got[p.IDs[0]] {
+			r.t.Logf("batch %s was answered 503 at +%.1fs, and delivered", p.IDs[0], r.refusedAt[p.IDs[0]].Seconds())
+		}
+	}
 }

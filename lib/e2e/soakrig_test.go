@@ -41,12 +41,14 @@ type soakRig struct {
 	urls           []string
 	args           [][]string
 
+	began time.Time // the soak's start, for the faults' times
+
 	mu    sync.Mutex // guards procs
 	procs []*secProc // nil while that relay is down
 }
 
 func newSoakRig(t *testing.T, b soakBacking) *soakRig {
-	r := &soakRig{t: t, hangs: b.hangs}
+	r := &soakRig{t: t, hangs: b.hangs, began: time.Now()}
 	switch {
 	case b.rollback:
 		r.redisDir = t.TempDir()
@@ -136,7 +138,7 @@ func (r *soakRig) faults(rng *rand.Rand, stop <-chan struct{}) {
 		victim := rng.Intn(len(r.urls) + btoi(r.redis != nil))
 		if victim == len(r.urls) && r.hangs && rng.Intn(3) == 0 {
 			hang := time.Duration(2000+rng.Intn(4000)) * time.Millisecond // around the relay's 3 s timeout
-			r.t.Logf("fault %d: redis-server hangs (SIGSTOP) for %v", n, hang)
+			r.logf("fault %d: redis-server hangs (SIGSTOP) for %v", n, hang)
 			pid, err := redisPid(r.redis.Addr())
 			if err != nil {
 				r.t.Errorf("hanging redis-server: %v", err)
@@ -152,7 +154,7 @@ func (r *soakRig) faults(rng *rand.Rand, stop <-chan struct{}) {
 			continue
 		}
 		if victim == len(r.urls) {
-			r.t.Logf("fault %d: kill -9 redis-server, restart after %v", n, pause)
+			r.logf("fault %d: kill -9 redis-server, restart after %v", n, pause)
 			r.redis.Stop()
 			time.Sleep(pause)
 			if err := r.redis.Restart(); err != nil {
@@ -165,7 +167,7 @@ func (r *soakRig) faults(rng *rand.Rand, stop <-chan struct{}) {
 		if rng.Intn(4) == 0 {
 			sig = syscall.SIGTERM
 		}
-		r.t.Logf("fault %d: %v relay %d, restart after %v", n, sig, victim, pause)
+		r.logf("fault %d: %v relay %d, restart after %v", n, sig, victim, pause)
 		r.stop(victim, sig)
 		time.Sleep(pause)
 		if err := r.start(victim); err != nil {
@@ -182,13 +184,13 @@ func (r *soakRig) rollback(n int) {
 	aof := filepath.Join(r.redisDir, "appendonlydir")
 	if r.snap == "" || n%2 == 0 {
 		r.snap, r.snapFault = r.t.TempDir(), n
-		r.t.Logf("fault %d: a copy of redis-server's append-only files", n)
+		r.logf("fault %d: a copy of redis-server's append-only files", n)
 		if err := copyFiles(aof, r.snap); err != nil {
 			r.t.Errorf("copying redis-server's files: %v", err)
 		}
 		return
 	}
-	r.t.Logf("fault %d: kill -9 redis-server, restart it from the copy of fault %d", n, r.snapFault)
+	r.logf("fault %d: kill -9 redis-server, restart it from the copy of fault %d", n, r.snapFault)
 	r.redis.Stop()
 	if err := os.RemoveAll(aof); err != nil {
 		r.t.Error(err)
@@ -223,6 +225,11 @@ func copyFiles(from, to string) error {
 		}
 	}
 	return nil
+}
+
+// logf logs a line with the time since the soak started.
+func (r *soakRig) logf(format string, a ...any) {
+	r.t.Logf("+%.1fs "+format, append([]any{time.Since(r.began).Seconds()}, a...)...)
 }
 
 // redisPid asks the redis-server at addr for its pid (redistest keeps its
