@@ -3,6 +3,7 @@
 # make demo       a relay on the in-memory default with events flowing through it
 # make test       go vet and every test under -race (what CI runs)
 # make bench      the benchmark table (see README, Performance)
+# make soak       kill -9 relays and Redis at random for DURATION per backing, then check every line
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -25,7 +26,7 @@ BUILDDIR ?= bin
 PAGES1   = $(wildcard man/*.1)
 PAGES7   = $(wildcard man/*.7)
 
-.PHONY: all build test test-short bench bench-quick lint man install uninstall clean demo fuzz completions
+.PHONY: all build test test-short soak bench bench-quick lint man install uninstall clean demo fuzz completions
 
 all: build
 
@@ -38,6 +39,16 @@ test:
 
 test-short:
 	$(GO) test -short ./...
+
+# The soak (lib/e2e/soak_test.go): each backing (memory, --data-dir,
+# --broker) runs DURATION under random faults, then every publisher's 202
+# and every subscriber's line is checked against lib/internal/invariant.
+# make test runs it for 20 s per backing (those in soakShortBackings);
+# make soak runs every backing. SEED=N replays a fault schedule.
+DURATION ?= 5m
+SEED     ?= 0
+soak:
+	$(GO) test -race -count=1 -timeout 0 -run 'TestSoak' -v ./lib/e2e -soak $(DURATION) -soak-seed $(SEED)
 
 # scripts/bench.sh runs each scripts/bench-*.sh, which prints its part of
 # the results, then a summary table of the headline figures against the
