@@ -23,13 +23,18 @@ var errEarlier = errors.New("an earlier write failed")
 type group struct {
 	reqs  []*request
 	seg   *segment
-	off   int64 // where in seg they were written (seg is nil when the write failed)
+	file  *openFile // seg's file, pinned from the write to the end of its fsync
+	off   int64     // where in seg they were written (seg is nil when the write failed)
 	size  int64
 	count int
 	idx   []indexEntry
 	first uint64
 	last  uint64
 	err   error
+	// retry: the group failed before anything of it was written, and its
+	// seqs were given back (see giveBack): it stops nothing after it.
+	retry bool
+	stop  error         // the failure that fails every later group (set when acked)
 	prev  *group        // acknowledged before this one
 	acked chan struct{} // closed once this group is answered
 }
@@ -68,10 +73,15 @@ func (l *Log) commitLoop() {
 		g := &group{reqs: reqs, prev: l.tail, acked: make(chan struct{}),
 			first: reqs[0].first, last: reqs[len(reqs)-1].first + uint64(reqs[len(reqs)-1].n) - 1}
 		l.tail = g
+		retry := false
 		if err == nil {
-			err = l.write(g)
+			retry, err = l.write(g)
 		}
-		if err != nil {
+		switch {
+		case err != nil && retry:
+			l.giveBack(g, err)
+			g.err, g.retry = err, true
+		case err != nil:
 			l.fail(err)
 			g.err = err
 		}
@@ -80,22 +90,47 @@ func (l *Log) commitLoop() {
 	}
 }
 
-// fail stops the log after a failed write or fsync.
+// fail stops the log after a failed write or fsync: what reached the disk
+// is no longer known, so the tenant takes no more events until a restart
+// (whose recovery finds out). Store.Failed names it from now on.
 func (l *Log) fail(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err == nil {
 		l.store.log.Error("data directory: write failed; the tenant takes no more events until restart", "tenant", l.tenant, "err", err)
 		l.err = fmt.Errorf("data directory: %w", err)
+		l.store.failMu.Lock()
+		l.store.failed[l.tenant] = err.Error()
+		l.store.failMu.Unlock()
+	}
+}
+
+// giveBack undoes a group that failed before anything of it was written
+// (creating the tenant's directory, rolling to a new segment, opening a
+// file: often a passing shortage of descriptors or space): its seqs are
+// given out again, so the requests reserved after it, whose bodies hold
+// seqs after its own, fail with it too. Nothing is kept: the next append
+// tries again. Committer only.
+func (l *Log) giveBack(g *group, err error) {
+	l.mu.Lock()
+	later := l.pending
+	l.pending = nil
+	l.next = g.first
+	l.mu.Unlock()
+	l.store.log.Warn("data directory: could not start a write; the next append tries again", "tenant", l.tenant, "err", err)
+	for _, r := range later {
+		r.err = err
+		close(r.done)
 	}
 }
 
 // write writes a group's records to the open segment, rolling to a new
-// segment first when it is full, and computes their index entries.
-func (l *Log) write(g *group) error {
+// segment first when it is full, and computes their index entries. retry
+// reports an error before anything was written.
+func (l *Log) write(g *group) (retry bool, err error) {
 	if !l.onDisk {
 		if err := l.create(); err != nil {
-			return err
+			return true, err
 		}
 	}
 	l.mu.Lock()
@@ -110,11 +145,15 @@ func (l *Log) write(g *group) error {
 	}
 	if full {
 		if err := l.roll(seg, g.first); err != nil {
-			return err
+			return true, err
 		}
 		l.mu.Lock()
 		seg = l.segs[len(l.segs)-1]
 		l.mu.Unlock()
+	}
+	file, err := l.store.files.get(seg)
+	if err != nil {
+		return true, err
 	}
 	off := seg.written
 	at := off
@@ -130,18 +169,16 @@ func (l *Log) write(g *group) error {
 			}
 			p += headerSize + h.n
 		}
-		if _, err := seg.f.WriteAt(r.buf, at); err != nil {
+		if _, err := file.f.WriteAt(r.buf, at); err != nil {
 			// Undo a partial write so that a later restart does not see it.
-			seg.f.Truncate(off)
-			return err
+			file.f.Truncate(off)
+			l.store.files.put(file)
+			return false, err
 		}
 		at += int64(len(r.buf))
 	}
-	g.seg, g.off, g.size = seg, off, at-off
+	g.seg, g.file, g.off, g.size = seg, file, off, at-off // the fsync puts file back
 	seg.written, seg.wcount = at, seg.wcount+g.count
-	l.mu.Lock()
-	seg.refs++ // held by the fsync
-	l.mu.Unlock()
 	if l.segmentFull(seg) {
 		// Roll over now rather than at the next write: a full segment
 		// then stops being the open one, so retention and the total cap
@@ -151,7 +188,7 @@ func (l *Log) write(g *group) error {
 			l.store.log.Warn("data directory: rolling over a segment", "tenant", l.tenant, "err", err)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // segmentFull reports whether the committer should start a new segment
@@ -186,18 +223,24 @@ func (l *Log) syncAndAck(g *group) {
 		if h := l.store.syncFile; h != nil {
 			sync = h
 		}
-		if err := sync(g.seg.f); err != nil {
+		if err := sync(g.file.f); err != nil {
 			l.fail(err)
 			g.err = err
 		}
 	}
 	<-l.syncs
+	var earlier error
 	if g.prev != nil {
 		<-g.prev.acked
-		if g.prev.err != nil && g.err == nil {
-			g.err = errEarlier
-		}
+		earlier = g.prev.stop
 		g.prev = nil // let the chain go
+	}
+	if earlier != nil && g.err == nil {
+		g.err = errEarlier
+	}
+	g.stop = g.err
+	if g.retry {
+		g.stop = earlier // it wrote nothing: the groups after it stand
 	}
 	var removed []*segment
 	l.mu.Lock()
@@ -222,13 +265,12 @@ func (l *Log) syncAndAck(g *group) {
 			}
 			removed = l.retainLocked()
 		}
-		seg.refs--
-		if seg.removed && seg.refs == 0 && seg.f != nil {
-			seg.f.Close()
-			seg.f = nil
-		}
 	}
 	l.mu.Unlock()
+	if g.file != nil {
+		l.store.files.put(g.file)
+		g.file = nil
+	}
 	if g.err == nil && l.store.opts.OnCommit != nil {
 		var bodies [][]byte
 		for _, r := range g.reqs {

@@ -113,7 +113,11 @@ func (l *Log) oldestLocked() uint64 {
 // committer only.
 func (l *Log) newSegment(base uint64) error {
 	p := filepath.Join(l.dir, segName(base))
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	f, err := l.store.files.openFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if isShortage(err) {
+		l.store.files.shrink()
+		f, err = l.store.files.openFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	}
 	if err != nil {
 		return err
 	}
@@ -121,8 +125,10 @@ func (l *Log) newSegment(base uint64) error {
 		f.Close()
 		return err
 	}
+	seg := &segment{base: base, path: p, modTime: time.Now(), wLastIdx: -indexInterval, finalSize: -1}
+	l.store.files.add(seg, f) // the write that follows will want it
 	l.mu.Lock()
-	l.segs = append(l.segs, &segment{base: base, path: p, f: f, modTime: time.Now(), wLastIdx: -indexInterval, finalSize: -1})
+	l.segs = append(l.segs, seg)
 	l.mu.Unlock()
 	return nil
 }
@@ -256,10 +262,7 @@ func (l *Log) dropFirstLocked() *segment {
 	l.bytes -= s.size
 	l.store.total.Add(-s.size)
 	s.removed = true
-	if s.refs == 0 {
-		s.f.Close()
-		s.f = nil
-	}
+	l.store.files.drop([]*segment{s}, true)
 	return s
 }
 
@@ -366,19 +369,8 @@ func (l *Log) close() error {
 	return l.closeFilesLocked()
 }
 
-func (l *Log) closeFiles() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closeFilesLocked()
-}
-
+// closeFilesLocked closes the log's files (each once nothing uses it).
 func (l *Log) closeFilesLocked() error {
-	var errs []error
-	for _, s := range l.segs {
-		if s.f != nil && s.refs == 0 {
-			errs = append(errs, s.f.Close())
-			s.f = nil
-		}
-	}
-	return errors.Join(errs...)
+	l.store.files.drop(l.segs, false)
+	return nil
 }

@@ -2,6 +2,7 @@ package disklog
 
 import (
 	"fmt"
+	"os"
 	"sort"
 )
 
@@ -33,20 +34,21 @@ func (l *Log) Read(dst []Record, from uint64, maxRecords, maxBytes int) ([]Recor
 			nextBase = l.segs[i+1].base
 		}
 		off, end, sealed := seg.locate(from), seg.size, seg.sealed
-		seg.refs++
 		l.mu.Unlock()
 
-		n0 := len(dst)
-		var err error
-		dst, err = l.readSegment(seg, dst, off, end, from, &lim)
-
-		l.mu.Lock()
-		seg.refs--
-		if (seg.removed || l.closed) && seg.refs == 0 && seg.f != nil {
-			seg.f.Close()
-			seg.f = nil
+		file, err := l.store.files.get(seg)
+		if err != nil {
+			l.mu.Lock()
+			removed := seg.removed
+			l.mu.Unlock()
+			if removed {
+				continue // retention took it meanwhile: start again from the oldest
+			}
+			return dst, fmt.Errorf("reading %s: %w", seg.path, err)
 		}
-		l.mu.Unlock()
+		n0 := len(dst)
+		dst, err = l.readSegment(file.f, seg, dst, off, end, from, &lim)
+		l.store.files.put(file)
 		if err != nil {
 			return dst, err
 		}
@@ -74,10 +76,10 @@ func (m *limits) more() bool { return m.got < m.maxRecords && (m.got == 0 || m.b
 
 // readSegment appends records with seq >= from found in seg's bytes
 // [off, end) to dst, within lim.
-func (l *Log) readSegment(seg *segment, dst []Record, off, end int64, from uint64, lim *limits) ([]Record, error) {
+func (l *Log) readSegment(f *os.File, seg *segment, dst []Record, off, end int64, from uint64, lim *limits) ([]Record, error) {
 	for off < end && lim.more() {
 		chunk := make([]byte, min(end-off, readChunk))
-		if _, err := seg.f.ReadAt(chunk, off); err != nil {
+		if _, err := f.ReadAt(chunk, off); err != nil {
 			return dst, fmt.Errorf("reading %s: %w", seg.path, err)
 		}
 		p := 0
@@ -89,7 +91,7 @@ func (l *Log) readSegment(seg *segment, dst []Record, off, end int64, from uint6
 			if st == recShort && h.n <= MaxBody && int64(headerSize+h.n) <= end-off {
 				// One record bigger than a chunk.
 				chunk = make([]byte, headerSize+h.n)
-				if _, err := seg.f.ReadAt(chunk, off); err != nil {
+				if _, err := f.ReadAt(chunk, off); err != nil {
 					return dst, fmt.Errorf("reading %s: %w", seg.path, err)
 				}
 				continue

@@ -42,30 +42,20 @@ func (s *Store) recover(tenant string) (*Log, error) {
 		seg := &segment{base: base, path: filepath.Join(l.dir, segName(base))}
 		buf, err = readAll(seg.path, buf)
 		if err != nil {
-			l.closeFiles()
 			return nil, err
 		}
 		sc := scanSegment(buf, base, i == len(bases)-1)
 		for _, d := range sc.damage {
 			s.log.Warn("data directory: damaged segment repaired", "tenant", tenant, "segment", seg.path, "damage", d)
 		}
-		f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
-		if err != nil {
-			l.closeFiles()
-			return nil, err
-		}
-		seg.f = f
+		// No file stays open: recovery holds one at a time, however many
+		// tenants the directory has (the file cache opens them on use).
 		if sc.end < int64(len(buf)) {
-			if err := f.Truncate(sc.end); err == nil {
-				err = f.Sync()
-			}
-			if err != nil {
-				f.Close()
-				l.closeFiles()
+			if err := truncateFile(seg.path, sc.end); err != nil {
 				return nil, fmt.Errorf("cutting damaged tail of %s: %w", seg.path, err)
 			}
 		}
-		st, _ := f.Stat()
+		st, _ := os.Stat(seg.path)
 		seg.count, seg.first, seg.last, seg.index, seg.size = sc.count, sc.first, sc.last, sc.index, sc.end
 		seg.written, seg.wcount, seg.wLastIdx = sc.end, sc.count, -indexInterval
 		seg.finalSize = -1 // open until sealed below
@@ -94,7 +84,6 @@ func (s *Store) recover(tenant string) (*Log, error) {
 		// Seqs were reserved past the last record: an empty segment
 		// named after the next seq keeps them reserved across restarts.
 		if err := l.newSegment(l.next); err != nil {
-			l.closeFiles()
 			return nil, err
 		}
 	}
@@ -110,6 +99,22 @@ func (s *Store) recover(tenant string) (*Log, error) {
 	}
 	s.total.Add(l.bytes)
 	return l, nil
+}
+
+// truncateFile cuts the file at path to size, durably.
+func truncateFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func metaJSON(epoch string) []byte {

@@ -27,12 +27,13 @@ type indexEntry struct {
 }
 
 // segment is one file of a tenant's log. Every record in it has a seq of at
-// least base, and below the next segment's base. Fields other than base, path
-// and f are guarded by the owning Log's mu.
+// least base, and below the next segment's base. Its file is opened on
+// demand through the Store's file cache (files.go), never held for good.
+// Fields other than base, path and gone are guarded by the owning Log's mu.
 type segment struct {
 	base uint64
 	path string
-	f    *os.File // read with ReadAt, written only by the committer
+	gone bool // dropped from its log: never opened again (guarded by the file cache's mu)
 
 	count       int    // records held
 	first, last uint64 // seqs of the first and last records (when count > 0)
@@ -54,8 +55,7 @@ type segment struct {
 	sealed    bool
 	finalSize int64
 
-	refs    int  // readers and fsyncs using f right now
-	removed bool // dropped from the log: f is closed once refs reaches 0
+	removed bool // dropped from the log (its file is closed by the file cache)
 }
 
 func segName(base uint64) string { return fmt.Sprintf("%020d%s", base, segExt) }

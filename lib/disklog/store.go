@@ -78,6 +78,10 @@ type Options struct {
 	MaxTotalBytes int64
 	// SegmentBytes overrides the segment size (0: derived from the bounds).
 	SegmentBytes int64
+	// MaxOpenFiles bounds the segment files kept open across tenants
+	// beyond those being read, written or fsync'd at the moment (0: a
+	// quarter of the soft RLIMIT_NOFILE, at most 4096; see files.go).
+	MaxOpenFiles int
 	// OnCommit, when set, is called by a tenant's committer after each
 	// durable batch, in seq order, before Append returns to its caller.
 	// bodies alias the committed records, which are never reused: the
@@ -108,6 +112,10 @@ type Store struct {
 	mu        sync.Mutex       // guards logs and closed
 	logs      map[string]*Log
 	closed    bool
+	files     *fileCache // the open segment files of every tenant
+
+	failMu sync.Mutex        // guards failed (a leaf: taken under a Log's mu)
+	failed map[string]string // tenants stopped by a failed write or fsync, with why
 
 	syncFile func(*os.File) error // tests: replaces (*os.File).Sync for segment fsyncs
 }
@@ -121,7 +129,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.NewEpoch == nil {
 		opts.NewEpoch = randomEpoch
 	}
-	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}, now: time.Now}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}, now: time.Now,
+		files: newFileCache(opts.MaxOpenFiles), failed: map[string]string{}}
 	s.segBytes = opts.SegmentBytes
 	if s.segBytes <= 0 {
 		s.segBytes = defaultSegmentBytes
@@ -223,22 +232,45 @@ func (s *Store) Log(tenant string) (*Log, error) {
 	return l, nil
 }
 
-// Forget drops the tenant's log from memory if nothing was ever appended
-// to it (it has no directory): a reader alone then leaves no trace. The
-// dropped Log is closed; a later Log call starts afresh, with a new epoch.
+// Forget says the tenant is idle (its user has no handle on it any more).
+// Its open files are closed (a file still being read or fsync'd, once that
+// is done); a later read or write opens them again. A log to which nothing
+// was ever appended (it has no directory) is dropped from memory as well,
+// so a reader alone leaves no trace: it is closed, and a later Log call
+// starts afresh, with a new epoch.
 func (s *Store) Forget(tenant string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	l := s.logs[tenant]
 	if l == nil {
+		s.mu.Unlock()
 		return
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.next == 1 && len(l.segs) == 0 && !l.committing {
 		l.closed = true
 		delete(s.logs, tenant)
 	}
+	segs := append([]*segment(nil), l.segs...)
+	l.mu.Unlock()
+	s.mu.Unlock()
+	s.files.drop(segs, false)
+}
+
+// OpenFiles returns how many segment files the store holds open.
+func (s *Store) OpenFiles() int { return s.files.count() }
+
+// Failed returns the tenants stopped by a failed write or fsync (they take
+// no more events until a restart), each with what failed. A failure before
+// anything was written (creating a directory or a file, opening one) stops
+// nothing: the next append tries again.
+func (s *Store) Failed() map[string]string {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	m := make(map[string]string, len(s.failed))
+	for t, why := range s.failed {
+		m[t] = why
+	}
+	return m
 }
 
 // TotalBytes returns the bytes held in segments across tenants.
@@ -262,6 +294,7 @@ func (s *Store) Close() error {
 	for _, l := range logs {
 		errs = append(errs, l.close())
 	}
+	s.files.close()
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())
 	}
