@@ -24,6 +24,7 @@ type DiskOptions struct {
 	MaxEvents     int   // per tenant (<= 0: DefaultMaxEvents)
 	MaxBytes      int64 // per tenant (<= 0: DefaultMaxBytes)
 	MaxTotalBytes int64 // the whole directory (0: no cap)
+	MaxOpenFiles  int   // segment files kept open across tenants (0: sized from RLIMIT_NOFILE)
 	Logger        *slog.Logger
 }
 
@@ -63,6 +64,7 @@ func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
 		MaxEvents:     o.MaxEvents,
 		MaxBytes:      o.MaxBytes,
 		MaxTotalBytes: o.MaxTotalBytes,
+		MaxOpenFiles:  o.MaxOpenFiles,
 		OnCommit:      s.onCommit,
 		NewEpoch:      NewEpoch,
 		Logger:        o.Logger,
@@ -86,6 +88,13 @@ func (s *DiskStore) RecoveredKeys(tenant string) (keys []disklog.Key, epoch stri
 	}
 	return l.TakeKeys(), l.Epoch()
 }
+
+// Failed returns the tenants stopped by a failed write or fsync (they take
+// no more events until a restart), each with what failed.
+func (s *DiskStore) Failed() map[string]string { return s.store.Failed() }
+
+// OpenFiles returns how many segment files are open across tenants.
+func (s *DiskStore) OpenFiles() int { return s.store.OpenFiles() }
 
 // Tenants returns the tenants with a history on disk.
 func (s *DiskStore) Tenants() []string { return s.store.Tenants() }
@@ -158,7 +167,8 @@ func (s *DiskStore) release(tenant string, hot *Memory) {
 		if t.refs == 0 {
 			delete(s.tenants, tenant)
 			// A tenant that only ever had readers leaves nothing behind
-			// (so a spray of made-up tenant names costs no memory).
+			// (so a spray of made-up tenant names costs no memory); one
+			// with a history keeps no file open.
 			s.store.Forget(tenant)
 			last = true
 		}
