@@ -56,8 +56,13 @@ func (s *Store) recover(tenant string) (*Log, error) {
 		}
 		seg.f = f
 		if sc.end < int64(len(buf)) {
-			if err := f.Truncate(sc.end); err == nil {
-				err = f.Sync()
+			// The cut must be durable before anything is appended after
+			// it: a failure here (a failing disk) stops the start-up,
+			// naming the file, rather than serve a directory that a
+			// later recovery would read differently.
+			err := s.opts.faults.truncate(f, sc.end)
+			if err == nil {
+				err = s.opts.faults.sync(f)
 			}
 			if err != nil {
 				f.Close()
@@ -110,6 +115,27 @@ func (s *Store) recover(tenant string) (*Log, error) {
 	}
 	s.total.Add(l.bytes)
 	return l, nil
+}
+
+// faults stands in for file operations of recovery, so that tests can make
+// them fail; the zero value (and nil) performs them.
+type faults struct {
+	truncateFile func(f *os.File, size int64) error
+	syncFile     func(f *os.File) error
+}
+
+func (fs *faults) truncate(f *os.File, size int64) error {
+	if fs != nil && fs.truncateFile != nil {
+		return fs.truncateFile(f, size)
+	}
+	return f.Truncate(size)
+}
+
+func (fs *faults) sync(f *os.File) error {
+	if fs != nil && fs.syncFile != nil {
+		return fs.syncFile(f)
+	}
+	return f.Sync()
 }
 
 func metaJSON(epoch string) []byte {

@@ -1,6 +1,7 @@
 package disklog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -378,5 +379,42 @@ func TestFlippedHeaderBitInNewestRecord(t *testing.T) {
 			}
 			s.Close()
 		}
+	}
+}
+
+// TestRecoverCutFailure: when cutting a damaged tail fails (the truncate or
+// its fsync: a failing disk), Open fails, naming the file, instead of going
+// on over a cut that may not be durable; once the disk works, the same
+// directory opens and is repaired.
+func TestRecoverCutFailure(t *testing.T) {
+	for _, op := range []string{"truncate", "fsync"} {
+		t.Run(op, func(t *testing.T) {
+			base, seg, start := buildLog(t, 10, 3)
+			dir := copyDir(t, base)
+			p := filepath.Join(dir, "tenants", "acme", filepath.Base(seg))
+			if err := os.Truncate(p, start+5); err != nil { // a torn tail to cut
+				t.Fatal(err)
+			}
+			fail := errors.New("disk on fire")
+			var calls int
+			fs := &faults{}
+			hook := func(*os.File) error { calls++; return fail }
+			if op == "truncate" {
+				fs.truncateFile = func(*os.File, int64) error { calls++; return fail }
+			} else {
+				fs.syncFile = hook
+			}
+			_, err := Open(dir, Options{faults: fs})
+			if !errors.Is(err, fail) || !strings.Contains(err.Error(), filepath.Base(seg)) {
+				t.Fatalf("Open with a failing %s: %v; want the failure, naming the segment", op, err)
+			}
+			if calls != 1 {
+				t.Fatalf("the %s hook ran %d times, want 1", op, calls)
+			}
+			s := mustOpen(t, dir, Options{})
+			if recs := readAllRecords(t, mustLog(t, s, "acme")); !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 10)) {
+				t.Fatalf("after the disk recovered: seqs %v, want 1..10", seqsOf(recs))
+			}
+		})
 	}
 }

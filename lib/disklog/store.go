@@ -89,6 +89,8 @@ type Options struct {
 	NewEpoch func() string
 	// Logger receives recovery and error reports (default: discarded).
 	Logger *slog.Logger
+
+	faults *faults // tests: failing file operations
 }
 
 // Store is an open data directory.
