@@ -32,6 +32,10 @@ type group struct {
 	err   error
 	prev  *group        // acknowledged before this one
 	acked chan struct{} // closed once this group is answered
+	// synced is closed once this group and every one before it are
+	// fsync'd (or failed): then l.synced covers them.
+	synced    chan struct{}
+	syncFails bool // set before synced is closed: this group or one before failed
 }
 
 // commitLoop is the tenant's committer: it takes every pending request at
@@ -65,7 +69,7 @@ func (l *Log) commitLoop() {
 				err = r.encodeErr
 			}
 		}
-		g := &group{reqs: reqs, prev: l.tail, acked: make(chan struct{}),
+		g := &group{reqs: reqs, prev: l.tail, acked: make(chan struct{}), synced: make(chan struct{}),
 			first: reqs[0].first, last: reqs[len(reqs)-1].first + uint64(reqs[len(reqs)-1].n) - 1}
 		l.tail = g
 		if err == nil {
@@ -192,6 +196,27 @@ func (l *Log) syncAndAck(g *group) {
 		}
 	}
 	<-l.syncs
+	if g.prev != nil {
+		<-g.prev.synced
+		if g.prev.syncFails && g.err == nil {
+			g.err = errEarlier
+		}
+	}
+	g.syncFails = g.err != nil
+	if g.err == nil {
+		l.mu.Lock()
+		l.synced = g.last
+		l.mu.Unlock()
+	}
+	close(g.synced)
+	if g.err == nil {
+		// Raise the acknowledged mark over the group before anyone hears
+		// of it (see acked.go).
+		if err := l.raiseAcked(g.last); err != nil {
+			l.fail(err)
+			g.err = err
+		}
+	}
 	if g.prev != nil {
 		<-g.prev.acked
 		if g.prev.err != nil && g.err == nil {

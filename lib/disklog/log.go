@@ -57,8 +57,13 @@ type Log struct {
 	pending    []*request
 	committing bool // the committer goroutine runs
 	closed     bool
-	err        error // a failed write or fsync: the log takes no more appends
-	keys       []Key // Idempotency-Keys found at start-up, until TakeKeys
+	err        error  // a failed write or fsync: the log takes no more appends
+	keys       []Key  // Idempotency-Keys found at start-up, until TakeKeys
+	synced     uint64 // every seq up to it is fsync'd in its segment (see acked.go)
+
+	ackMu     sync.Mutex // serialises writes of the acked mark; guards the two below
+	ackedMark uint64     // the mark on disk
+	ackWrites uint64     // writes of the mark since it was created: picks the slot
 }
 
 // maxKeys bounds the Idempotency-Keys kept from start-up per tenant: the
@@ -221,6 +226,9 @@ func (l *Log) create() error {
 	epoch := l.epoch
 	l.mu.Unlock()
 	if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(epoch)); err != nil {
+		return err
+	}
+	if err := writeAcked(l.dir, 0); err != nil {
 		return err
 	}
 	if err := syncDir(filepath.Dir(l.dir)); err != nil {

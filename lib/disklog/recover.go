@@ -2,6 +2,7 @@ package disklog
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,18 +25,12 @@ func (s *Store) recover(tenant string) (*Log, error) {
 	if lerr != nil {
 		return nil, lerr
 	}
-	if err != nil || m.Epoch == "" {
+	newEpoch := err != nil || m.Epoch == ""
+	if newEpoch && len(bases) > 0 {
 		// Without the epoch, a client cannot tell this history from the
 		// one it knew: start a new epoch (the seqs still continue).
-		m.Epoch = s.opts.NewEpoch()
-		if len(bases) > 0 {
-			s.log.Warn("tenant meta file missing or damaged: new epoch", "tenant", tenant, "epoch", m.Epoch, "err", err)
-		}
-		if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(m.Epoch)); err != nil {
-			return nil, err
-		}
+		s.log.Warn("tenant meta file missing or damaged: new epoch", "tenant", tenant, "err", err)
 	}
-	l.epoch = m.Epoch
 	var buf []byte
 	var reserve, lastSeq uint64
 	for i, base := range bases {
@@ -95,7 +90,34 @@ func (s *Store) recover(tenant string) (*Log, error) {
 	if n := len(l.segs); n > 0 {
 		l.next = max(l.next, l.segs[n-1].base)
 	}
-	if n := len(l.segs); n > 0 && l.next > l.segs[n-1].base && l.next > lastSeq+1 {
+	// The acknowledged mark (see acked.go): a log that ends below it lost
+	// acknowledged events to something other than a crash.
+	mark, aerr := readAcked(l.dir)
+	switch {
+	case aerr == nil && mark > l.next-1:
+		// Events acknowledged, maybe delivered, are gone: never give
+		// their seqs again, and start a new epoch, so that a client
+		// resuming with the old one is told the numbering restarted
+		// instead of missing them silently.
+		s.log.Warn("data directory: acknowledged events missing (a segment cut short, removed or replaced by an older copy): new epoch",
+			"tenant", tenant, "seqs", fmt.Sprintf("%d-%d", l.next, mark))
+		l.next, newEpoch = mark+1, true
+	case aerr != nil && !errors.Is(aerr, os.ErrNotExist):
+		// Without the mark, a loss cannot be told from a crash.
+		s.log.Warn("data directory: acknowledged mark unreadable: new epoch", "tenant", tenant, "err", aerr)
+		newEpoch = true
+	}
+	// (No acked file: a directory written before the mark existed; its
+	// segments are taken as they are.)
+	if newEpoch {
+		m.Epoch = s.opts.NewEpoch()
+		if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(m.Epoch)); err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+	}
+	l.epoch = m.Epoch
+	if n := len(l.segs); (n == 0 || l.next > l.segs[n-1].base) && l.next > lastSeq+1 {
 		// Seqs were reserved past the last record: an empty segment
 		// named after the next seq keeps them reserved across restarts.
 		if err := l.newSegment(l.next); err != nil {
@@ -110,6 +132,14 @@ func (s *Store) recover(tenant string) (*Log, error) {
 		seg.finalSize, seg.sealed = seg.size, true // only the newest takes more records
 	}
 	l.durable = l.next - 1
+	// Everything kept is served from now on: the mark covers it.
+	if aerr != nil || mark != l.durable {
+		if err := writeAcked(l.dir, l.durable); err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+	}
+	l.synced, l.ackedMark = l.durable, l.durable
 	if s.opts.MaxEvents > 0 && l.durable >= uint64(s.opts.MaxEvents) {
 		l.floor = l.durable - uint64(s.opts.MaxEvents) + 1
 	}
@@ -122,6 +152,7 @@ func (s *Store) recover(tenant string) (*Log, error) {
 type faults struct {
 	truncateFile func(f *os.File, size int64) error
 	syncFile     func(f *os.File) error
+	ackSync      func(f *os.File) error // the acked file's fsync
 }
 
 func (fs *faults) truncate(f *os.File, size int64) error {
