@@ -33,6 +33,7 @@ func (s *Store) recover(tenant string) (*Log, error) {
 	}
 	var buf []byte
 	var reserve, lastSeq uint64
+	damagedTail := false // the newest segment ends in damaged records written in full
 	for i, base := range bases {
 		seg := &segment{base: base, path: filepath.Join(l.dir, segName(base))}
 		buf, err = readAll(seg.path, buf)
@@ -76,6 +77,7 @@ func (s *Store) recover(tenant string) (*Log, error) {
 			seg.modTime = st.ModTime()
 		}
 		reserve = max(reserve, sc.reserve)
+		damagedTail = i == len(bases)-1 && sc.reserve > 0
 		l.keys = append(l.keys, sc.keys...)
 		if len(l.keys) > 2*maxKeys {
 			l.keys = append(l.keys[:0:0], l.keys[len(l.keys)-maxKeys:]...)
@@ -93,6 +95,16 @@ func (s *Store) recover(tenant string) (*Log, error) {
 	// The acknowledged mark (see acked.go): a log that ends below it lost
 	// acknowledged events to something other than a crash.
 	mark, aerr := readAcked(l.dir)
+	if damagedTail && aerr == nil && mark > l.next-1 {
+		// The newest segment ends in damaged records written in full
+		// (their bytes are there, the checksums fail): they held the
+		// seqs up to the mark, reserved like the first of them, and a
+		// reader is told of them by a gap, as it was before the
+		// restart; nothing else is missing.
+		s.log.Warn("data directory: damaged records at the end of the log", "tenant", tenant,
+			"seqs", fmt.Sprintf("%d-%d", l.next, mark))
+		l.next = mark + 1
+	}
 	switch {
 	case aerr == nil && mark > l.next-1:
 		// Events acknowledged, maybe delivered, are gone: never give
