@@ -20,13 +20,17 @@
 // batch and its seqs are given out again; a damaged record is cut out and
 // its seqs become a gap for readers, never given out again, even when it is
 // the newest and its damage makes it look torn (see scanSegment). Reads
-// verify checksums again, so damage that appears later is not served either.
+// verify checksums again, so damage that appears later is not served either,
+// and step over it record by record as recovery does. A log that ends before
+// its acknowledged mark lost acknowledged events to something other than a
+// crash: it starts a new epoch (see acked.go).
 //
 // Layout:
 //
 //	DIR/FORMAT                     "tl disklog 1"
 //	DIR/LOCK                       flock'd by the process using DIR
 //	DIR/tenants/TENANT/meta.json   {"epoch":"..."}, replaced atomically
+//	DIR/tenants/TENANT/acked       the newest seq acknowledged (see acked.go)
 //	DIR/tenants/TENANT/<seq>.seg   records from seq on
 package disklog
 
