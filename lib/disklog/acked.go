@@ -110,10 +110,10 @@ func (l *Log) raiseAcked(seq uint64) error {
 }
 
 // datasync makes the acked file's new bytes durable (its size never
-// changes, so fsync has nothing else to write).
+// changes, so its data is all there is to write).
 func (fs *faults) datasync(f *os.File) error {
 	if fs != nil && fs.ackSync != nil {
 		return fs.ackSync(f)
 	}
-	return f.Sync()
+	return datasync(f)
 }
