@@ -15,6 +15,9 @@ LDFLAGS  = -s -w -X github.com/tl-sh/tl/lib/cli.version=$(VERSION) -X github.com
 CMDS     = tl-relay tl-tail tl-post tl-fmt
 PAGES1   = $(wildcard man/*.1)
 PAGES7   = $(wildcard man/*.7)
+# staticcheck, pinned (the newest release that builds with our Go), run with
+# go run so CI needs no install step and the module adds no dependency.
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build test test-short bench bench-quick lint man install uninstall clean demo fuzz
 
@@ -41,6 +44,7 @@ bench-quick: build
 
 lint:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 
 # Briefly run every native fuzz target (CI runs this too).

@@ -3,7 +3,6 @@ package disklog
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -24,6 +23,7 @@ type group struct {
 	reqs  []*request
 	seg   *segment
 	file  *openFile // seg's file, pinned from the write to the end of its fsync
+	ack   *openFile // the acked file, pinned likewise until the mark is raised
 	off   int64     // where in seg they were written (seg is nil when the write failed)
 	size  int64
 	count int
@@ -37,6 +37,10 @@ type group struct {
 	stop  error         // the failure that fails every later group (set when acked)
 	prev  *group        // acknowledged before this one
 	acked chan struct{} // closed once this group is answered
+	// synced is closed once this group and every one before it are
+	// fsync'd (or failed): then l.synced covers them.
+	synced    chan struct{}
+	syncFails bool // set before synced is closed: this group or one before failed
 }
 
 // commitLoop is the tenant's committer: it takes every pending request at
@@ -70,7 +74,7 @@ func (l *Log) commitLoop() {
 				err = r.encodeErr
 			}
 		}
-		g := &group{reqs: reqs, prev: l.tail, acked: make(chan struct{}),
+		g := &group{reqs: reqs, prev: l.tail, acked: make(chan struct{}), synced: make(chan struct{}),
 			first: reqs[0].first, last: reqs[len(reqs)-1].first + uint64(reqs[len(reqs)-1].n) - 1}
 		l.tail = g
 		retry := false
@@ -151,8 +155,16 @@ func (l *Log) write(g *group) (retry bool, err error) {
 		seg = l.segs[len(l.segs)-1]
 		l.mu.Unlock()
 	}
+	// Both files are pinned before anything is written, so that failing
+	// to open either (a passing shortage of descriptors, say) stops
+	// nothing, and raising the mark after the fsync opens nothing.
 	file, err := l.store.files.get(seg)
 	if err != nil {
+		return true, err
+	}
+	ack, err := l.store.files.get(l.ackFile)
+	if err != nil {
+		l.store.files.put(file)
 		return true, err
 	}
 	off := seg.written
@@ -173,11 +185,12 @@ func (l *Log) write(g *group) (retry bool, err error) {
 			// Undo a partial write so that a later restart does not see it.
 			file.f.Truncate(off)
 			l.store.files.put(file)
+			l.store.files.put(ack)
 			return false, err
 		}
 		at += int64(len(r.buf))
 	}
-	g.seg, g.file, g.off, g.size = seg, file, off, at-off // the fsync puts file back
+	g.seg, g.file, g.ack, g.off, g.size = seg, file, ack, off, at-off // syncAndAck puts them back
 	seg.written, seg.wcount = at, seg.wcount+g.count
 	if l.segmentFull(seg) {
 		// Roll over now rather than at the next write: a full segment
@@ -219,16 +232,36 @@ func (l *Log) roll(old *segment, base uint64) error {
 func (l *Log) syncAndAck(g *group) {
 	defer l.wg.Done()
 	if g.err == nil {
-		sync := (*os.File).Sync
-		if h := l.store.syncFile; h != nil {
-			sync = h
-		}
-		if err := sync(g.file.f); err != nil {
+		if err := l.store.opts.faults.sync(g.file.f); err != nil {
 			l.fail(err)
 			g.err = err
 		}
 	}
 	<-l.syncs
+	syncFailed := false
+	if g.prev != nil {
+		<-g.prev.synced
+		syncFailed = g.prev.syncFails
+	}
+	if syncFailed && g.err == nil {
+		g.err = errEarlier
+	}
+	// A group that wrote nothing (retry) fails none after it.
+	g.syncFails = syncFailed || (g.err != nil && !g.retry)
+	if g.err == nil {
+		l.mu.Lock()
+		l.synced = g.last
+		l.mu.Unlock()
+	}
+	close(g.synced)
+	if g.err == nil {
+		// Raise the acknowledged mark over the group before anyone hears
+		// of it (see acked.go).
+		if err := l.raiseAcked(g.ack.f, g.last); err != nil {
+			l.fail(err)
+			g.err = err
+		}
+	}
 	var earlier error
 	if g.prev != nil {
 		<-g.prev.acked
@@ -269,7 +302,8 @@ func (l *Log) syncAndAck(g *group) {
 	l.mu.Unlock()
 	if g.file != nil {
 		l.store.files.put(g.file)
-		g.file = nil
+		l.store.files.put(g.ack)
+		g.file, g.ack = nil, nil
 	}
 	if g.err == nil && l.store.opts.OnCommit != nil {
 		var bodies [][]byte

@@ -8,10 +8,11 @@ import (
 	"syscall"
 )
 
-// Open segment files are a bounded cache shared by every tenant of a Store,
-// so that descriptors are spent on what is being written or read now, not
-// on every tenant ever written: a relay holding 100,000 tenants on disk
-// needs no more descriptors than one holding ten. A file is pinned while a
+// Open segment files (and acked files, held the same way: see Log.ackFile)
+// are a bounded cache shared by every tenant of a Store, so that
+// descriptors are spent on what is being written or read now, not on every
+// tenant ever written: a relay holding 100,000 tenants on disk needs no more
+// descriptors than one holding ten. A file is pinned while a
 // read, a write or an fsync uses it; unpinned ones stay open, least recently
 // used last, until the cache is over its bound or their tenant goes idle.
 
@@ -38,10 +39,10 @@ func defaultOpenFiles() int {
 	return int(min(max(rl.Cur/openFilesShare, minOpenFiles), maxOpenFiles))
 }
 
-// fileCache holds the open segment files of a Store.
+// fileCache holds the open segment and acked files of a Store.
 type fileCache struct {
 	max int // open files kept beyond those pinned
-	// openFile opens segment files (os.OpenFile; tests inject faults).
+	// openFile opens files (os.OpenFile; tests inject faults).
 	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 
 	mu    sync.Mutex // guards everything below and each segment's gone

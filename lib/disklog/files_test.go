@@ -139,16 +139,17 @@ func TestOpenFilesConcurrent(t *testing.T) {
 // failOpens makes the store's opens of segment files fail while on is set,
 // as a shortage of descriptors would.
 type failOpens struct {
-	mu sync.Mutex
-	on bool
-	n  int // opens refused
+	mu   sync.Mutex
+	on   bool
+	only string // when set, only files of this name are refused
+	n    int    // opens refused
 }
 
 func (f *failOpens) set(on bool) { f.mu.Lock(); f.on = on; f.mu.Unlock() }
 
 func (f *failOpens) open(name string, flag int, perm os.FileMode) (*os.File, error) {
 	f.mu.Lock()
-	on := f.on
+	on := f.on && (f.only == "" || filepath.Base(name) == f.only)
 	if on {
 		f.n++
 	}
@@ -285,12 +286,12 @@ func TestPreWriteErrorConcurrent(t *testing.T) {
 func TestFailedWriteListed(t *testing.T) {
 	s := mustOpen(t, t.TempDir(), Options{})
 	boom := errors.New("injected fsync failure")
-	s.syncFile = func(*os.File) error { return boom }
+	s.opts.faults = &faults{syncFile: func(*os.File) error { return boom }}
 	l := mustLog(t, s, "bad")
 	if _, _, err := l.Append([][]byte{body("bad", 1)}); !errors.Is(err, boom) {
 		t.Fatalf("Append: %v, want the fsync failure", err)
 	}
-	s.syncFile = nil
+	s.opts.faults = nil
 	if _, _, err := l.Append([][]byte{body("bad", 1)}); err == nil {
 		t.Fatal("Append after a failed fsync succeeded: the tenant should stay stopped")
 	}
@@ -299,4 +300,42 @@ func TestFailedWriteListed(t *testing.T) {
 		t.Errorf("Failed() = %v, want tenant bad with a reason", got)
 	}
 	appendN(t, mustLog(t, s, "good"), 2)
+}
+
+// The acked file is held through the file cache like a segment: an idle
+// tenant holds it no more, and failing to open it before a batch is written
+// is a passing error (the append fails, its seqs are given again, nothing
+// stops), not a failed write.
+func TestAckedFileOpenRetried(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{MaxOpenFiles: 1})
+	fo := &failOpens{only: ackedName}
+	s.files.openFile = fo.open
+	l := mustLog(t, s, "a")
+	appendN(t, l, 2)
+	s.Forget("a")
+	if n := s.OpenFiles(); n != 0 {
+		t.Fatalf("OpenFiles = %d once the tenant is idle, want 0 (its segment and acked file closed)", n)
+	}
+	fo.set(true)
+	for range 3 {
+		if _, _, err := l.Append([][]byte{body("a", 3)}); !errors.Is(err, syscall.EMFILE) {
+			t.Fatalf("Append with the acked file failing to open: %v, want EMFILE", err)
+		}
+	}
+	fo.set(false)
+	if fo.n == 0 {
+		t.Fatal("the fault was never hit")
+	}
+	appendN(t, l, 3) // seqs 3, 4, 5: none lost to the failures
+	if got := s.Failed(); len(got) != 0 {
+		t.Errorf("Failed() = %v after a passing error, want none", got)
+	}
+	epoch := l.Epoch()
+	s.Close()
+	s = mustOpen(t, dir, Options{})
+	l = mustLog(t, s, "a")
+	if got := seqsOf(readAllRecords(t, l)); fmt.Sprint(got) != "[1 2 3 4 5]" || l.Epoch() != epoch {
+		t.Errorf("after restart: seqs %v epoch %s, want 1..5 in epoch %s", got, l.Epoch(), epoch)
+	}
 }

@@ -57,8 +57,18 @@ type Log struct {
 	pending    []*request
 	committing bool // the committer goroutine runs
 	closed     bool
-	err        error // a failed write or fsync: the log takes no more appends
-	keys       []Key // Idempotency-Keys found at start-up, until TakeKeys
+	err        error  // a failed write or fsync: the log takes no more appends
+	keys       []Key  // Idempotency-Keys found at start-up, until TakeKeys
+	synced     uint64 // every seq up to it is fsync'd in its segment (see acked.go)
+
+	// ackFile is the acked file (see acked.go), held through the store's
+	// file cache as a segment is (only its path counts), so that the mark
+	// costs no descriptor while the tenant is idle.
+	ackFile *segment
+
+	ackMu     sync.Mutex // serialises writes of the acked mark; guards the two below
+	ackedMark uint64     // the mark on disk
+	ackWrites uint64     // writes of the mark since it was created: picks the slot
 }
 
 // maxKeys bounds the Idempotency-Keys kept from start-up per tenant: the
@@ -77,8 +87,9 @@ func (l *Log) TakeKeys() []Key {
 }
 
 func newLog(s *Store, tenant string) *Log {
-	return &Log{store: s, tenant: tenant, dir: filepath.Join(s.dir, "tenants", tenant),
-		syncs: make(chan struct{}, maxSyncs)}
+	dir := filepath.Join(s.dir, "tenants", tenant)
+	return &Log{store: s, tenant: tenant, dir: dir, syncs: make(chan struct{}, maxSyncs),
+		ackFile: &segment{path: filepath.Join(dir, ackedName)}}
 }
 
 // Epoch returns the tenant's epoch, which stays the same across restarts
@@ -229,6 +240,9 @@ func (l *Log) create() error {
 	if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(epoch)); err != nil {
 		return err
 	}
+	if err := writeAcked(l.dir, 0); err != nil {
+		return err
+	}
 	if err := syncDir(filepath.Dir(l.dir)); err != nil {
 		return err
 	}
@@ -371,6 +385,12 @@ func (l *Log) close() error {
 
 // closeFilesLocked closes the log's files (each once nothing uses it).
 func (l *Log) closeFilesLocked() error {
-	l.store.files.drop(l.segs, false)
+	l.store.files.drop(l.filesLocked(), false)
 	return nil
+}
+
+// filesLocked returns what the log may hold open in the file cache: its
+// segments and its acked file.
+func (l *Log) filesLocked() []*segment {
+	return append([]*segment{l.ackFile}, l.segs...)
 }

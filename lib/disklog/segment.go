@@ -56,6 +56,8 @@ type segment struct {
 	finalSize int64
 
 	removed bool // dropped from the log (its file is closed by the file cache)
+
+	skips map[int64]skip // damage found by reads, by offset (see Log.skipDamage)
 }
 
 func segName(base uint64) string { return fmt.Sprintf("%020d%s", base, segExt) }
@@ -97,16 +99,6 @@ func (s *segment) locate(seq uint64) int64 {
 		return 0
 	}
 	return s.index[i-1].off
-}
-
-// nextIndexAfter returns the first index entry past off, to step over a
-// damaged stretch found at read time; ok is false when there is none.
-func (s *segment) nextIndexAfter(off int64) (int64, bool) {
-	i := sort.Search(len(s.index), func(i int) bool { return s.index[i].off > off })
-	if i == len(s.index) {
-		return 0, false
-	}
-	return s.index[i].off, true
 }
 
 // scan is what recovery learned about one segment's bytes.

@@ -20,13 +20,17 @@
 // batch and its seqs are given out again; a damaged record is cut out and
 // its seqs become a gap for readers, never given out again, even when it is
 // the newest and its damage makes it look torn (see scanSegment). Reads
-// verify checksums again, so damage that appears later is not served either.
+// verify checksums again, so damage that appears later is not served either,
+// and step over it record by record as recovery does. A log that ends before
+// its acknowledged mark lost acknowledged events to something other than a
+// crash: it starts a new epoch (see acked.go).
 //
 // Layout:
 //
 //	DIR/FORMAT                     "tl disklog 1"
 //	DIR/LOCK                       flock'd by the process using DIR
 //	DIR/tenants/TENANT/meta.json   {"epoch":"..."}, replaced atomically
+//	DIR/tenants/TENANT/acked       the newest seq acknowledged (see acked.go)
 //	DIR/tenants/TENANT/<seq>.seg   records from seq on
 package disklog
 
@@ -78,7 +82,7 @@ type Options struct {
 	MaxTotalBytes int64
 	// SegmentBytes overrides the segment size (0: derived from the bounds).
 	SegmentBytes int64
-	// MaxOpenFiles bounds the segment files kept open across tenants
+	// MaxOpenFiles bounds the segment and acked files kept open across tenants
 	// beyond those being read, written or fsync'd at the moment (0: a
 	// quarter of the soft RLIMIT_NOFILE, at most 4096; see files.go).
 	MaxOpenFiles int
@@ -93,6 +97,8 @@ type Options struct {
 	NewEpoch func() string
 	// Logger receives recovery and error reports (default: discarded).
 	Logger *slog.Logger
+
+	faults *faults // tests: failing file operations
 }
 
 // Store is an open data directory.
@@ -112,12 +118,10 @@ type Store struct {
 	mu        sync.Mutex       // guards logs and closed
 	logs      map[string]*Log
 	closed    bool
-	files     *fileCache // the open segment files of every tenant
+	files     *fileCache // the open segment and acked files of every tenant
 
 	failMu sync.Mutex        // guards failed (a leaf: taken under a Log's mu)
 	failed map[string]string // tenants stopped by a failed write or fsync, with why
-
-	syncFile func(*os.File) error // tests: replaces (*os.File).Sync for segment fsyncs
 }
 
 // Open opens (creating it if needed) the data directory dir and recovers
@@ -250,13 +254,13 @@ func (s *Store) Forget(tenant string) {
 		l.closed = true
 		delete(s.logs, tenant)
 	}
-	segs := append([]*segment(nil), l.segs...)
+	files := l.filesLocked()
 	l.mu.Unlock()
 	s.mu.Unlock()
-	s.files.drop(segs, false)
+	s.files.drop(files, false)
 }
 
-// OpenFiles returns how many segment files the store holds open.
+// OpenFiles returns how many segment and acked files the store holds open.
 func (s *Store) OpenFiles() int { return s.files.count() }
 
 // Failed returns the tenants stopped by a failed write or fsync (they take

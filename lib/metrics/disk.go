@@ -15,7 +15,7 @@ func (m *Metrics) DataDir(failed, openFiles func() int) {
 		}, func() float64 { return float64(failed()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tl_relay_data_open_files",
-			Help: "Segment files of the data directory held open across tenants.",
+			Help: "Segment and acked files of the data directory held open across tenants.",
 		}, func() float64 { return float64(openFiles()) }),
 	)
 }

@@ -24,7 +24,7 @@ type DiskOptions struct {
 	MaxEvents     int   // per tenant (<= 0: DefaultMaxEvents)
 	MaxBytes      int64 // per tenant (<= 0: DefaultMaxBytes)
 	MaxTotalBytes int64 // the whole directory (0: no cap)
-	MaxOpenFiles  int   // segment files kept open across tenants (0: sized from RLIMIT_NOFILE)
+	MaxOpenFiles  int   // segment and acked files kept open across tenants (0: sized from RLIMIT_NOFILE)
 	Logger        *slog.Logger
 }
 
@@ -93,7 +93,7 @@ func (s *DiskStore) RecoveredKeys(tenant string) (keys []disklog.Key, epoch stri
 // no more events until a restart), each with what failed.
 func (s *DiskStore) Failed() map[string]string { return s.store.Failed() }
 
-// OpenFiles returns how many segment files are open across tenants.
+// OpenFiles returns how many segment and acked files are open across tenants.
 func (s *DiskStore) OpenFiles() int { return s.store.OpenFiles() }
 
 // Tenants returns the tenants with a history on disk.
