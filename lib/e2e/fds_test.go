@@ -604,11 +604,14 @@ func TestRecoveryManyTenants(t *testing.T) {
 	if files["acked"] == nil || files["meta.json"] == nil {
 		t.Fatalf("the seed tenant has files %v, want its acked mark and meta.json among them", ents)
 	}
-	// Hard links to the seed's files, not copies: recovery only reads
-	// them (no damage to cut, the acked mark matches, the epoch is there),
-	// so the tenants can share one set of inodes, which is much cheaper to
-	// make and to delete. The one tenant published to gets copies.
+	// Mostly hard links, not copies: recovery only reads these files (no
+	// damage to cut, the acked mark matches, the epoch is there), so the
+	// tenants can share inodes, much cheaper to make and to delete. Every
+	// linkSpan-th tenant gets copies, which the next ones link to (ext4
+	// allows 65,000 links to an inode); so does the one tenant published to.
+	const linkSpan = 1000
 	tn := fmt.Sprintf("m%06d", tenants/2)
+	src := ""
 	start := time.Now()
 	for i := range tenants {
 		name := fmt.Sprintf("m%06d", i)
@@ -616,15 +619,19 @@ func TestRecoveryManyTenants(t *testing.T) {
 		if err := os.Mkdir(td, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		copies := i%linkSpan == 0 || name == tn
 		for f, b := range files {
-			if name == tn {
+			if copies {
 				err = os.WriteFile(filepath.Join(td, f), b, 0o644)
 			} else {
-				err = os.Link(filepath.Join(seed, f), filepath.Join(td, f))
+				err = os.Link(filepath.Join(src, f), filepath.Join(td, f))
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
+		}
+		if i%linkSpan == 0 {
+			src = td
 		}
 	}
 	t.Logf("wrote %d tenants (%d files each) in %v", tenants, len(files), time.Since(start).Round(time.Millisecond))
@@ -667,7 +674,7 @@ func TestRecoveryManyTenants(t *testing.T) {
 	}
 	// Recovery wrote nothing through the shared links.
 	for f, b := range files {
-		if got, err := os.ReadFile(filepath.Join(seed, f)); err != nil || !bytes.Equal(got, b) {
+		if got, err := os.ReadFile(filepath.Join(src, f)); err != nil || !bytes.Equal(got, b) {
 			t.Errorf("%s changed while the relay ran (%v): the links were written through", f, err)
 		}
 	}
