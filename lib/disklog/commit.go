@@ -3,6 +3,7 @@ package disklog
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 )
 
@@ -142,6 +143,10 @@ func (l *Log) write(g *group) (retry bool, err error) {
 	if n := len(l.segs); n > 0 {
 		seg = l.segs[n-1]
 	}
+	if l.ackFile == nil {
+		l.ackFile = &segment{path: filepath.Join(l.dir, ackedName)}
+	}
+	ackSeg := l.ackFile
 	l.mu.Unlock()
 	full := seg == nil || l.segmentFull(seg)
 	if seg != nil && seg.wcount == 0 && seg.base == g.first {
@@ -162,7 +167,7 @@ func (l *Log) write(g *group) (retry bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	ack, err := l.store.files.get(l.ackFile)
+	ack, err := l.store.files.get(ackSeg)
 	if err != nil {
 		l.store.files.put(file)
 		return true, err

@@ -63,7 +63,8 @@ type Log struct {
 
 	// ackFile is the acked file (see acked.go), held through the store's
 	// file cache as a segment is (only its path counts), so that the mark
-	// costs no descriptor while the tenant is idle.
+	// costs no descriptor while the tenant is idle. The first write of the
+	// process makes it: a tenant only recovered costs no memory for it.
 	ackFile *segment
 
 	ackMu     sync.Mutex // serialises writes of the acked mark; guards the two below
@@ -87,9 +88,8 @@ func (l *Log) TakeKeys() []Key {
 }
 
 func newLog(s *Store, tenant string) *Log {
-	dir := filepath.Join(s.dir, "tenants", tenant)
-	return &Log{store: s, tenant: tenant, dir: dir, syncs: make(chan struct{}, maxSyncs),
-		ackFile: &segment{path: filepath.Join(dir, ackedName)}}
+	return &Log{store: s, tenant: tenant, dir: filepath.Join(s.dir, "tenants", tenant),
+		syncs: make(chan struct{}, maxSyncs)}
 }
 
 // Epoch returns the tenant's epoch, which stays the same across restarts
@@ -392,5 +392,9 @@ func (l *Log) closeFilesLocked() error {
 // filesLocked returns what the log may hold open in the file cache: its
 // segments and its acked file.
 func (l *Log) filesLocked() []*segment {
-	return append([]*segment{l.ackFile}, l.segs...)
+	files := append([]*segment(nil), l.segs...)
+	if l.ackFile != nil {
+		files = append(files, l.ackFile)
+	}
+	return files
 }
