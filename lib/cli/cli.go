@@ -65,10 +65,14 @@ func Usagef(format string, a ...any) error {
 }
 
 // Silent is a failure whose message has already been printed.
+//
+//lint:ignore ST1012 an outcome Main maps to an exit status, not an error to match; the name reads at call sites
 var Silent = errors.New("")
 
 // Interrupted reports that the command stopped because of a signal; Main
 // turns it into 130 or 143.
+//
+//lint:ignore ST1012 an outcome Main maps to an exit status, not an error to match; the name reads at call sites
 var Interrupted = errors.New("interrupted")
 
 // Code maps an error returned by a RunFunc to an exit status, and the message

@@ -3,7 +3,7 @@ package disklog
 import (
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -23,15 +23,25 @@ var errEarlier = errors.New("an earlier write failed")
 type group struct {
 	reqs  []*request
 	seg   *segment
-	off   int64 // where in seg they were written (seg is nil when the write failed)
+	file  *openFile // seg's file, pinned from the write to the end of its fsync
+	ack   *openFile // the acked file, pinned likewise until the mark is raised
+	off   int64     // where in seg they were written (seg is nil when the write failed)
 	size  int64
 	count int
 	idx   []indexEntry
 	first uint64
 	last  uint64
 	err   error
+	// retry: the group failed before anything of it was written, and its
+	// seqs were given back (see giveBack): it stops nothing after it.
+	retry bool
+	stop  error         // the failure that fails every later group (set when acked)
 	prev  *group        // acknowledged before this one
 	acked chan struct{} // closed once this group is answered
+	// synced is closed once this group and every one before it are
+	// fsync'd (or failed): then l.synced covers them.
+	synced    chan struct{}
+	syncFails bool // set before synced is closed: this group or one before failed
 }
 
 // commitLoop is the tenant's committer: it takes every pending request at
@@ -65,13 +75,18 @@ func (l *Log) commitLoop() {
 				err = r.encodeErr
 			}
 		}
-		g := &group{reqs: reqs, prev: l.tail, acked: make(chan struct{}),
+		g := &group{reqs: reqs, prev: l.tail, acked: make(chan struct{}), synced: make(chan struct{}),
 			first: reqs[0].first, last: reqs[len(reqs)-1].first + uint64(reqs[len(reqs)-1].n) - 1}
 		l.tail = g
+		retry := false
 		if err == nil {
-			err = l.write(g)
+			retry, err = l.write(g)
 		}
-		if err != nil {
+		switch {
+		case err != nil && retry:
+			l.giveBack(g, err)
+			g.err, g.retry = err, true
+		case err != nil:
 			l.fail(err)
 			g.err = err
 		}
@@ -80,22 +95,47 @@ func (l *Log) commitLoop() {
 	}
 }
 
-// fail stops the log after a failed write or fsync.
+// fail stops the log after a failed write or fsync: what reached the disk
+// is no longer known, so the tenant takes no more events until a restart
+// (whose recovery finds out). Store.Failed names it from now on.
 func (l *Log) fail(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err == nil {
 		l.store.log.Error("data directory: write failed; the tenant takes no more events until restart", "tenant", l.tenant, "err", err)
 		l.err = fmt.Errorf("data directory: %w", err)
+		l.store.failMu.Lock()
+		l.store.failed[l.tenant] = err.Error()
+		l.store.failMu.Unlock()
+	}
+}
+
+// giveBack undoes a group that failed before anything of it was written
+// (creating the tenant's directory, rolling to a new segment, opening a
+// file: often a passing shortage of descriptors or space): its seqs are
+// given out again, so the requests reserved after it, whose bodies hold
+// seqs after its own, fail with it too. Nothing is kept: the next append
+// tries again. Committer only.
+func (l *Log) giveBack(g *group, err error) {
+	l.mu.Lock()
+	later := l.pending
+	l.pending = nil
+	l.next = g.first
+	l.mu.Unlock()
+	l.store.log.Warn("data directory: could not start a write; the next append tries again", "tenant", l.tenant, "err", err)
+	for _, r := range later {
+		r.err = err
+		close(r.done)
 	}
 }
 
 // write writes a group's records to the open segment, rolling to a new
-// segment first when it is full, and computes their index entries.
-func (l *Log) write(g *group) error {
+// segment first when it is full, and computes their index entries. retry
+// reports an error before anything was written.
+func (l *Log) write(g *group) (retry bool, err error) {
 	if !l.onDisk {
 		if err := l.create(); err != nil {
-			return err
+			return true, err
 		}
 	}
 	l.mu.Lock()
@@ -103,6 +143,10 @@ func (l *Log) write(g *group) error {
 	if n := len(l.segs); n > 0 {
 		seg = l.segs[n-1]
 	}
+	if l.ackFile == nil {
+		l.ackFile = &segment{path: filepath.Join(l.dir, ackedName)}
+	}
+	ackSeg := l.ackFile
 	l.mu.Unlock()
 	full := seg == nil || l.segmentFull(seg)
 	if seg != nil && seg.wcount == 0 && seg.base == g.first {
@@ -110,11 +154,23 @@ func (l *Log) write(g *group) error {
 	}
 	if full {
 		if err := l.roll(seg, g.first); err != nil {
-			return err
+			return true, err
 		}
 		l.mu.Lock()
 		seg = l.segs[len(l.segs)-1]
 		l.mu.Unlock()
+	}
+	// Both files are pinned before anything is written, so that failing
+	// to open either (a passing shortage of descriptors, say) stops
+	// nothing, and raising the mark after the fsync opens nothing.
+	file, err := l.store.files.get(seg)
+	if err != nil {
+		return true, err
+	}
+	ack, err := l.store.files.get(ackSeg)
+	if err != nil {
+		l.store.files.put(file)
+		return true, err
 	}
 	off := seg.written
 	at := off
@@ -130,18 +186,17 @@ func (l *Log) write(g *group) error {
 			}
 			p += headerSize + h.n
 		}
-		if _, err := seg.f.WriteAt(r.buf, at); err != nil {
+		if _, err := file.f.WriteAt(r.buf, at); err != nil {
 			// Undo a partial write so that a later restart does not see it.
-			seg.f.Truncate(off)
-			return err
+			file.f.Truncate(off)
+			l.store.files.put(file)
+			l.store.files.put(ack)
+			return false, err
 		}
 		at += int64(len(r.buf))
 	}
-	g.seg, g.off, g.size = seg, off, at-off
+	g.seg, g.file, g.ack, g.off, g.size = seg, file, ack, off, at-off // syncAndAck puts them back
 	seg.written, seg.wcount = at, seg.wcount+g.count
-	l.mu.Lock()
-	seg.refs++ // held by the fsync
-	l.mu.Unlock()
 	if l.segmentFull(seg) {
 		// Roll over now rather than at the next write: a full segment
 		// then stops being the open one, so retention and the total cap
@@ -151,7 +206,7 @@ func (l *Log) write(g *group) error {
 			l.store.log.Warn("data directory: rolling over a segment", "tenant", l.tenant, "err", err)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // segmentFull reports whether the committer should start a new segment
@@ -182,22 +237,48 @@ func (l *Log) roll(old *segment, base uint64) error {
 func (l *Log) syncAndAck(g *group) {
 	defer l.wg.Done()
 	if g.err == nil {
-		sync := (*os.File).Sync
-		if h := l.store.syncFile; h != nil {
-			sync = h
-		}
-		if err := sync(g.seg.f); err != nil {
+		if err := l.store.opts.faults.sync(g.file.f); err != nil {
 			l.fail(err)
 			g.err = err
 		}
 	}
 	<-l.syncs
+	syncFailed := false
+	if g.prev != nil {
+		<-g.prev.synced
+		syncFailed = g.prev.syncFails
+	}
+	if syncFailed && g.err == nil {
+		g.err = errEarlier
+	}
+	// A group that wrote nothing (retry) fails none after it.
+	g.syncFails = syncFailed || (g.err != nil && !g.retry)
+	if g.err == nil {
+		l.mu.Lock()
+		l.synced = g.last
+		l.mu.Unlock()
+	}
+	close(g.synced)
+	if g.err == nil {
+		// Raise the acknowledged mark over the group before anyone hears
+		// of it (see acked.go).
+		if err := l.raiseAcked(g.ack.f, g.last); err != nil {
+			l.fail(err)
+			g.err = err
+		}
+	}
+	var earlier error
 	if g.prev != nil {
 		<-g.prev.acked
-		if g.prev.err != nil && g.err == nil {
-			g.err = errEarlier
-		}
+		earlier = g.prev.stop
 		g.prev = nil // let the chain go
+	}
+	if earlier != nil && g.err == nil {
+		g.err = errEarlier
+	}
+	g.stop = g.err
+	if g.retry {
+		g.stop = earlier // it wrote nothing: the groups after it stand
 	}
 	var removed []*segment
 	l.mu.Lock()
@@ -222,13 +303,13 @@ func (l *Log) syncAndAck(g *group) {
 			}
 			removed = l.retainLocked()
 		}
-		seg.refs--
-		if seg.removed && seg.refs == 0 && seg.f != nil {
-			seg.f.Close()
-			seg.f = nil
-		}
 	}
 	l.mu.Unlock()
+	if g.file != nil {
+		l.store.files.put(g.file)
+		l.store.files.put(g.ack)
+		g.file, g.ack = nil, nil
+	}
 	if g.err == nil && l.store.opts.OnCommit != nil {
 		var bodies [][]byte
 		for _, r := range g.reqs {

@@ -2,6 +2,7 @@ package disklog
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -127,4 +128,27 @@ func copyDir(t testing.TB, src string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// setMark writes a tenant's acknowledged mark, as a crash leaves it when
+// the batches after seq were written but not yet answered.
+func setMark(t testing.TB, dir, tenant string, seq uint64) {
+	t.Helper()
+	if err := writeAcked(filepath.Join(dir, "tenants", tenant), seq); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// epochOf reads a tenant's epoch from its meta file.
+func epochOf(t testing.TB, dir, tenant string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "tenants", tenant, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m metaFile
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Epoch
 }

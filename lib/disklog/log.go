@@ -57,8 +57,19 @@ type Log struct {
 	pending    []*request
 	committing bool // the committer goroutine runs
 	closed     bool
-	err        error // a failed write or fsync: the log takes no more appends
-	keys       []Key // Idempotency-Keys found at start-up, until TakeKeys
+	err        error  // a failed write or fsync: the log takes no more appends
+	keys       []Key  // Idempotency-Keys found at start-up, until TakeKeys
+	synced     uint64 // every seq up to it is fsync'd in its segment (see acked.go)
+
+	// ackFile is the acked file (see acked.go), held through the store's
+	// file cache as a segment is (only its path counts), so that the mark
+	// costs no descriptor while the tenant is idle. The first write of the
+	// process makes it: a tenant only recovered costs no memory for it.
+	ackFile *segment
+
+	ackMu     sync.Mutex // serialises writes of the acked mark; guards the two below
+	ackedMark uint64     // the mark on disk
+	ackWrites uint64     // writes of the mark since it was created: picks the slot
 }
 
 // maxKeys bounds the Idempotency-Keys kept from start-up per tenant: the
@@ -113,7 +124,11 @@ func (l *Log) oldestLocked() uint64 {
 // committer only.
 func (l *Log) newSegment(base uint64) error {
 	p := filepath.Join(l.dir, segName(base))
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	f, err := l.store.files.openFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if isShortage(err) {
+		l.store.files.shrink()
+		f, err = l.store.files.openFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	}
 	if err != nil {
 		return err
 	}
@@ -121,8 +136,10 @@ func (l *Log) newSegment(base uint64) error {
 		f.Close()
 		return err
 	}
+	seg := &segment{base: base, path: p, modTime: time.Now(), wLastIdx: -indexInterval, finalSize: -1}
+	l.store.files.add(seg, f) // the write that follows will want it
 	l.mu.Lock()
-	l.segs = append(l.segs, &segment{base: base, path: p, f: f, modTime: time.Now(), wLastIdx: -indexInterval, finalSize: -1})
+	l.segs = append(l.segs, seg)
 	l.mu.Unlock()
 	return nil
 }
@@ -223,6 +240,9 @@ func (l *Log) create() error {
 	if err := writeFileAtomic(filepath.Join(l.dir, "meta.json"), metaJSON(epoch)); err != nil {
 		return err
 	}
+	if err := writeAcked(l.dir, 0); err != nil {
+		return err
+	}
 	if err := syncDir(filepath.Dir(l.dir)); err != nil {
 		return err
 	}
@@ -256,10 +276,7 @@ func (l *Log) dropFirstLocked() *segment {
 	l.bytes -= s.size
 	l.store.total.Add(-s.size)
 	s.removed = true
-	if s.refs == 0 {
-		s.f.Close()
-		s.f = nil
-	}
+	l.store.files.drop([]*segment{s}, true)
 	return s
 }
 
@@ -366,19 +383,18 @@ func (l *Log) close() error {
 	return l.closeFilesLocked()
 }
 
-func (l *Log) closeFiles() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closeFilesLocked()
+// closeFilesLocked closes the log's files (each once nothing uses it).
+func (l *Log) closeFilesLocked() error {
+	l.store.files.drop(l.filesLocked(), false)
+	return nil
 }
 
-func (l *Log) closeFilesLocked() error {
-	var errs []error
-	for _, s := range l.segs {
-		if s.f != nil && s.refs == 0 {
-			errs = append(errs, s.f.Close())
-			s.f = nil
-		}
+// filesLocked returns what the log may hold open in the file cache: its
+// segments and its acked file.
+func (l *Log) filesLocked() []*segment {
+	files := append([]*segment(nil), l.segs...)
+	if l.ackFile != nil {
+		files = append(files, l.ackFile)
 	}
-	return errors.Join(errs...)
+	return files
 }

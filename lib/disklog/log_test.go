@@ -143,11 +143,11 @@ func TestGroupCommit(t *testing.T) {
 	l := mustLog(t, s, "acme")
 	release := make(chan struct{})
 	var syncs, returned atomic.Int32
-	s.syncFile = func(f *os.File) error {
+	s.opts.faults = &faults{syncFile: func(f *os.File) error {
 		syncs.Add(1)
 		<-release
 		return f.Sync()
-	}
+	}}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -356,11 +356,11 @@ func TestSyncFailure(t *testing.T) {
 	s := mustOpen(t, dir, Options{})
 	l := mustLog(t, s, "acme")
 	appendN(t, l, 3)
-	s.syncFile = func(*os.File) error { return errors.New("disk on fire") }
+	s.opts.faults = &faults{syncFile: func(*os.File) error { return errors.New("disk on fire") }}
 	if _, _, err := l.Append([][]byte{body("acme", 4)}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("Append with a failing fsync: %v", err)
 	}
-	s.syncFile = nil
+	s.opts.faults = nil
 	if _, _, err := l.Append([][]byte{body("acme", 5)}); err == nil {
 		t.Fatal("Append after a failed fsync succeeded")
 	}

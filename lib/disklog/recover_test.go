@@ -1,6 +1,7 @@
 package disklog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,12 +54,18 @@ func TestTornTailEveryOffset(t *testing.T) {
 			if err := os.Truncate(p, cut); err != nil {
 				t.Fatal(err)
 			}
+			// A crash in the middle of the write came before the batch
+			// was acknowledged: the mark stands below it.
+			setMark(t, dir, "acme", 10)
 			var logbuf testkit.SyncBuffer
 			s, err := Open(dir, Options{Logger: testLogger(&logbuf)})
 			if err != nil {
 				t.Fatalf("cut %d: %v", cut, err)
 			}
 			l := mustLog(t, s, "acme")
+			if e := l.Epoch(); e != epochOf(t, base, "acme") {
+				t.Fatalf("cut %d: epoch %s after a torn write, want the same as before", cut, e)
+			}
 			recs := readAllRecords(t, l)
 			if !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 10)) {
 				t.Fatalf("batch of %d cut at %d: seqs %v, want 1..10", lastBatch, cut, seqsOf(recs))
@@ -303,10 +310,12 @@ func TestKeysSurviveRestart(t *testing.T) {
 	checkBodies(t, "acme", recs)
 	s.Close()
 
-	// Cut the last batch short: its key goes with it.
+	// Cut the last batch short, as a crash before its answer would (the
+	// mark stands below it): its key goes with it.
 	files := segFiles(t, dir, "acme")
 	st, _ := os.Stat(files[len(files)-1])
 	os.Truncate(files[len(files)-1], st.Size()-5)
+	setMark(t, dir, "acme", 5)
 	s = mustOpen(t, dir, Options{})
 	l = mustLog(t, s, "acme")
 	if got := l.TakeKeys(); fmt.Sprint(got) != fmt.Sprint(want[:1]) {
@@ -378,5 +387,42 @@ func TestFlippedHeaderBitInNewestRecord(t *testing.T) {
 			}
 			s.Close()
 		}
+	}
+}
+
+// TestRecoverCutFailure: when cutting a damaged tail fails (the truncate or
+// its fsync: a failing disk), Open fails, naming the file, instead of going
+// on over a cut that may not be durable; once the disk works, the same
+// directory opens and is repaired.
+func TestRecoverCutFailure(t *testing.T) {
+	for _, op := range []string{"truncate", "fsync"} {
+		t.Run(op, func(t *testing.T) {
+			base, seg, start := buildLog(t, 10, 3)
+			dir := copyDir(t, base)
+			p := filepath.Join(dir, "tenants", "acme", filepath.Base(seg))
+			if err := os.Truncate(p, start+5); err != nil { // a torn tail to cut
+				t.Fatal(err)
+			}
+			fail := errors.New("disk on fire")
+			var calls int
+			fs := &faults{}
+			hook := func(*os.File) error { calls++; return fail }
+			if op == "truncate" {
+				fs.truncateFile = func(*os.File, int64) error { calls++; return fail }
+			} else {
+				fs.syncFile = hook
+			}
+			_, err := Open(dir, Options{faults: fs})
+			if !errors.Is(err, fail) || !strings.Contains(err.Error(), filepath.Base(seg)) {
+				t.Fatalf("Open with a failing %s: %v; want the failure, naming the segment", op, err)
+			}
+			if calls != 1 {
+				t.Fatalf("the %s hook ran %d times, want 1", op, calls)
+			}
+			s := mustOpen(t, dir, Options{})
+			if recs := readAllRecords(t, mustLog(t, s, "acme")); !slices.Equal(seqsOf(recs), testkit.SeqRange(1, 10)) {
+				t.Fatalf("after the disk recovered: seqs %v, want 1..10", seqsOf(recs))
+			}
+		})
 	}
 }

@@ -27,12 +27,13 @@ type indexEntry struct {
 }
 
 // segment is one file of a tenant's log. Every record in it has a seq of at
-// least base, and below the next segment's base. Fields other than base, path
-// and f are guarded by the owning Log's mu.
+// least base, and below the next segment's base. Its file is opened on
+// demand through the Store's file cache (files.go), never held for good.
+// Fields other than base, path and gone are guarded by the owning Log's mu.
 type segment struct {
 	base uint64
 	path string
-	f    *os.File // read with ReadAt, written only by the committer
+	gone bool // dropped from its log: never opened again (guarded by the file cache's mu)
 
 	count       int    // records held
 	first, last uint64 // seqs of the first and last records (when count > 0)
@@ -54,8 +55,9 @@ type segment struct {
 	sealed    bool
 	finalSize int64
 
-	refs    int  // readers and fsyncs using f right now
-	removed bool // dropped from the log: f is closed once refs reaches 0
+	removed bool // dropped from the log (its file is closed by the file cache)
+
+	skips map[int64]skip // damage found by reads, by offset (see Log.skipDamage)
 }
 
 func segName(base uint64) string { return fmt.Sprintf("%020d%s", base, segExt) }
@@ -97,16 +99,6 @@ func (s *segment) locate(seq uint64) int64 {
 		return 0
 	}
 	return s.index[i-1].off
-}
-
-// nextIndexAfter returns the first index entry past off, to step over a
-// damaged stretch found at read time; ok is false when there is none.
-func (s *segment) nextIndexAfter(off int64) (int64, bool) {
-	i := sort.Search(len(s.index), func(i int) bool { return s.index[i].off > off })
-	if i == len(s.index) {
-		return 0, false
-	}
-	return s.index[i].off, true
 }
 
 // scan is what recovery learned about one segment's bytes.

@@ -20,13 +20,17 @@
 // batch and its seqs are given out again; a damaged record is cut out and
 // its seqs become a gap for readers, never given out again, even when it is
 // the newest and its damage makes it look torn (see scanSegment). Reads
-// verify checksums again, so damage that appears later is not served either.
+// verify checksums again, so damage that appears later is not served either,
+// and step over it record by record as recovery does. A log that ends before
+// its acknowledged mark lost acknowledged events to something other than a
+// crash: it starts a new epoch (see acked.go).
 //
 // Layout:
 //
 //	DIR/FORMAT                     "tl disklog 1"
 //	DIR/LOCK                       flock'd by the process using DIR
 //	DIR/tenants/TENANT/meta.json   {"epoch":"..."}, replaced atomically
+//	DIR/tenants/TENANT/acked       the newest seq acknowledged (see acked.go)
 //	DIR/tenants/TENANT/<seq>.seg   records from seq on
 package disklog
 
@@ -78,6 +82,10 @@ type Options struct {
 	MaxTotalBytes int64
 	// SegmentBytes overrides the segment size (0: derived from the bounds).
 	SegmentBytes int64
+	// MaxOpenFiles bounds the segment and acked files kept open across tenants
+	// beyond those being read, written or fsync'd at the moment (0: a
+	// quarter of the soft RLIMIT_NOFILE, at most 4096; see files.go).
+	MaxOpenFiles int
 	// OnCommit, when set, is called by a tenant's committer after each
 	// durable batch, in seq order, before Append returns to its caller.
 	// bodies alias the committed records, which are never reused: the
@@ -89,6 +97,8 @@ type Options struct {
 	NewEpoch func() string
 	// Logger receives recovery and error reports (default: discarded).
 	Logger *slog.Logger
+
+	faults *faults // tests: failing file operations
 }
 
 // Store is an open data directory.
@@ -108,8 +118,10 @@ type Store struct {
 	mu        sync.Mutex       // guards logs and closed
 	logs      map[string]*Log
 	closed    bool
+	files     *fileCache // the open segment and acked files of every tenant
 
-	syncFile func(*os.File) error // tests: replaces (*os.File).Sync for segment fsyncs
+	failMu sync.Mutex        // guards failed (a leaf: taken under a Log's mu)
+	failed map[string]string // tenants stopped by a failed write or fsync, with why
 }
 
 // Open opens (creating it if needed) the data directory dir and recovers
@@ -121,7 +133,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.NewEpoch == nil {
 		opts.NewEpoch = randomEpoch
 	}
-	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}, now: time.Now}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}, now: time.Now,
+		files: newFileCache(opts.MaxOpenFiles), failed: map[string]string{}}
 	s.segBytes = opts.SegmentBytes
 	if s.segBytes <= 0 {
 		s.segBytes = defaultSegmentBytes
@@ -223,22 +236,45 @@ func (s *Store) Log(tenant string) (*Log, error) {
 	return l, nil
 }
 
-// Forget drops the tenant's log from memory if nothing was ever appended
-// to it (it has no directory): a reader alone then leaves no trace. The
-// dropped Log is closed; a later Log call starts afresh, with a new epoch.
+// Forget says the tenant is idle (its user has no handle on it any more).
+// Its open files are closed (a file still being read or fsync'd, once that
+// is done); a later read or write opens them again. A log to which nothing
+// was ever appended (it has no directory) is dropped from memory as well,
+// so a reader alone leaves no trace: it is closed, and a later Log call
+// starts afresh, with a new epoch.
 func (s *Store) Forget(tenant string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	l := s.logs[tenant]
 	if l == nil {
+		s.mu.Unlock()
 		return
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.next == 1 && len(l.segs) == 0 && !l.committing {
 		l.closed = true
 		delete(s.logs, tenant)
 	}
+	files := l.filesLocked()
+	l.mu.Unlock()
+	s.mu.Unlock()
+	s.files.drop(files, false)
+}
+
+// OpenFiles returns how many segment and acked files the store holds open.
+func (s *Store) OpenFiles() int { return s.files.count() }
+
+// Failed returns the tenants stopped by a failed write or fsync (they take
+// no more events until a restart), each with what failed. A failure before
+// anything was written (creating a directory or a file, opening one) stops
+// nothing: the next append tries again.
+func (s *Store) Failed() map[string]string {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	m := make(map[string]string, len(s.failed))
+	for t, why := range s.failed {
+		m[t] = why
+	}
+	return m
 }
 
 // TotalBytes returns the bytes held in segments across tenants.
@@ -262,6 +298,7 @@ func (s *Store) Close() error {
 	for _, l := range logs {
 		errs = append(errs, l.close())
 	}
+	s.files.close()
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())
 	}

@@ -357,7 +357,7 @@ func secGarbageHTTP(t *testing.T, host string, obs *secObservations) {
 	for i := 0; i < hostileGarbageConns; i++ {
 		j := junk[i%len(junk)]
 		data := []byte(j.data)
-		if data == nil || len(data) == 0 {
+		if len(data) == 0 {
 			data = make([]byte, 1024)
 			rand.Read(data)
 		}

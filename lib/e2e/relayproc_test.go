@@ -44,6 +44,14 @@ func secStartRelay(t *testing.T, args ...string) *secProc {
 
 func secTryStartRelay(t *testing.T, args ...string) (*secProc, error) {
 	t.Helper()
+	return secTryStartRelayLimited(t, "", args...)
+}
+
+// secTryStartRelayLimited is secTryStartRelay with the process limits set
+// by a shell's ulimit options (e.g. "-n 1024"; "" for none): tl-relay is
+// exec'd by the shell, so the process (and its pid) is the relay's.
+func secTryStartRelayLimited(t *testing.T, ulimit string, args ...string) (*secProc, error) {
+	t.Helper()
 	hasListen := false
 	for _, a := range args {
 		if a == "--listen" || strings.HasPrefix(a, "--listen=") {
@@ -54,6 +62,9 @@ func secTryStartRelay(t *testing.T, args ...string) (*secProc, error) {
 		args = append([]string{"--listen", "127.0.0.1:0"}, args...)
 	}
 	cmd := exec.Command(filepath.Join(binDir, "tl-relay"), args...)
+	if ulimit != "" {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `ulimit ` + ulimit + ` && exec "$0" "$@"`, cmd.Path}, args...)...)
+	}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	pr, pw, err := os.Pipe()
 	if err != nil {

@@ -107,9 +107,9 @@ func TestMemoryMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mfs, err := s.metrics.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
+	mfs, gerr := s.metrics.Registry().Gather()
+	if gerr != nil {
+		t.Fatal(gerr)
 	}
 	fams := map[string]*dto.MetricFamily{}
 	for _, f := range mfs {

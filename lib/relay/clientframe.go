@@ -43,13 +43,13 @@ type errFrame struct {
 
 func (e *errFrame) Error() string { return "websocket: " + e.msg }
 
-func protocolError(msg string) error { return &errFrame{websocket.CloseProtocolError, msg} }
+func protocolError(msg string) *errFrame { return &errFrame{websocket.CloseProtocolError, msg} }
 
 // feed parses p, calling on for each control frame (op is opClose, opPing or
 // opPong; payload is unmasked and valid only during the call). It returns an
 // *errFrame when the client breaks the protocol; what follows is then not
 // read.
-func (c *clientFrames) feed(p []byte, on func(op byte, payload []byte)) error {
+func (c *clientFrames) feed(p []byte, on func(op byte, payload []byte)) *errFrame {
 	if len(c.partial) > 0 {
 		// A frame split between reads (rare): parse it whole.
 		p = append(c.partial, p...)
@@ -84,7 +84,7 @@ func (c *clientFrames) feed(p []byte, on func(op byte, payload []byte)) error {
 // w itself when w holds less than its head (or, for a control frame, less
 // than the whole frame). A data frame's payload is skipped: what of it is
 // in w, and c.skip for the rest.
-func (c *clientFrames) frame(w []byte, on func(op byte, payload []byte)) ([]byte, error) {
+func (c *clientFrames) frame(w []byte, on func(op byte, payload []byte)) ([]byte, *errFrame) {
 	if len(w) < 2 {
 		return w, nil
 	}
@@ -161,7 +161,7 @@ func (c *clientFrames) frame(w []byte, on func(op byte, payload []byte)) ([]byte
 
 // checkClose checks a close frame's payload: empty, or a valid code and a
 // UTF-8 reason (RFC 6455, 5.5.1 and 7.4).
-func checkClose(p []byte) error {
+func checkClose(p []byte) *errFrame {
 	switch {
 	case len(p) == 0:
 		return nil

@@ -127,6 +127,10 @@ type Config struct {
 	// Ready, when set, reports whether the log's backing can serve (a
 	// broker that is reachable): /readyz is 503 while it reports false.
 	Ready func() bool
+	// Trouble, when set, names what the backing can no longer do (tenants
+	// of a data directory stopped by a failed write or fsync): /readyz is
+	// 503 with it while it is not empty.
+	Trouble func() string
 	// Authorize, when set, is called for every tenant request before any
 	// work; an error refuses it (an *HTTPError carries its status, anything
 	// else is a 403).

@@ -751,8 +751,7 @@ func (sub *subscriber) readClient(buf []byte) (more bool) {
 			break
 		}
 		heard = true
-		if err := sub.frames.feed(buf[:n], onFrame); err != nil {
-			fe := err.(*errFrame)
+		if fe := sub.frames.feed(buf[:n], onFrame); fe != nil {
 			sub.pongMu.Lock()
 			sub.failCode = fe.code
 			sub.pongMu.Unlock()

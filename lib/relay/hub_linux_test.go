@@ -325,9 +325,9 @@ func benchHubFanout(b *testing.B, subs int, filtered bool) {
 			}
 		}()
 	}
-	t, err := s.reg.acquire("bench", false)
-	if err != nil {
-		b.Fatal(err)
+	t, herr := s.reg.acquire("bench", false)
+	if herr != nil {
+		b.Fatal(herr)
 	}
 	defer s.reg.release(t, false)
 	body := [][]byte{[]byte(`"tenant_id":"bench","timestamp":1732740000123,"type":"click","path":"/checkout","metadata":{"button":"buy"}}` + "\n")}

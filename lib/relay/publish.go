@@ -104,9 +104,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
 		}
 	}
 
-	t, err := s.reg.acquire(name, false)
-	if err != nil {
-		writeError(w, err.(*HTTPError))
+	t, herr := s.reg.acquire(name, false)
+	if herr != nil {
+		writeError(w, herr)
 		return
 	}
 	defer s.reg.release(t, false)

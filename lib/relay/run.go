@@ -186,6 +186,8 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			return fmt.Errorf("--data-dir: %w", err)
 		}
 		defer ds.Close() // after Shutdown: every accepted batch is committed by then
+		cfg.Trouble = func() string { return diskTrouble(ds.Failed()) }
+		cfg.Metrics.DataDir(func() int { return len(ds.Failed()) }, ds.OpenFiles)
 		cfg.OpenLog = func(tenant string) (tlog.Log, error) {
 			d, err := ds.Log(tenant)
 			if err != nil {

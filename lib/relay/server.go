@@ -210,6 +210,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.health(w, r, "draining")
 		case s.cfg.Ready != nil && !s.cfg.Ready():
 			s.health(w, r, "broker unreachable")
+		case s.cfg.Trouble != nil && s.cfg.Trouble() != "":
+			s.health(w, r, s.cfg.Trouble())
 		default:
 			s.health(w, r, "")
 		}

@@ -255,9 +255,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		writeError(w, herr)
 		return
 	}
-	t, err := s.reg.acquire(name, true)
-	if err != nil {
-		herr := err.(*HTTPError)
+	t, herr := s.reg.acquire(name, true)
+	if herr != nil {
 		noteReason(r, herr.Reason)
 		writeError(w, herr)
 		return

@@ -50,7 +50,7 @@ func newRegistry(cfg *Config) *registry {
 // over them acquire fails with a 503, as it does when opening the tenant
 // would pass MaxTenants (tenants already held are not affected; an idle
 // one dropped makes room).
-func (g *registry) acquire(name string, sub bool) (*tenant, error) {
+func (g *registry) acquire(name string, sub bool) (*tenant, *HTTPError) {
 	t, created, err := g.acquireLocked(name, sub)
 	if created {
 		g.cfg.Logger.Info("tenant created", "tenant", name) // after the lock: a log line is I/O
@@ -58,7 +58,7 @@ func (g *registry) acquire(name string, sub bool) (*tenant, error) {
 	return t, err
 }
 
-func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool, err error) {
+func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool, herr *HTTPError) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for {

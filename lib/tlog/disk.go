@@ -29,8 +29,9 @@ type DiskOptions struct {
 	MaxTotalBytes int64 // the whole directory (0: no cap)
 	// Budget, when set, bounds the hot caches with the relay's other
 	// holders: an evicted line is read from the files again.
-	Budget *Budget
-	Logger *slog.Logger
+	Budget       *Budget
+	MaxOpenFiles int // segment and acked files kept open across tenants (0: sized from RLIMIT_NOFILE)
+	Logger       *slog.Logger
 }
 
 // DiskStore is a data directory holding every tenant's log, so that history
@@ -71,6 +72,7 @@ func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
 		MaxEvents:     o.MaxEvents,
 		MaxBytes:      o.MaxBytes,
 		MaxTotalBytes: o.MaxTotalBytes,
+		MaxOpenFiles:  o.MaxOpenFiles,
 		OnCommit:      s.onCommit,
 		NewEpoch:      NewEpoch,
 		Logger:        o.Logger,
@@ -94,6 +96,13 @@ func (s *DiskStore) RecoveredKeys(tenant string) (keys []disklog.Key, epoch stri
 	}
 	return l.TakeKeys(), l.Epoch()
 }
+
+// Failed returns the tenants stopped by a failed write or fsync (they take
+// no more events until a restart), each with what failed.
+func (s *DiskStore) Failed() map[string]string { return s.store.Failed() }
+
+// OpenFiles returns how many segment and acked files are open across tenants.
+func (s *DiskStore) OpenFiles() int { return s.store.OpenFiles() }
 
 // Tenants returns the tenants with a history on disk.
 func (s *DiskStore) Tenants() []string { return s.store.Tenants() }
@@ -154,7 +163,8 @@ func (s *DiskStore) release(tenant string, hot *Memory) {
 		if t.refs == 0 {
 			delete(s.tenants, tenant)
 			// A tenant that only ever had readers leaves nothing behind
-			// (so a spray of made-up tenant names costs no memory).
+			// (so a spray of made-up tenant names costs no memory); one
+			// with a history keeps no file open.
 			s.store.Forget(tenant)
 			last = true
 		}

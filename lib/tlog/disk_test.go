@@ -326,3 +326,34 @@ func TestDiskCold(t *testing.T) {
 		t.Error("a memory log is never cold")
 	}
 }
+
+// TestDiskIdleClosesFiles: a tenant's last handle closed (the relay drops
+// it after --tenant-idle) closes its files, and the cache bounds them while
+// many tenants are held.
+func TestDiskIdleClosesFiles(t *testing.T) {
+	s := openDisk(t, t.TempDir(), DiskOptions{MaxOpenFiles: 4}, 0)
+	var held []*Disk
+	for i := 0; i < 20; i++ {
+		d := diskLog(t, s, fmt.Sprintf("t%d", i))
+		if _, _, err := d.Append(bodies(1, 2)); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, d)
+	}
+	if n := s.OpenFiles(); n > 4 {
+		t.Errorf("OpenFiles = %d with 20 tenants held, want <= 4 (the cache)", n)
+	}
+	for _, d := range held {
+		d.Close()
+	}
+	if n := s.OpenFiles(); n != 0 {
+		t.Errorf("OpenFiles = %d once every handle is closed, want 0", n)
+	}
+	d := diskLog(t, s, "t7") // reopened: the history reads from disk
+	if got, _ := readFrom(t, d, 1, 10); !slices.Equal(got, testkit.SeqRange(1, 2)) {
+		t.Errorf("t7 reads %v after going idle, want 1-2", got)
+	}
+	if f := s.Failed(); len(f) != 0 {
+		t.Errorf("Failed() = %v, want none", f)
+	}
+}

@@ -119,14 +119,6 @@ func (p *publisher) fail(msg string) {
 	p.lastErr.Store(msg)
 }
 
-func (p *publisher) total() uint64 {
-	var n uint64
-	for i := range p.accepted {
-		n += p.accepted[i].Load()
-	}
-	return n
-}
-
 // pubResult is what a publisher process reports on its stdout.
 type pubResult struct {
 	Accepted []uint64
