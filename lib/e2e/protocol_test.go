@@ -260,9 +260,7 @@ func wsExchange(t *testing.T, url string, req message, n int) (string, http.Head
 			t.Errorf("%s: after %d lines: %v", url, len(lines), err)
 			break
 		}
-		for _, l := range strings.Split(strings.TrimSuffix(string(msg), "\n"), "\n") {
-			lines = append(lines, l)
-		}
+		lines = append(lines, strings.Split(strings.TrimSuffix(string(msg), "\n"), "\n")...)
 	}
 	return resp.Status, resp.Header, lines
 }
