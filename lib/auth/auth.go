@@ -24,7 +24,7 @@ import (
 // Scope is a set of rights a token holds on a tenant.
 type Scope uint8
 
-// The scopes of PROTOCOL.md. Admin guards /metrics and other operator
+// The scopes of tl-protocol(7). Admin guards /metrics and other operator
 // endpoints; it does not imply Publish or Subscribe.
 const (
 	Publish Scope = 1 << iota

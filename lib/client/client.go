@@ -149,7 +149,7 @@ func (c *Config) HTTPClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// EventsPath and StreamPath are a tenant's endpoints (PROTOCOL.md).
+// EventsPath and StreamPath are a tenant's endpoints (tl-protocol(7)).
 func EventsPath(tenant string) string { return "/v1/tenants/" + url.PathEscape(tenant) + "/events" }
 
 // StreamPath is the subscribe endpoint of a tenant.

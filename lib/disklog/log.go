@@ -73,7 +73,7 @@ type Log struct {
 }
 
 // maxKeys bounds the Idempotency-Keys kept from start-up per tenant: the
-// newest ones, as many as PROTOCOL.md promises to remember.
+// newest ones, as many as tl-protocol(7) promises to remember.
 const maxKeys = 10_000
 
 // TakeKeys returns the Idempotency-Keys found on disk at start-up with the

@@ -30,7 +30,7 @@ import (
 const DefaultSize = 4 << 20
 
 // MinSize is the smallest buffer New accepts: one line of the largest event
-// PROTOCOL.md allows (64 KiB) plus its seq key always fits.
+// tl-protocol(7) allows (64 KiB) plus its seq key always fits.
 const MinSize = 80 << 10
 
 // writeChunk bounds a single write to stdout so that buffer space comes back

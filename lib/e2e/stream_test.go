@@ -27,7 +27,7 @@ const streamWait = 30 * time.Second
 const streamQuiet = 300 * time.Millisecond
 
 // readDeliveries reads up to want deliveries of tenant from the relay's
-// chunked NDJSON stream (PROTOCOL.md, Subscribe, without the WebSocket
+// chunked NDJSON stream (tl-protocol(7), Subscribe, without the WebSocket
 // upgrade), asking for the newest last of its history. It stops after want
 // lines and quiet more (0: at once), or at the bound, and checks that the
 // seq numbers grow by exactly 1.

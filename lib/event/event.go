@@ -1,4 +1,4 @@
-// Package event owns the tl event: its schema (PROTOCOL.md, "The event"),
+// Package event owns the tl event: its schema (tl-protocol(7), "The event"),
 // validation of one ingested line, and its canonical encoding. The relay and
 // tl-post share it, so a line tl-post accepts locally is a line the relay
 // accepts.
@@ -13,7 +13,7 @@ import (
 	"fmt"
 )
 
-// Limits from PROTOCOL.md.
+// Limits from tl-protocol(7).
 const (
 	MaxEventSize    = 64 << 10 // bytes of one event line, as sent
 	MaxPathLen      = 2048     // bytes of the decoded path
@@ -23,7 +23,7 @@ const (
 // Type is an event type.
 type Type uint8
 
-// The event types PROTOCOL.md allows. TypeNone is the zero value (no type).
+// The event types tl-protocol(7) allows. TypeNone is the zero value (no type).
 const (
 	TypeNone Type = iota
 	Pageview

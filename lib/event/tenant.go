@@ -2,7 +2,7 @@ package event
 
 import "fmt"
 
-// MaxTenantLen is the longest tenant name PROTOCOL.md allows.
+// MaxTenantLen is the longest tenant name tl-protocol(7) allows.
 const MaxTenantLen = 64
 
 // CheckTenant reports whether name is a valid tenant name:

@@ -40,7 +40,7 @@ type Validator struct {
 	mkeys    [][]byte // decoded metadata keys, for the duplicate check
 }
 
-// Validate checks one event line against PROTOCOL.md. tenant is the tenant
+// Validate checks one event line against tl-protocol(7). tenant is the tenant
 // of the URL: a tenant_id present in the line must equal it, unless tenant
 // is "" or IgnoreTenantID is set. Surrounding whitespace (a trailing "\n" or
 // "\r\n") is allowed. A line over MaxEventSize fails with an error matching

@@ -17,7 +17,7 @@ import (
 	"github.com/tl-sh/tl/lib/event"
 )
 
-// fakeRelay is the publish side of PROTOCOL.md, small enough to steer: it
+// fakeRelay is the publish side of tl-protocol(7), small enough to steer: it
 // validates with lib/event, keeps each tenant's accepted lines in order,
 // remembers Idempotency-Keys, and lets a test answer a request itself.
 type fakeRelay struct {

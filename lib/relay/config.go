@@ -14,7 +14,7 @@ import (
 // Defaults of the relay's settings (the flags of tl-relay).
 const (
 	DefaultListen               = "127.0.0.1:8787"
-	DefaultMaxBody              = 8 << 20 // PROTOCOL.md: request body limit
+	DefaultMaxBody              = 8 << 20 // tl-protocol(7): request body limit
 	DefaultMaxSubscribers       = 50_000  // whole relay; the fd limit usually bites first
 	DefaultMaxTenantSubscribers = 5_000   // per tenant, as in the original design
 	// DefaultMaxTenants bounds the tenants held at once. Each holds up to
@@ -67,7 +67,7 @@ const (
 // Scope is what a request wants to do, for the Authorize hook.
 type Scope string
 
-// The scopes of PROTOCOL.md.
+// The scopes of tl-protocol(7).
 const (
 	ScopePublish   Scope = "publish"
 	ScopeSubscribe Scope = "subscribe"

@@ -10,7 +10,7 @@ import (
 )
 
 // TestStreamStart: where a new subscriber starts, and the epoch gap line it
-// is owed, which names A..B with A <= B or is not sent at all (PROTOCOL.md:
+// is owed, which names A..B with A <= B or is not sent at all (tl-protocol(7):
 // "events A..B will never reach this subscriber").
 func TestStreamStart(t *testing.T) {
 	tests := []struct {

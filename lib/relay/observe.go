@@ -11,7 +11,7 @@ import (
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
-// The routes of PROTOCOL.md, as the route label of the request metrics.
+// The routes of tl-protocol(7), as the route label of the request metrics.
 const (
 	routeEvents  = "/v1/tenants/{tenant}/events"
 	routeStream  = "/v1/tenants/{tenant}/stream"
@@ -112,7 +112,7 @@ func (s *Server) authorizeAdmin(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// serveMetrics serves GET /metrics (PROTOCOL.md: behind the admin scope).
+// serveMetrics serves GET /metrics (tl-protocol(7): behind the admin scope).
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		e := httpErrorf(http.StatusMethodNotAllowed, "method %s not allowed, use GET", r.Method)

@@ -17,7 +17,7 @@ import (
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
-// maxIdempotencyKey is the longest Idempotency-Key (PROTOCOL.md).
+// maxIdempotencyKey is the longest Idempotency-Key (tl-protocol(7)).
 const maxIdempotencyKey = 128
 
 // ingest is the reusable state of one POST: a validator, a line scanner and
@@ -283,7 +283,7 @@ func rateLimited(tenant string, wait time.Duration) *HTTPError {
 // overBurst is the 429 for a batch of more than burst events: it can never
 // pass, however long its sender waits, so the answer says how large a batch
 // may be (TL-Max-Batch), for the sender to split it. Retry-After (the time
-// a full burst takes to come back) is there because PROTOCOL.md promises it
+// a full burst takes to come back) is there because tl-protocol(7) promises it
 // with every 429; the same batch would be refused again.
 func overBurst(tenant string, burst int, perSec float64) *HTTPError {
 	e := httpErrorf(http.StatusTooManyRequests,

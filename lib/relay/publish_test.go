@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// TestPublishStatuses covers PROTOCOL.md's table of answers.
+// TestPublishStatuses covers tl-protocol(7)'s table of answers.
 func TestPublishStatuses(t *testing.T) {
 	r := startRelay(t, Config{MaxBody: 4096})
 	big := strings.Repeat(`{"type":"click","path":"/a"}`+"\n", 200) // 5,800 bytes

@@ -22,7 +22,7 @@ const usage = `usage: tl-relay [flags]
 tl-relay is the tl relay: apps POST events per tenant, and subscribers
 (tl-tail, any WebSocket client, curl -N) watch them live. Each tenant has its
 own history, so a subscriber can replay the newest events (last=N) or resume
-where it left off (since=SEQ&epoch=E). See PROTOCOL.md and tl-relay(1).
+where it left off (since=SEQ&epoch=E). See tl-protocol(7) and tl-relay(1).
 
 It stops gracefully on SIGINT or SIGTERM: /readyz turns 503, in-flight
 POSTs finish, subscribers receive everything accepted and a 1001 close, and

@@ -1,4 +1,4 @@
-// Package relay is tl-relay: the HTTP and WebSocket server of PROTOCOL.md.
+// Package relay is tl-relay: the HTTP and WebSocket server of tl-protocol(7).
 // Each tenant owns an append-only log (lib/tlog); a POST validates its
 // events once, encodes them once and appends them; each subscriber is a
 // cursor into the log. The tenant's hub (hub.go), one goroutine, writes to
@@ -189,7 +189,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return cut
 }
 
-// ServeHTTP routes a request (PROTOCOL.md).
+// ServeHTTP routes a request (tl-protocol(7)).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":

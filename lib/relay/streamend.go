@@ -2,7 +2,7 @@ package relay
 
 import "github.com/gorilla/websocket"
 
-// A stream may end by itself (PROTOCOL.md: limit=N, until=SEQ): the relay
+// A stream may end by itself (tl-protocol(7): limit=N, until=SEQ): the relay
 // then closes it as a finished response, with 1000 on a WebSocket and by
 // ending the body of a chunked one, so `curl -sN ...?last=5&limit=5` and
 // `tl-tail --no-follow` end without waiting for anything.

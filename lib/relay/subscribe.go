@@ -19,7 +19,7 @@ import (
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
-// filter is a subscriber's server-side filter (PROTOCOL.md: type, path).
+// filter is a subscriber's server-side filter (tl-protocol(7): type, path).
 type filter struct {
 	types uint8    // bit 1<<event.Type per wanted type; 0 wants all
 	paths []string // path prefixes, any of which matches; none wants all
@@ -68,7 +68,7 @@ type streamQuery struct {
 	untilNow bool
 }
 
-// streamParams are the query parameters a stream takes (PROTOCOL.md). Any
+// streamParams are the query parameters a stream takes (tl-protocol(7)). Any
 // other is refused by name: a mistyped ?types=click or ?lst=5 silently
 // ignored would stream something else than what was asked.
 var streamParams = map[string]bool{
@@ -238,7 +238,7 @@ type resumer interface {
 
 // newEpochGap is the gap owed to a subscriber whose numbering restarted:
 // the part of the new numbering already gone, 1..oldest-1, or nil when
-// nothing is. A gap line always names A..B with A <= B (PROTOCOL.md: events
+// nothing is. A gap line always names A..B with A <= B (tl-protocol(7): events
 // A..B will never arrive); the hello's epoch alone tells the restart.
 func newEpochGap(oldest uint64) *tlog.Gap {
 	if oldest <= 1 {

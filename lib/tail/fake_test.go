@@ -19,7 +19,7 @@ import (
 	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
-// fakeRelay is a tiny relay speaking PROTOCOL.md's subscribe side, driven
+// fakeRelay is a tiny relay speaking tl-protocol(7)'s subscribe side, driven
 // by the test: every subscription is handed to the test as a fakeConn.
 type fakeRelay struct {
 	srv    *httptest.Server

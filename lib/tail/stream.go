@@ -494,7 +494,7 @@ func (t *tail) onHello(c controlLine) {
 		}
 	case t.opts.hasSince && c.LastSeq < t.lastSeq:
 		// The relay goes live at its newest seq when --since is past it
-		// (PROTOCOL.md's resume has nothing to send yet), so every new
+		// (tl-protocol(7)'s resume has nothing to send yet), so every new
 		// event would have a seq we take for printed already. Only the
 		// first connection's resume point can be wrong this way: later
 		// ones are seqs this epoch did deliver, and a relay that is

@@ -1,5 +1,5 @@
 // Package tail implements tl-tail: it subscribes to a tenant's stream on the
-// relay (PROTOCOL.md), prints each delivered line to stdout byte for byte
+// relay (tl-protocol(7)), prints each delivered line to stdout byte for byte
 // through the drain-aware writer of package drain, and keeps the stream
 // going across disconnects, resuming where it stopped. The hot path decodes
 // no JSON: a delivery starts `{"seq":N,`, so N is read by a prefix scan.

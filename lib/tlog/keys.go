@@ -6,7 +6,7 @@ import (
 )
 
 // Keys remembers one tenant's recent Idempotency-Keys and the answer the
-// first request with each key got (PROTOCOL.md, Publish). A request claims
+// first request with each key got (tl-protocol(7), Publish). A request claims
 // its key before publishing, so two concurrent requests with the same key
 // publish once. Safe for concurrent use.
 type Keys interface {
@@ -23,7 +23,7 @@ type Keys interface {
 	Release(key string)
 }
 
-// Defaults for MemoryKeys: PROTOCOL.md promises at least the last 10,000
+// Defaults for MemoryKeys: tl-protocol(7) promises at least the last 10,000
 // keys or 10 minutes; HardMaxKeys bounds memory when a tenant sends more
 // than that many keys in 10 minutes.
 const (

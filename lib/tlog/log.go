@@ -41,7 +41,7 @@ type Log interface {
 	Bounds() (oldest, newest uint64)
 
 	// Epoch names this history's life: it changes whenever the numbering
-	// restarts (PROTOCOL.md).
+	// restarts (tl-protocol(7)).
 	Epoch() string
 
 	// Close releases the log; later calls fail with ErrClosed. Safe to

@@ -9,7 +9,7 @@ import (
 const IDKey = "id"
 
 // wireLine holds the fields of any line a relay sends: a delivery or a
-// control line (PROTOCOL.md, Subscribe).
+// control line (tl-protocol(7), Subscribe).
 type wireLine struct {
 	Control  string            `json:"control"`
 	Epoch    string            `json:"epoch"`
