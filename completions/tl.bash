@@ -3,6 +3,12 @@
 # Install as share/bash-completion/completions/<command> (make install does),
 # or source it from ~/.bashrc.
 
+# Tenant names from the relay (TL_RELAY, TL_TOKEN); nothing when it is not there.
+_tl_tenants() {
+  local IFS=$'\n'
+  COMPREPLY+=($(compgen -W "$(tl-tail --list --timeout 2s -- "$1*" 2>/dev/null)" -- "$1"))
+}
+
 _tl_relay() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   COMPREPLY=()
@@ -59,7 +65,9 @@ _tl_tail() {
     --token-file|--ca-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W '--type --path --last -n --since --epoch --follow -f --no-follow --count -c --timeout --lossless --buffer --max-retries --quiet -q --relay --token-file --ca-file --help -h --version' -- "$cur"))
+    COMPREPLY=($(compgen -W '--type --path --last -n --since --epoch --follow -f --no-follow --count -c --timeout --lossless --buffer --max-retries --quiet -q --list --relay --token-file --ca-file --help -h --version' -- "$cur"))
+  else
+    _tl_tenants "$cur"
   fi
 }
 complete -o filenames -F _tl_tail tl-tail
@@ -68,7 +76,7 @@ _tl_post() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   COMPREPLY=()
   case $prev in
-    --tenant|-t) return ;;
+    --tenant|-t) _tl_tenants "$cur"; return ;;
     --batch-events|-n) return ;;
     --batch-bytes) return ;;
     --linger) return ;;
@@ -85,7 +93,17 @@ _tl_post() {
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W '--tenant -t --retarget --strict --batch-events -n --batch-bytes --linger --max-retries --timeout --rate --replay --replay-max-gap --max-errors --progress --quiet -q --relay --token-file --ca-file --help -h --version' -- "$cur"))
   else
+    local i n=0
+    for ((i = 1; i < COMP_CWORD; i++)); do
+      case ${COMP_WORDS[i]} in
+        --tenant|-t|--tenant=*|-t?*) n=2; break ;;
+        --batch-events|-n|--batch-bytes|--linger|--max-retries|--timeout|--rate|--replay|--replay-max-gap|--max-errors|--progress|--relay|--token-file|--ca-file) ((i++)) ;;
+        -?*) ;;
+        *) ((n++)) ;;
+      esac
+    done
     COMPREPLY=($(compgen -f -- "$cur"))
+    ((n == 0)) && _tl_tenants "$cur"
   fi
 }
 complete -o filenames -F _tl_post tl-post

@@ -45,6 +45,7 @@ const ExitDropped = 3
 const shutdownFlush = 3 * time.Second
 
 const usage = `Usage: tl-tail [flags] TENANT...
+       tl-tail --list [PATTERN...]
 
 Stream TENANT's events from the relay to stdout, one JSON object per line,
 each byte for byte as the relay sent it. Status goes to stderr. The stream
@@ -56,6 +57,9 @@ events. Several TENANTs, or shell patterns like 'acme-*' that the relay
 resolves against the tenants the token may read (GET /v1/tenants?match=,
 asked again every 5s while following, so new tenants join), are followed
 together, each with its own resume point; every line keeps its tenant_id.
+--list prints the tenants the token may read that match PATTERN (all
+without one), sorted, one per line, and exits (--timeout bounds it); the
+shell completions call it to complete tenant names.
 
 Flags:
 %s
@@ -68,12 +72,14 @@ progress but never a loss of events.
 
 Exit status:
   0    -c N events were printed (-c 0: at once, printing nothing);
+       --list printed the matching tenants (none, if none match);
        --no-follow printed the history; or --timeout ended a stream
        without -c
   1    failure: the relay refused (400, 401, 403, 404), its TLS
        certificate did not verify (see --ca-file), --max-retries
        exhausted, --timeout before -c N events arrived, writing stdout
-       failed (a full disk: "writing stdout: ...")
+       failed (a full disk: "writing stdout: ..."), --list could not
+       reach the relay or was refused
   2    usage error
   3    as 0, but lines were dropped because stdout did not keep up
        (the count is on stderr; --lossless never drops)
@@ -88,6 +94,7 @@ Examples:
   tl-tail acme --type click --path /checkout -n 20
   tl-tail acme -n 100 --no-follow > last100.ndjson
   tl-tail acme globex 'initech-*'
+  tl-tail --list 'acme-*'
   tl-tail acme --type custom -c 1 --timeout 30s   # CI: wait for one event
 `
 
@@ -110,6 +117,7 @@ type options struct {
 	buffer     int
 	maxRetries int
 	quiet      bool
+	list       bool // --list: print the tenants the patterns match, then exit
 	conn       *client.Config
 }
 
@@ -125,6 +133,9 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	sigpipe := make(chan os.Signal, 1)
 	signal.Notify(sigpipe, syscall.SIGPIPE)
 	defer signal.Stop(sigpipe)
+	if opts.list {
+		return newTail(opts, env).listNames(ctx)
+	}
 	return newTail(opts, env).run(ctx)
 }
 
@@ -150,6 +161,7 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	fs.StringVar(&buffer, "buffer", "4MiB", "hold up to `SIZE` bytes stdout has not taken yet (e.g. 512KiB)")
 	fs.IntVar(&o.maxRetries, "max-retries", -1, "give up after `N` failed reconnects in a row (-1: never)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr; only errors and lost events")
+	fs.BoolVar(&o.list, "list", false, "print the tenants the arguments match (patterns; none: all), one per line, and exit")
 	cf := client.AddFlags(fs)
 	fs.BoolVarP(&help, "help", "h", false, "print this help and exit")
 	fs.BoolVar(&version, "version", false, "print the version and exit")
@@ -164,6 +176,23 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	if version {
 		fmt.Fprintln(env.Stdout, cli.VersionLine(name))
 		return nil, nil
+	}
+	if o.list {
+		o.patterns = fs.Args()
+		if len(o.patterns) == 0 {
+			o.patterns = []string{"*"}
+		}
+		for _, p := range o.patterns {
+			if _, err := path.Match(p, ""); err != nil {
+				return nil, cli.Usagef("pattern %q: %v (try --help)", p, err)
+			}
+		}
+		conn, err := cf.Resolve(env)
+		if err != nil {
+			return nil, err
+		}
+		o.conn = conn
+		return o, nil
 	}
 	if fs.NArg() == 0 {
 		return nil, cli.Usagef("want a TENANT (or several, or a pattern like 'acme-*') (try --help)")
