@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -174,6 +175,17 @@ func TestCompletionsBashTenants(t *testing.T) {
 			t.Errorf("no relay: %q<Tab>: %q, stderr %q; want nothing", line, out, stderr)
 		}
 	}
+	// A relay address that takes the connection and never answers: the
+	// listing's --timeout ends it, and Tab offers nothing.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	out, stderr := bashComplete(t, completionEnv("http://"+ln.Addr().String()), "tl-tail ac")
+	if out != "\n" && out != "" || stderr != "" {
+		t.Errorf("silent relay: tl-tail ac<Tab>: %q, stderr %q; want nothing", out, stderr)
+	}
 }
 
 // TestCompletionsFishTenants: the same through fish's own completer.
@@ -215,5 +227,44 @@ func TestCompletionsFishTenants(t *testing.T) {
 	out, stderr := run(completionEnv(noRelay), "tl-tail ac")
 	if out != "" || stderr != "" {
 		t.Errorf("no relay: tl-tail ac<Tab>: %q, stderr %q; want nothing", out, stderr)
+	}
+}
+
+// TestCompletionsZshTenants: zsh's tenant lister, run with the word being
+// completed in $PREFIX as the completion system sets it. _describe, which
+// only exists inside a completion widget, is replaced by a stub printing
+// the candidates, so _arguments' wiring to it is not driven here (zsh -n
+// checks the file parses).
+func TestCompletionsZshTenants(t *testing.T) {
+	zsh := testkit.NeedTool(t, "zsh")
+	script := filepath.Join(repoRoot(t), "completions", "_tl")
+	run := func(env []string, prefix string) (string, string) {
+		prog := `source $1; _describe() { print -rl -- ${(P)${@[-1]}} }; PREFIX=$2; _tl_tenants`
+		cmd := exec.Command(zsh, "-f", "-c", prog, "zsh", script, prefix)
+		cmd.Env = env
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("PREFIX=%s: %v\n%s", prefix, err, stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	env := tenantRelay(t)
+	for _, tt := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"ac", []string{"acme", "acme-eu"}},
+		{"g", []string{"globex"}},
+		{"", []string{"acme", "acme-eu", "globex"}},
+		{"zz", nil},
+	} {
+		out, stderr := run(env, tt.prefix)
+		if got := sortedLines(out); !slices.Equal(got, tt.want) || stderr != "" {
+			t.Errorf("PREFIX=%q: %q, stderr %q; want %q", tt.prefix, got, stderr, tt.want)
+		}
+	}
+	if out, stderr := run(completionEnv(noRelay), "ac"); strings.TrimSpace(out) != "" || stderr != "" {
+		t.Errorf("no relay: %q, stderr %q; want nothing", out, stderr)
 	}
 }
