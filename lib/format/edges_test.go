@@ -75,6 +75,7 @@ func TestBrokenConfigFilter(t *testing.T) {
 	os.MkdirAll(dir, 0o755)
 	writeFile(t, dir, "broken.jq", "# Broken.\ndef broken: select(;\n")
 	writeFile(t, dir, "imports.jq", "import \"x\" as x;\ndef imp: .;\n")
+	writeFile(t, dir, "undefined.jq", "def undef: nosuchfn(1);\n") // parses, does not compile
 	writeFile(t, dir, "buys.jq", "# Buy clicks.\ndef buys: select(.metadata.button == \"buy\");\n")
 	os.Mkdir(filepath.Join(dir, "unreadable.jq"), 0o755) // a directory: reading it fails
 	vars := map[string]string{"XDG_CONFIG_HOME": config}
@@ -89,6 +90,11 @@ func TestBrokenConfigFilter(t *testing.T) {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("%q: stderr lacks %q:\n%s", args, want, r.stderr)
 			}
+		}
+		// Compiling is checked where a program is compiled (--list only parses).
+		undef := "tl-fmt: filter file " + filepath.Join(dir, "undefined.jq") + ": function not defined: nosuchfn/1 (file skipped)\n"
+		if args[0] != "--list" && !strings.Contains(r.stderr, undef) {
+			t.Errorf("%q: stderr lacks %q:\n%s", args, undef, r.stderr)
 		}
 		if r.code != 0 || r.stdout == "" {
 			t.Errorf("%q: %v", args, r)

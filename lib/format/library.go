@@ -108,7 +108,10 @@ func newLibFile(name, path, src string) libFile {
 // file of the config directory that does not parse is reported on stderr
 // and skipped: one broken personal filter must not break every tl-fmt
 // command. A file named by -L is the command's own business: it is fatal.
-func parseLibrary(files []libFile, stderr io.Writer) ([]*gojq.FuncDef, []libFile, error) {
+// With compiler options, a config file is also compiled (with the
+// definitions kept before it): one that parses but does not compile (an
+// undefined function) is skipped the same way.
+func parseLibrary(files []libFile, stderr io.Writer, opts ...gojq.CompilerOption) ([]*gojq.FuncDef, []libFile, error) {
 	var defs []*gojq.FuncDef
 	kept := files[:0:0]
 	for i := range files {
@@ -124,6 +127,13 @@ func parseLibrary(files []libFile, stderr io.Writer) ([]*gojq.FuncDef, []libFile
 		if f.config && (len(q.Imports) > 0 || q.Meta != nil) {
 			fmt.Fprintf(stderr, "tl-fmt: filter file %s: imports are not supported in filter files (file skipped)\n", f.path)
 			continue
+		}
+		if f.config && len(opts) > 0 {
+			check := &gojq.Query{FuncDefs: append(slices.Clip(defs), q.FuncDefs...), Term: q.Term}
+			if _, cerr := gojq.Compile(check, opts...); cerr != nil {
+				fmt.Fprintf(stderr, "tl-fmt: filter file %s: %v (file skipped)\n", f.path, cerr)
+				continue
+			}
 		}
 		if err != nil {
 			name := f.path

@@ -40,10 +40,6 @@ func compile(o *options, env *cli.Env) (*program, error) {
 	if err != nil {
 		return nil, err
 	}
-	libDefs, _, err := parseLibrary(files, env.Stderr)
-	if err != nil {
-		return nil, err
-	}
 	q, err := gojq.Parse(o.filter)
 	if err != nil {
 		name := "<arg>"
@@ -53,12 +49,6 @@ func compile(o *options, env *cli.Env) (*program, error) {
 		return nil, parseError(name, o.filter, err, o.fromFile != "")
 	}
 	p := &program{}
-	if !o.noFast && !o.nullInput && !o.slurp && !shadowsFastBuiltins(libDefs) {
-		p.fast = compileFast(q)
-	}
-	p.sequential = o.nullInput || o.slurp || needsSequential(q, libDefs)
-	q.FuncDefs = append(libDefs, q.FuncDefs...)
-
 	vars := append([]string(nil), o.vars...)
 	p.values = append([]any(nil), o.values...)
 	vars = append(vars, "$ARGS")
@@ -96,6 +86,18 @@ func compile(o *options, env *cli.Env) (*program, error) {
 			}),
 		)
 	}
+	// The library is parsed with the program's compiler options, so that a
+	// personal filter file that does not compile is found and skipped.
+	libDefs, _, err := parseLibrary(files, env.Stderr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !o.noFast && !o.nullInput && !o.slurp && !shadowsFastBuiltins(libDefs) {
+		p.fast = compileFast(q)
+	}
+	p.sequential = o.nullInput || o.slurp || needsSequential(q, libDefs)
+	q.FuncDefs = append(libDefs, q.FuncDefs...)
+
 	code, err := gojq.Compile(q, opts...)
 	if err != nil {
 		var qe interface {
