@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,16 +15,17 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/redistest"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // The soak's processes and its faults.
 
-// requireRedis skips when redis-server is not installed.
+// requireRedis skips when redis-server is not installed, and fails under
+// CI=true, as every test needing a tool does (testkit.NeedTool).
 func requireRedis(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server is not installed")
-	}
+	testkit.NeedTool(t, "redis-server")
 }
 
 // soakRig owns the processes of one soak: relays on fixed ports (so that

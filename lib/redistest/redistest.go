@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // startTimeout bounds how long a redis-server may take to answer PING.
@@ -51,14 +53,7 @@ type Server struct {
 // ends.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		// Skipped with one line outside CI; under CI (which installs it,
-		// .ci/run) a missing redis-server fails.
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is not installed (CI=true: a missing tool fails the test)")
-		}
-		t.Skip("skipped: redis-server is not installed (.ci/run installs it; see README)")
-	}
+	testkit.NeedTool(t, "redis-server") // skips outside CI, fails under CI=true
 	s, err := Start(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
