@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tl-sh/tl/lib/internal/wsframe"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -106,6 +107,7 @@ func (s *Server) hubConn(ws *websocket.Conn) (net.Conn, int, bool) {
 func (s *Server) attach(sub *subscriber, conn net.Conn, fd int, hello []byte) {
 	sub.conn, sub.fd = conn, fd
 	sub.rc, _ = conn.(*net.TCPConn).SyscallConn()
+	sub.frames.Limit = wsReadLimit
 	sub.pending = hello
 	sub.live = liveness{interval: s.cfg.PingInterval}
 	now := s.cfg.now()
@@ -265,7 +267,7 @@ func (h *hub) answer(sub *subscriber) bool {
 	case closed && !closing:
 		// The client closes: answer with its code, after the frame in
 		// progress, then close the socket.
-		if !h.control(sub, appendClose(nil, code, "")) {
+		if !h.control(sub, wsframe.AppendClose(nil, wsframe.StatusCode(code), "")) {
 			return false
 		}
 		if len(sub.out) > 0 && !gone {
@@ -283,12 +285,12 @@ func (h *hub) answer(sub *subscriber) bool {
 		// As gorilla does: say why (unless we said goodbye already),
 		// then close.
 		if !closing {
-			h.control(sub, appendClose(nil, fail, ""))
+			h.control(sub, wsframe.AppendClose(nil, wsframe.StatusCode(fail), ""))
 		}
 		h.end(sub)
 		return false
 	case owed && !closing:
-		return h.control(sub, appendControl(nil, opPong, ping))
+		return h.control(sub, wsframe.AppendControl(nil, wsframe.OpPong, ping))
 	}
 	return true
 }
@@ -506,7 +508,7 @@ func (h *hub) write(sub *subscriber, frame []byte) bool { return h.send(sub, fra
 // and reads nothing costs one pong, not one per ping. It reports whether
 // sub is still open.
 func (h *hub) control(sub *subscriber, frame []byte) bool {
-	if len(sub.out) > 0 && frame[0]&0x0f == opPong {
+	if len(sub.out) > 0 && wsframe.OpCode(frame[0]&0x0f) == wsframe.OpPong {
 		sub.pongLater = append(sub.pongLater[:0], frame...)
 		return true
 	}
@@ -586,7 +588,7 @@ func (h *hub) tick() {
 		case !sub.live.tick(now, sub.pong(), sub.lastWrite):
 			h.s.log.Debug("subscriber missed two pings, closing", "tenant", h.t.name, "remote", sub.remote)
 		default:
-			if !h.control(sub, appendControl(nil, opPing, nil)) {
+			if !h.control(sub, wsframe.AppendControl(nil, wsframe.OpPing, nil)) {
 				i--
 			}
 			continue
@@ -602,7 +604,7 @@ func (h *hub) tick() {
 func (h *hub) sendClose(sub *subscriber, code int, reason string) {
 	sub.closeAt = time.Now().Add(closeGrace)
 	h.closing++
-	h.control(sub, appendClose(nil, code, reason))
+	h.control(sub, wsframe.AppendClose(nil, wsframe.StatusCode(code), reason))
 }
 
 // closeDrained starts closing (1001) each subscriber that has been sent
@@ -701,21 +703,19 @@ func (sub *subscriber) readClient(buf []byte) (more bool) {
 	now := sub.s.cfg.now()
 	heard, kick := false, false
 	var rerr error
-	onFrame := func(op byte, payload []byte) {
+	onFrame := func(ev wsframe.Event) {
 		heard = true
 		sub.pongMu.Lock()
 		defer sub.pongMu.Unlock()
-		switch op {
-		case opPing:
-			sub.pingData = append(sub.pingData[:0], payload...)
+		switch ev.Op {
+		case wsframe.OpPing:
+			sub.pingData = append(sub.pingData[:0], ev.Payload...)
 			sub.pingOwed = true
 			kick = true
-		case opClose:
+		case wsframe.OpClose:
 			sub.peerClosed = true
-			sub.peerCode = 0
-			if len(payload) >= 2 {
-				sub.peerCode = int(payload[0])<<8 | int(payload[1])
-			}
+			code, _ := wsframe.ParseCloseBody(ev.Payload)
+			sub.peerCode = int(code)
 			kick = true
 		}
 	}
@@ -751,9 +751,9 @@ func (sub *subscriber) readClient(buf []byte) (more bool) {
 			break
 		}
 		heard = true
-		if fe := sub.frames.feed(buf[:n], onFrame); fe != nil {
+		if fe := sub.frames.Feed(buf[:n], onFrame); fe != nil {
 			sub.pongMu.Lock()
-			sub.failCode = fe.code
+			sub.failCode = int(fe.Code)
 			sub.pongMu.Unlock()
 			sub.readDone = true
 			kick = true

@@ -10,34 +10,22 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tl-sh/tl/lib/internal/wsframe"
 )
 
 // frameHeadroom is the space a writer leaves in front of each message it
-// builds, where the WebSocket frame header goes (at most 10 bytes from a
-// server), so that header and payload leave in one write(2) with no copy.
-const frameHeadroom = 10
+// builds, where the WebSocket frame header goes, so that header and payload
+// leave in one write(2) with no copy.
+const frameHeadroom = wsframe.MaxServerHeaderSize
 
 // putFrameHeader writes the header of an unmasked, final text frame with
 // an n-byte payload just before frame[frameHeadroom:] and returns where
 // the frame starts.
 func putFrameHeader(frame []byte, n int) int {
-	var i int
-	switch {
-	case n <= 125:
-		i = frameHeadroom - 2
-		frame[i+1] = byte(n)
-	case n <= 0xffff:
-		i = frameHeadroom - 4
-		frame[i+1] = 126
-		frame[i+2], frame[i+3] = byte(n>>8), byte(n)
-	default:
-		i = frameHeadroom - 10
-		frame[i+1] = 127
-		for k := 0; k < 8; k++ {
-			frame[i+2+k] = byte(uint64(n) >> (56 - 8*k))
-		}
-	}
-	frame[i] = 0x80 | websocket.TextMessage // FIN, text
+	h := wsframe.Header{Fin: true, OpCode: wsframe.OpText, Length: int64(n)}
+	i := frameHeadroom - wsframe.HeaderSize(h)
+	wsframe.PutHeader(frame[i:], h)
 	return i
 }
 
