@@ -3,12 +3,11 @@ package relay
 import (
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tl-sh/tl/lib/internal/wsframe"
+	"github.com/tl-sh/tl/internal/wsframe"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -666,29 +665,6 @@ func (h *hub) end(sub *subscriber) {
 	sub.finish()
 }
 
-// writeFD writes p to the non-blocking socket fd until it is full. It
-// returns how much it took.
-func writeFD(fd int, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		k, err := syscall.Write(fd, p[n:])
-		if k > 0 {
-			n += k
-		}
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return n, nil
-		case err != nil:
-			return n, err
-		case k <= 0:
-			return n, nil
-		}
-	}
-	return n, nil
-}
-
 // readShare is how many reads readClient makes of one socket at a time.
 const readShare = 16
 
@@ -725,29 +701,7 @@ func (sub *subscriber) readClient(buf []byte) (more bool) {
 			break
 		}
 		var n int
-		var err error
-		cerr := sub.rc.Control(func(fd uintptr) {
-			for {
-				n, err = syscall.Read(int(fd), buf)
-				if err != syscall.EINTR {
-					return
-				}
-			}
-		})
-		switch {
-		case cerr != nil:
-			rerr = cerr
-		case err == syscall.EAGAIN:
-			n = -1
-		case err != nil:
-			rerr = err
-		case n == 0:
-			rerr = errPeerGone
-		}
-		if n < 0 {
-			break
-		}
-		if rerr != nil {
+		if n, rerr = readSocket(sub.rc, buf); n < 0 || rerr != nil {
 			break
 		}
 		heard = true

@@ -165,3 +165,57 @@ func (p *poller) close() {
 	syscall.Close(p.wake[0])
 	syscall.Close(p.wake[1])
 }
+
+// The relay's raw socket I/O lives here, beside the poller that tells when
+// to do it: the hub's writes and reads, and frameWriter's writes, go
+// straight to the descriptor, with no copy and no deadline (see hub and
+// frameWriter). Elsewhere (poller_other.go) there is none: no hub runs,
+// and gorilla writes every frame.
+const rawSocketIO = true
+
+// writeFD writes p to the non-blocking socket fd until it is full. It
+// returns how much it took.
+func writeFD(fd int, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := syscall.Write(fd, p[n:])
+		if k > 0 {
+			n += k
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return n, nil
+		case err != nil:
+			return n, err
+		case k <= 0:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// readSocket reads once from the non-blocking socket rc into buf. It
+// returns -1 when there is nothing to read, and errPeerGone at the end.
+func readSocket(rc syscall.RawConn, buf []byte) (n int, err error) {
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			n, err = syscall.Read(int(fd), buf)
+			if err != syscall.EINTR {
+				return
+			}
+		}
+	})
+	switch {
+	case cerr != nil:
+		return 0, cerr
+	case err == syscall.EAGAIN:
+		return -1, nil
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, errPeerGone
+	}
+	return n, nil
+}

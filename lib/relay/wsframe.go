@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tl-sh/tl/lib/internal/wsframe"
+	"github.com/tl-sh/tl/internal/wsframe"
 )
 
 // frameHeadroom is the space a writer leaves in front of each message it
@@ -70,10 +70,11 @@ type frameWriter struct {
 }
 
 // newFrameWriter returns a frameWriter for ws, or nil when its connection
-// is not a plain socket (TLS): gorilla writes those.
+// is not a plain socket (TLS), or the system has no raw socket I/O here
+// (rawSocketIO): gorilla writes those.
 func newFrameWriter(ws *websocket.Conn, wait time.Duration, give func()) *frameWriter {
 	sc, ok := ws.NetConn().(syscall.Conn)
-	if !ok {
+	if !ok || !rawSocketIO {
 		return nil
 	}
 	rc, err := sc.SyscallConn()
@@ -89,22 +90,13 @@ func newFrameWriter(ws *websocket.Conn, wait time.Duration, give func()) *frameW
 // try writes what is left of the frame to fd; it reports false when the
 // socket is full (RawConn.Write then waits for room and calls it again).
 func (fw *frameWriter) try(fd uintptr) bool {
-	for len(fw.p) > 0 {
-		n, err := syscall.Write(int(fd), fw.p)
-		if n > 0 {
-			fw.p = fw.p[n:]
-		}
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false
-		case err != nil:
-			fw.werr = err
-			return true
-		}
+	n, err := writeFD(int(fd), fw.p)
+	fw.p = fw.p[n:]
+	if err != nil {
+		fw.werr = err
+		return true
 	}
-	return true
+	return len(fw.p) == 0
 }
 
 // write sends frame[frameHeadroom:] as one text message.

@@ -2,13 +2,14 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/tl-sh/tl/internal/wsframe"
 )
 
 // sub is one subscriber: a WebSocket client of its own (handshake and
@@ -106,47 +107,41 @@ func (s *sub) need(n int) error {
 func (s *sub) run() error {
 	defer s.c.Close()
 	for {
-		if err := s.need(2); err != nil {
+		h, hdr, err := wsframe.ParseHeader(s.buf[s.r:s.w])
+		if err != nil {
 			return err
 		}
-		b0, b1 := s.buf[s.r], s.buf[s.r+1]
-		hdr, n := 2, uint64(b1&0x7f)
-		switch n {
-		case 126:
-			if err := s.need(4); err != nil {
+		if hdr == 0 { // not all of the header yet
+			if err := s.fill(); err != nil {
 				return err
 			}
-			n, hdr = uint64(binary.BigEndian.Uint16(s.buf[s.r+2:])), 4
-		case 127:
-			if err := s.need(10); err != nil {
-				return err
-			}
-			n, hdr = binary.BigEndian.Uint64(s.buf[s.r+2:]), 10
+			continue
 		}
 		s.r += hdr
-		switch op := b0 & 0x0f; op {
-		case 0, 1: // continuation, text
+		n := uint64(h.Length)
+		switch h.OpCode {
+		case wsframe.OpContinuation, wsframe.OpText:
 			for n > 0 {
 				if s.r == s.w {
 					if err := s.fill(); err != nil {
 						return err
 					}
 				}
-				k := min(int(n), s.w-s.r)
+				k := min(int(min(n, uint64(len(s.buf)))), s.w-s.r)
 				s.feed(s.buf[s.r : s.r+k])
 				s.r += k
 				n -= uint64(k)
 			}
-		case 8: // close
+		case wsframe.OpClose:
 			return io.EOF
-		case 9: // ping: answer with a masked pong (a zero mask is allowed)
-			if n > 125 {
+		case wsframe.OpPing: // answer with a masked pong (a zero mask is allowed)
+			if n > wsframe.MaxControlPayloadSize {
 				return errors.New("ping payload too long")
 			}
 			if err := s.need(int(n)); err != nil {
 				return err
 			}
-			pong := append([]byte{0x8a, 0x80 | byte(n), 0, 0, 0, 0}, s.buf[s.r:s.r+int(n)]...)
+			pong := wsframe.AppendFrame(nil, wsframe.Header{Fin: true, OpCode: wsframe.OpPong, Masked: true}, s.buf[s.r:s.r+int(n)])
 			s.r += int(n)
 			if _, err := s.c.Write(pong); err != nil {
 				return err
