@@ -232,8 +232,11 @@ func CheckHeader(h Header, side Side) *Error {
 // Cipher masks or unmasks payload in place with mask, as the payload's
 // bytes from offset on (RFC 6455, 5.3), and returns the offset after it.
 func Cipher(payload []byte, mask [4]byte, offset int) int {
-	if len(payload) == 0 {
-		return offset
+	if len(payload) < 8 {
+		for i := range payload {
+			payload[i] ^= mask[(offset+i)&3]
+		}
+		return (offset + len(payload)) & 3
 	}
 	// Eight bytes at a time: the mask rotated to start at offset, twice.
 	var m [8]byte
