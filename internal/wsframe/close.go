@@ -29,7 +29,8 @@ const (
 
 // ValidToReceive reports whether a peer may send c in a close frame: a
 // code RFC 6455 or IANA assign for use on the wire, or one of the
-// registered and private ranges 3000-4999 (7.4.2). It is gorilla's rule.
+// registered and private ranges 3000-4999 (7.4.2). It is gorilla's rule
+// but for 1014 (bad gateway), which gorilla v1.5.3 refuses.
 func (c StatusCode) ValidToReceive() bool {
 	switch c {
 	case 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014:
