@@ -3,7 +3,7 @@ package relay
 import (
 	"errors"
 
-	"github.com/tl-sh/tl/internal/wsframe"
+	"github.com/tl-sh/tl/lib/wsframe"
 )
 
 // clientFrames parses what a WebSocket client sends to a subscriber served

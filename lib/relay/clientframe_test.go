@@ -3,7 +3,7 @@ package relay
 import (
 	"testing"
 
-	"github.com/tl-sh/tl/internal/wsframe"
+	"github.com/tl-sh/tl/lib/wsframe"
 )
 
 // The parser's own tests are lib/internal/wsframe's; the hub's (through

@@ -7,8 +7,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tl-sh/tl/internal/wsframe"
 	"github.com/tl-sh/tl/lib/tlog"
+	"github.com/tl-sh/tl/lib/wsframe"
 )
 
 // A hub is one tenant's fan-out: a single goroutine that writes to every

@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tl-sh/tl/internal/wsframe"
+	"github.com/tl-sh/tl/lib/wsframe"
 )
 
 // frameHeadroom is the space a writer leaves in front of each message it

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tl-sh/tl/internal/wsframe"
+	"github.com/tl-sh/tl/lib/wsframe"
 )
 
 // sub is one subscriber: a WebSocket client of its own (handshake and

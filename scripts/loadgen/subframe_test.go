@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tl-sh/tl/internal/wsframe"
+	"github.com/tl-sh/tl/lib/wsframe"
 )
 
 // TestRunFrames: the subscriber reads the relay's frames with wsframe: a
