@@ -85,12 +85,12 @@ func (t *Table) parseIngest(e *entry, scopes Scope, tenants string, origins []st
 	if scopes != Ingest {
 		return fmt.Errorf("scope ingest goes alone: an ingest key may only publish (scopes %s)", scopes)
 	}
-	if len(e.grants) != 1 || e.ingest != nil {
-		return fmt.Errorf("an ingest key has one line only: this token is also on line %d", e.line)
-	}
-	g := e.grants[0]
+	g := e.grants[len(e.grants)-1]
 	if g.all || g.prefix != "" || strings.Contains(tenants, ",") {
 		return fmt.Errorf("an ingest key is for one tenant, named in full (not %q)", truncate(tenants))
+	}
+	if len(e.grants) != 1 || e.ingest != nil {
+		return fmt.Errorf("an ingest key has one line only: this token is also on line %d", e.line)
 	}
 	if len(origins) == 0 {
 		return fmt.Errorf("an ingest key needs %sORIGIN[,ORIGIN...]: the web pages it may publish from", originsField)

@@ -141,6 +141,9 @@ func RunToken(ctx context.Context, args []string, env *cli.Env) error {
 	var line string
 	switch {
 	case scopes&Ingest != 0:
+		if scopes != Ingest {
+			return cli.Usagef("--scopes: ingest goes alone (an ingest key may only publish)\ntry 'tl-relay token --help'")
+		}
 		if len(*origins) == 0 {
 			return cli.Usagef("--scopes ingest needs --origin: the web pages that may use the key\ntry 'tl-relay token --help'")
 		}

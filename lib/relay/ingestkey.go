@@ -79,6 +79,9 @@ func (sec *security) publishOrigin(tenant, origin string) bool {
 // key= parameter of its URL (viaURL), which only ingest keys may use.
 func requestToken(r *http.Request) (token string, viaURL bool, herr *HTTPError) {
 	token = auth.BearerToken(r.Header)
+	if r.URL.RawQuery == "" {
+		return token, false, nil // the usual POST: no query to parse
+	}
 	keys, ok := r.URL.Query()[keyParam]
 	if !ok {
 		return token, false, nil
@@ -104,6 +107,9 @@ func (sec *security) authorizeIngest(r *http.Request, tenant string, scope Scope
 	_, isIngest, err := sec.store.AuthorizeIngest(token, tenant, r.Header.Get("Origin"))
 	switch {
 	case !isIngest && viaURL:
+		if _, err := sec.store.Authorize(token, tenant, auth.Publish); auth.Status(err) == http.StatusUnauthorized {
+			return &HTTPError{Status: http.StatusUnauthorized, Msg: err.Error()}, true // unknown, or revoked
+		}
 		// Any other token in a URL would end up in browser histories
 		// and proxy logs; refused whether it is valid or not.
 		return httpErrorf(http.StatusForbidden, "%s= takes only public ingest keys; give other tokens in Authorization: Bearer", keyParam), true
@@ -130,6 +136,9 @@ func (sec *security) authorizeIngest(r *http.Request, tenant string, scope Scope
 // limitIngest is Config.LimitPublish: the events of a POST made with an
 // ingest key are taken from its client address's bucket.
 func (sec *security) limitIngest(r *http.Request, tenant string, n int) error {
+	if sec.store == nil || r.Header.Get("Origin") == "" {
+		return nil // no ingest key: Authorize refused one without Origin
+	}
 	token, _, herr := requestToken(r)
 	if herr != nil {
 		return herr
