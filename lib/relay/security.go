@@ -37,7 +37,7 @@ func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
 	fs.BoolVar(&f.insecure, "insecure", false, "allow listening beyond loopback without --tokens")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS and WSS with the PEM certificate chain in `FILE` (SIGHUP reloads it)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM private key of --tls-cert, in `FILE`")
-	fs.StringSliceVar(&f.allowOrigin, "allow-origin", nil, "let web pages from `ORIGIN` (https://host[:port], or *) connect; requests without Origin (the CLI clients) are always let in")
+	fs.StringSliceVar(&f.allowOrigin, "allow-origin", nil, "let web pages from `ORIGIN` (https://host[:port], or *) publish (with CORS) and read streams, or with TENANT=ORIGIN publish to TENANT only; requests without Origin (the CLI clients) are always let in")
 	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "accept at most `N` events per second per tenant (0: no limit); over it, 429 with Retry-After")
 	fs.IntVar(&f.rateBurst, "rate-burst", 0, "let a tenant publish bursts of `N` events above --rate-limit (default: one second's worth); a batch of more events gets 429 with TL-Max-Batch")
 	f.ingest = addIngestFlags(fs)
