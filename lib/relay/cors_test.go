@@ -6,10 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -404,5 +406,54 @@ func TestClientKey(t *testing.T) {
 		if got := clientKey(r); got != tt.want {
 			t.Errorf("clientKey(%q) = %q, want %q", tt.remote, got, tt.want)
 		}
+	}
+}
+
+// BenchmarkPublishWeb measures one event through the handler with tokens:
+// a backend's POST (no Origin: the cost the CORS code adds to every POST),
+// a page's text/plain POST with a bearer token (CORS headers), and a
+// beacon with an ingest key in ?key= (two token lookups and the address's
+// bucket).
+func BenchmarkPublishWeb(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "tokens")
+	key, _ := auth.IngestLine(shopKey, "bench", "shop", []string{shopPage})
+	back, _ := auth.Line(backend, auth.Publish, "*", "backend")
+	if err := os.WriteFile(path, []byte(key+"\n"+back+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var cfg Config
+	f := &securityFlags{tokens: path, allowOrigin: []string{"bench=" + shopPage}, ingest: &ingestFlags{rate: 1e12, burst: 1 << 30}}
+	if _, err := f.setup(&cfg, "127.0.0.1:0"); err != nil {
+		b.Fatal(err)
+	}
+	s := New(cfg)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	}()
+	body := []byte(`{"type":"click","path":"/checkout","metadata":{"button":"buy"}}`)
+	for _, bc := range []struct {
+		name, query string
+		hdr         []string
+	}{
+		{"backend", "", []string{"Authorization", "Bearer " + backend, "Content-Type", "application/json"}},
+		{"page", "", []string{"Origin", shopPage, "Authorization", "Bearer " + backend, "Content-Type", "text/plain;charset=UTF-8"}},
+		{"beacon", "?key=" + shopKey, []string{"Origin", shopPage, "Content-Type", "text/plain;charset=UTF-8"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/v1/tenants/bench/events"+bc.query, bytes.NewReader(body))
+				for i := 0; i+1 < len(bc.hdr); i += 2 {
+					req.Header.Set(bc.hdr[i], bc.hdr[i+1])
+				}
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, req)
+				if w.Code != http.StatusAccepted {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }
