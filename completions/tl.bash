@@ -33,6 +33,8 @@ _tl_relay() {
     --allow-origin) return ;;
     --rate-limit) return ;;
     --rate-burst) return ;;
+    --ingest-rate) return ;;
+    --ingest-burst) return ;;
     --log-level) COMPREPLY=($(compgen -W 'debug info warn error' -- "$cur")); return ;;
     --log-format) COMPREPLY=($(compgen -W 'text json' -- "$cur")); return ;;
     --admin-listen) return ;;
@@ -43,7 +45,7 @@ _tl_relay() {
     --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W '--listen --history-events --history-bytes --max-body --memory-budget --max-subscribers --max-tenant-subscribers --max-tenants --ping-interval --drain-timeout --tenant-idle --data-dir --data-max-bytes --body-timeout --header-timeout --idle-timeout --max-inflight-bytes --max-tenant-inflight-bytes --tokens --insecure --tls-cert --tls-key --allow-origin --rate-limit --rate-burst --log-level --log-format --admin-listen --metrics-tenants --metrics-tenant --broker --help -h --version' -- "$cur"))
+    COMPREPLY=($(compgen -W '--listen --history-events --history-bytes --max-body --memory-budget --max-subscribers --max-tenant-subscribers --max-tenants --ping-interval --drain-timeout --tenant-idle --data-dir --data-max-bytes --body-timeout --header-timeout --idle-timeout --max-inflight-bytes --max-tenant-inflight-bytes --tokens --insecure --tls-cert --tls-key --allow-origin --rate-limit --rate-burst --ingest-rate --ingest-burst --log-level --log-format --admin-listen --metrics-tenants --metrics-tenant --broker --help -h --version' -- "$cur"))
   fi
 }
 complete -o filenames -F _tl_relay tl-relay

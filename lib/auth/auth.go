@@ -25,17 +25,20 @@ import (
 type Scope uint8
 
 // The scopes of tl-protocol(7). Admin guards /metrics and other operator
-// endpoints; it does not imply Publish or Subscribe.
+// endpoints; it does not imply Publish or Subscribe. Ingest marks a public
+// ingest key (ingest.go): it may only publish, to one tenant, from the web
+// pages of its origins, and it goes alone on its line.
 const (
 	Publish Scope = 1 << iota
 	Subscribe
 	Admin
+	Ingest
 )
 
 var scopeNames = []struct {
 	s    Scope
 	name string
-}{{Publish, "publish"}, {Subscribe, "subscribe"}, {Admin, "admin"}}
+}{{Publish, "publish"}, {Subscribe, "subscribe"}, {Admin, "admin"}, {Ingest, "ingest"}}
 
 // String lists the scopes in s, comma-separated.
 func (s Scope) String() string {
@@ -63,7 +66,7 @@ func ParseScopes(list string) (Scope, error) {
 			}
 		}
 		if !found {
-			return 0, fmt.Errorf("unknown scope %q (want publish, subscribe or admin)", truncate(name))
+			return 0, fmt.Errorf("unknown scope %q (want publish, subscribe, admin or ingest)", truncate(name))
 		}
 	}
 	return s, nil

@@ -23,6 +23,9 @@ func FuzzParse(f *testing.F) {
 		h + " publish a*b\n",
 		h + " pub acme\r\n",
 		"\x00\xff\n" + h,
+		h + " ingest acme shop origins=https://shop.example,http://localhost:3000\n",
+		h + " ingest acme origins=*\n" + h + " publish acme\n",
+		h + " publish acme origins=https://a.example\n",
 	} {
 		f.Add([]byte(s), "seed-token-0123456789abcdef", "acme")
 	}
@@ -47,6 +50,14 @@ func FuzzParse(f *testing.F) {
 			}
 			if err != nil && token != "" && len(token) > 3 && strings.Contains(err.Error(), token) {
 				t.Fatalf("error %q shows the token", err)
+			}
+		}
+		// An ingest key passes no ordinary check, whatever the file.
+		if _, isIngest, _ := tab.AuthorizeIngest(token, tenant, "https://shop.example"); isIngest {
+			for _, s := range []Scope{Publish, Subscribe, Admin, Ingest} {
+				if _, err := tab.Authorize(token, tenant, s); err == nil && s != Ingest {
+					t.Fatalf("ingest key allowed %s", s)
+				}
 			}
 		}
 	})

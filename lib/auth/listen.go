@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"strings"
 )
 
@@ -53,25 +52,35 @@ func IsLoopback(host string) bool {
 type Origins struct {
 	any bool            // "*" was listed
 	set map[string]bool // normalised origins
+	// tenants are the TENANT=ORIGIN values: origins that may publish to
+	// those tenants only (origins.go); streams never look at them.
+	tenants []tenantOrigin
 }
 
 // ParseOrigins reads --allow-origin values: "*" or origins
-// "scheme://host[:port]" (each value may be a comma-separated list).
+// "scheme://host[:port]", allowed everywhere, or TENANT=ORIGIN (TENANT a
+// name, a prefix ending in "*" or "*"; ORIGIN may be "*"), allowed to
+// publish to those tenants only (each value may be a comma-separated list).
 func ParseOrigins(values []string) (*Origins, error) {
 	o := &Origins{set: map[string]bool{}}
 	for _, v := range values {
 		for _, s := range strings.Split(v, ",") {
 			s = strings.TrimSpace(s)
+			if tenant, origin, ok := strings.Cut(s, "="); ok {
+				if err := o.addTenant(tenant, origin); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			if s == "*" {
 				o.any = true
 				continue
 			}
-			u, err := url.Parse(s)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-				(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-				return nil, fmt.Errorf("--allow-origin %q: want * or scheme://host[:port], as a browser sends in Origin", truncate(s))
+			norm, ok := parseOrigin(s)
+			if !ok {
+				return nil, fmt.Errorf("--allow-origin %q: want * or scheme://host[:port], as a browser sends in Origin, or TENANT=ORIGIN", truncate(s))
 			}
-			o.set[normOrigin(u.Scheme+"://"+u.Host)] = true
+			o.set[norm] = true
 		}
 	}
 	return o, nil

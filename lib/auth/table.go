@@ -68,12 +68,16 @@ type entry struct {
 	name   string
 	line   int // first line that names the token, for duplicate errors
 	grants []grant
+	ingest *ingestKey // set for a public ingest key (ingest.go)
 }
 
 // Table is a parsed token file. It is immutable once built, so lookups need
 // no lock; a reload builds a new Table and swaps it in (see Store).
 type Table struct {
 	byDigest map[Digest]*entry
+	// ingestOrigins lists, per tenant, the origins of its ingest keys:
+	// what a CORS preflight (which carries no key) is answered from.
+	ingestOrigins map[string]*Origins
 }
 
 // Len returns the number of distinct tokens in t.
@@ -168,8 +172,13 @@ func (t *Table) parseLine(line string, n int) error {
 	if len(fields) == 0 {
 		return nil
 	}
+	// An ingest key's line ends with an origins= field (ingest.go).
+	fields, origins, err := cutOrigins(fields)
+	if err != nil {
+		return err
+	}
 	if len(fields) < 3 || len(fields) > 4 {
-		return fmt.Errorf("want \"sha256:HEX SCOPES TENANTS [NAME]\", got %d fields", len(fields))
+		return fmt.Errorf("want \"sha256:HEX SCOPES TENANTS [NAME] [origins=LIST]\", got %d fields", len(fields))
 	}
 	d, err := parseDigest(fields[0])
 	if err != nil {
@@ -211,7 +220,7 @@ func (t *Table) parseLine(line string, n int) error {
 		e.name = label
 	}
 	e.grants = append(e.grants, grants...)
-	return nil
+	return t.parseIngest(e, scopes, fields[2], origins)
 }
 
 // errAdminTenants refuses admin on anything but all tenants.

@@ -24,7 +24,7 @@ func TestParse(t *testing.T) {
 		{"hash without sha256:", good[7:] + " admin *", 0, "tokens:1: token hash"},
 		{"upper-case hex with prefix", "sha256:" + strings.ToUpper(good[7:]) + " admin *", 1, ""},
 		{"same token twice adds up", good + " publish acme\n" + good + " subscribe beta\n", 1, ""},
-		{"two fields", "# x\n" + good + " publish\n", 0, "tokens:2: want \"sha256:HEX SCOPES TENANTS [NAME]\", got 2 fields"},
+		{"two fields", "# x\n" + good + " publish\n", 0, "tokens:2: want \"sha256:HEX SCOPES TENANTS [NAME] [origins=LIST]\", got 2 fields"},
 		{"five fields", good + " publish acme name extra\n", 0, "tokens:1: want"},
 		{"plain token instead of hash", "s3cret-token publish acme\n", 0, "tokens:1: token hash \"s3cret-token\" must start with \"sha256:\""},
 		{"short hash", "sha256:abcd publish acme\n", 0, "tokens:1: token hash must have 64 hex digits, got 4"},

@@ -60,6 +60,7 @@ func Line(token string, scopes Scope, tenants, name string) (string, error) {
 }
 
 const tokenUsage = `usage: tl-relay token --scopes LIST --tenants LIST [--name NAME] [--append FILE] [--stdin]
+       tl-relay token --scopes ingest --tenants TENANT --origin ORIGIN... [--name NAME] [--append FILE]
 
 Make a line for the token file of tl-relay --tokens FILE. The file holds
 only the SHA-256 of each token, never the token itself.
@@ -74,6 +75,14 @@ to FILE with --append, else to stdout.
       --append /etc/tl/tokens > ci.token
   kill -HUP $(pidof tl-relay)     # the relay reloads the file
 
+A public ingest key (--scopes ingest) may be embedded in a web page: it may
+only publish, to one tenant, from pages of the --origin values, at the
+relay's --ingest-rate per client address (see tl-relay(1), PUBLIC INGEST
+KEYS). Revoke it by deleting its line and sending SIGHUP.
+
+  tl-relay token --scopes ingest --tenants acme \
+      --origin https://shop.example --append /etc/tl/tokens
+
 Flags:
 `
 
@@ -82,10 +91,11 @@ func RunToken(ctx context.Context, args []string, env *cli.Env) error {
 	fs := pflag.NewFlagSet("tl-relay token", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	scopesFlag := fs.String("scopes", "", "grant these scopes: a comma-separated `LIST` of publish, subscribe, admin")
+	scopesFlag := fs.String("scopes", "", "grant these scopes: a comma-separated `LIST` of publish, subscribe, admin; or ingest alone (a public ingest key)")
 	tenants := fs.String("tenants", "", "on these tenants: a comma-separated `LIST` of names, prefixes ending in * (acme-*), or * for all")
 	name := fs.String("name", "", "label the line with `NAME` (shown in the relay's logs instead of the token)")
 	appendTo := fs.String("append", "", "append the line to `FILE` (created with mode 0600)")
+	origins := fs.StringSlice("origin", nil, "with --scopes ingest: let web pages from `ORIGIN` (https://host[:port], or *) use the key; repeat or comma-separate")
 	stdin := fs.Bool("stdin", false, "read the token from stdin instead of generating one")
 	help := fs.BoolP("help", "h", false, "print this help")
 	version := fs.Bool("version", false, "print the version")
@@ -128,7 +138,21 @@ func RunToken(ctx context.Context, args []string, env *cli.Env) error {
 			return err
 		}
 	}
-	line, err := Line(token, scopes, *tenants, *name)
+	var line string
+	switch {
+	case scopes&Ingest != 0:
+		if scopes != Ingest {
+			return cli.Usagef("--scopes: ingest goes alone (an ingest key may only publish)\ntry 'tl-relay token --help'")
+		}
+		if len(*origins) == 0 {
+			return cli.Usagef("--scopes ingest needs --origin: the web pages that may use the key\ntry 'tl-relay token --help'")
+		}
+		line, err = IngestLine(token, *tenants, *name, *origins)
+	case len(*origins) > 0:
+		return cli.Usagef("--origin is only for --scopes ingest\ntry 'tl-relay token --help'")
+	default:
+		line, err = Line(token, scopes, *tenants, *name)
+	}
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}

@@ -81,6 +81,10 @@ type HTTPError struct {
 	Msg    string
 	Header http.Header // extra response headers, may be nil
 	Reason string      // the metrics' refusal reason when finer than Status's, else ""
+	// Everywhere marks a refusal that holds for every tenant (an ingest
+	// key asking to read): the tenant list refuses at once, not tenant
+	// by tenant.
+	Everywhere bool
 }
 
 func (e *HTTPError) Error() string { return e.Msg }
@@ -138,6 +142,16 @@ type Config struct {
 	// PublishRate, when set, limits each tenant's accepted events per
 	// second (lib/limit's token bucket); over it a POST gets 429.
 	PublishRate *limit.Rate
+	// PublishOrigin, when set, says whether web pages from origin may
+	// publish to tenant (cors.go): their preflights are answered and the
+	// answers to their POSTs carry CORS headers; a POST or preflight from
+	// another Origin gets 403. Unset, no preflight is allowed.
+	PublishOrigin func(tenant, origin string) bool
+	// LimitPublish, when set, is asked about each POST once its events
+	// are counted, before they are appended; an error refuses the batch
+	// (an *HTTPError carries its status, as a 429 of the ingest keys'
+	// limit per client address).
+	LimitPublish func(r *http.Request, tenant string, events int) error
 	// CheckOrigin checks a WebSocket upgrade's Origin (default: gorilla's
 	// same-origin check, which allows requests without Origin).
 	CheckOrigin func(r *http.Request) bool

@@ -53,7 +53,7 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 		// (asked once, with a name of no tenant in particular).
 		if err := s.cfg.Authorize(r, "tl-list", ScopeSubscribe); err != nil {
 			var he *HTTPError
-			if errors.As(err, &he) && he.Status != http.StatusForbidden {
+			if errors.As(err, &he) && (he.Status != http.StatusForbidden || he.Everywhere) {
 				writeError(w, he)
 				return
 			}

@@ -86,6 +86,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
 
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct = s.beaconType(r, name, ct) // sendBeacon's text/plain (cors.go)
 	ndjsonBody := false
 	switch ct {
 	case "application/x-ndjson", "application/ndjson":
@@ -229,6 +230,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 	}
 	if len(in.ends) == 0 {
 		return nil, httpErrorf(http.StatusBadRequest, "the body holds no event"), 0
+	}
+	if herr := s.limitPublish(r, t.name, len(in.ends)); herr != nil {
+		return nil, herr, 0 // the ingest keys' limit per address (cors.go)
 	}
 	if ok, wait := s.cfg.PublishRate.Take(t.name, len(in.ends)); !ok {
 		return nil, rateLimited(t.name, wait), 0

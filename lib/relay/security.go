@@ -28,6 +28,7 @@ type securityFlags struct {
 	allowOrigin []string
 	rateLimit   float64
 	rateBurst   int
+	ingest      *ingestFlags // public ingest keys (ingestkey.go)
 }
 
 func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
@@ -36,9 +37,10 @@ func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
 	fs.BoolVar(&f.insecure, "insecure", false, "allow listening beyond loopback without --tokens")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS and WSS with the PEM certificate chain in `FILE` (SIGHUP reloads it)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM private key of --tls-cert, in `FILE`")
-	fs.StringSliceVar(&f.allowOrigin, "allow-origin", nil, "let web pages from `ORIGIN` (https://host[:port], or *) connect; requests without Origin (the CLI clients) are always let in")
+	fs.StringSliceVar(&f.allowOrigin, "allow-origin", nil, "let web pages from `ORIGIN` (https://host[:port], or *) publish (with CORS) and read streams, or with TENANT=ORIGIN publish to TENANT only; requests without Origin (the CLI clients) are always let in")
 	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "accept at most `N` events per second per tenant (0: no limit); over it, 429 with Retry-After")
 	fs.IntVar(&f.rateBurst, "rate-burst", 0, "let a tenant publish bursts of `N` events above --rate-limit (default: one second's worth); a batch of more events gets 429 with TL-Max-Batch")
+	f.ingest = addIngestFlags(fs)
 	return f
 }
 
@@ -54,6 +56,7 @@ type security struct {
 	// requests carry its own name in Host.
 	loopbackOnly bool
 	certs        *certHolder // nil: plain HTTP
+	ingestRate   *limit.Rate // ingest keys' events per client address
 }
 
 // setup checks the flags against the listen address and fills cfg's hooks.
@@ -89,6 +92,9 @@ func (f *securityFlags) setup(cfg *Config, listen string) (*security, error) {
 	if f.rateLimit > 0 {
 		cfg.PublishRate = limit.NewRate(f.rateLimit, f.rateBurst)
 	}
+	if err := f.ingest.setup(cfg, sec); err != nil {
+		return nil, err
+	}
 	cfg.Authorize = sec.authorize
 	cfg.CheckOrigin = func(r *http.Request) bool { return sec.origins.Allowed(r.Header.Get("Origin")) }
 	return sec, nil
@@ -98,7 +104,13 @@ var scopes = map[Scope]auth.Scope{ScopePublish: auth.Publish, ScopeSubscribe: au
 
 // authorize is Config.Authorize: the Origin and Host checks, then the token.
 func (sec *security) authorize(r *http.Request, tenant string, scope Scope) error {
-	if o := r.Header.Get("Origin"); !sec.origins.Allowed(o) {
+	if herr, done := sec.authorizeIngest(r, tenant, scope); done {
+		if herr == nil {
+			return nil
+		}
+		return herr
+	}
+	if o := r.Header.Get("Origin"); !sec.origins.Allowed(o) && (scope != ScopePublish || !sec.origins.Publishes(tenant, o)) {
 		return &HTTPError{Status: http.StatusForbidden, Msg: fmt.Sprintf("Origin %.100q is not allowed (see --allow-origin)", o)}
 	}
 	if sec.loopbackOnly {

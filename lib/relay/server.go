@@ -229,6 +229,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch action {
 	case "events":
 		scope, allow = ScopePublish, http.MethodPost
+		if s.cors(w, r, name) { // preflights and pages' Origins (cors.go)
+			return
+		}
 	case "stream":
 		scope, allow = ScopeSubscribe, http.MethodGet
 	default:
