@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -431,5 +432,39 @@ func TestBudgetSmallerThanFixed(t *testing.T) {
 	}
 	if u := b.Used(); u != 0 {
 		t.Fatalf("after closing every log the budget holds %d", u)
+	}
+}
+
+// TestBudgetLogKeys: the keys a memory log and a data directory keep with
+// their batches are charged to the budget, forgotten oldest first when it
+// is full (a retry then publishes again), and given back with the log.
+func TestBudgetLogKeys(t *testing.T) {
+	const limit = 256 << 10
+	for _, open := range []func(b *Budget) Log{
+		func(b *Budget) Log { return NewMemoryIn(b, 10, 1<<20) },
+		func(b *Budget) Log { return diskLog(t, openDisk(t, t.TempDir(), DiskOptions{Budget: b}, 0), "acme") },
+	} {
+		b := NewBudget(limit)
+		l := open(b)
+		ctx := context.Background()
+		n := 0
+		for ; b.Evicted() == 0; n++ {
+			if _, err := l.Append(ctx, Batch{Key: "key-" + strconv.Itoa(n), Bodies: bodies(1, 1)}); err != nil {
+				t.Fatal(err)
+			}
+			if u := b.Used(); u > limit {
+				t.Fatalf("after %d keys the budget holds %d, over %d", n, u, limit)
+			}
+		}
+		if a, err := l.Append(ctx, Batch{Key: "key-0", Bodies: bodies(1, 1)}); err != nil || a.Replayed {
+			t.Fatalf("the oldest key after an eviction: %+v %v, want a publish", a, err)
+		}
+		if a, err := l.Append(ctx, Batch{Key: "key-" + strconv.Itoa(n-1), Bodies: bodies(1, 1)}); err != nil || !a.Replayed {
+			t.Fatalf("the newest key: %+v %v, want a replay", a, err)
+		}
+		l.Close()
+		if u := b.Used(); u != 0 {
+			t.Fatalf("after Close the budget holds %d", u)
+		}
 	}
 }

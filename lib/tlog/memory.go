@@ -37,9 +37,10 @@ const (
 
 // Memory is the default Log: a ring of delivered lines in memory, bounded by
 // a number of events and of bytes, and by a relay-wide Budget when it has
-// one, with the recent Idempotency-Keys of its batches. The lines of one Append live in one buffer (or a few of blockBytes
-// for a large batch), so the memory held can exceed the byte bound by at
-// most one partly evicted buffer; a budget is charged for whole buffers.
+// one, with the recent Idempotency-Keys of its batches. The lines of one
+// Append live in one buffer (or a few of blockBytes for a large batch), so
+// the memory held can exceed the byte bound by at most one partly evicted
+// buffer; a budget is charged for whole buffers.
 type Memory struct {
 	maxEvents int
 	maxBytes  int
