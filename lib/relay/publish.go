@@ -33,11 +33,34 @@ type ingest struct {
 	// memory held already, counted by use until the batch outgrows it.
 	startCap int
 	res      reservation // the request's part of the in-flight budget
+
+	// The request the log asks for its bodies through load (bound once,
+	// so that a POST allocates no closure), and the NDJSON line a refusal
+	// of the body concerns.
+	s          *Server
+	w          http.ResponseWriter
+	r          *http.Request
+	t          *tenant
+	ndjsonBody bool
+	load       func() ([][]byte, error)
+	line       int
 }
 
 var ingestPool = sync.Pool{New: func() any {
-	return &ingest{sc: ndjson.NewScanner(nil, event.MaxEventSize)}
+	in := &ingest{sc: ndjson.NewScanner(nil, event.MaxEventSize)}
+	in.load = in.loadBodies
+	return in
 }}
+
+// loadBodies reads and validates the request's body: tlog.Batch.Load.
+func (in *ingest) loadBodies() ([][]byte, error) {
+	herr, line := in.s.ingest(in.w, in.r, in.t, in.ndjsonBody, in)
+	if herr != nil {
+		in.line = line
+		return nil, herr
+	}
+	return in.views(), nil
+}
 
 // maxPooledBuf keeps a rare huge batch's buffer out of the pool.
 const maxPooledBuf = 1 << 20
@@ -47,6 +70,7 @@ func (in *ingest) reset() {
 	in.sc.Reset(nil)
 	in.startCap = cap(in.buf)
 	in.res = reservation{}
+	in.s, in.w, in.r, in.t, in.line = nil, nil, nil, nil, 0
 }
 
 // cost is the memory the request holds, or will hold at its peak, in bytes
@@ -126,23 +150,17 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
 	// The log reads the body only for a batch to publish: a repeated key
 	// is answered before (and without charging its rate), a repeat of a
 	// batch in flight waits for its answer.
-	line := 0 // the NDJSON line a refusal of the body concerns
-	a, err := t.log.Append(r.Context(), tlog.Batch{Key: key, Load: func() ([][]byte, error) {
-		herr, n := s.ingest(w, r, t, ndjsonBody, in)
-		if herr != nil {
-			line = n
-			return nil, herr
-		}
-		return in.views(), nil
-	}})
+	in.s, in.w, in.r, in.t, in.ndjsonBody = s, w, r, t, ndjsonBody
+	a, err := t.log.Append(r.Context(), tlog.Batch{Key: key, Load: in.load})
 	if err != nil {
-		if !errors.As(err, &herr) {
+		var refused *HTTPError // declared here: taking its address moves it to the heap
+		if !errors.As(err, &refused) {
 			if r.Context().Err() != nil {
 				return // the client left while its key was busy
 			}
-			herr = appendError(t.name, key != "", err, s.log)
+			refused = appendError(t.name, key != "", err, s.log)
 		}
-		writeErrorLine(w, herr, line)
+		writeErrorLine(w, refused, in.line)
 		return
 	}
 	if !a.Replayed {

@@ -93,10 +93,11 @@ func NewEpoch() string {
 type Batch struct {
 	// Bodies are the events, each event.AppendBody output.
 	Bodies [][]byte
-	// Load, when set, makes the bodies instead, and is called only when
-	// the batch is to be published (its Key is new), outside the log's
-	// locks: a repeated key is answered without reading the request. An
-	// error from it is Append's, and nothing is published.
+	// Load, when set, makes the bodies instead. A log that keeps its keys
+	// in memory calls it only for a batch to publish (its Key new), so a
+	// repeat is answered without reading its request; one that decides in
+	// a single step elsewhere (Redis) calls it first. It runs outside the
+	// log's locks; its error is Append's, and nothing is published.
 	Load func() ([][]byte, error)
 	// Key is the batch's Idempotency-Key ("": none).
 	Key string
