@@ -22,7 +22,7 @@ func TestCacheBudget(t *testing.T) {
 	lb.Bounds() // follow from now on
 	var last uint64
 	for i := 0; i < 40; i++ {
-		_, l, _, err := la.AppendShared(bodies(i*100, 100), "")
+		_, l, _, err := appendShared(la, bodies(i*100, 100), "")
 		if err != nil {
 			t.Fatal(err)
 		}

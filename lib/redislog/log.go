@@ -15,8 +15,6 @@ const (
 	// retryRead is how soon a subscriber whose history read failed (Redis
 	// away) is woken to try again.
 	retryRead = time.Second
-	// initialCache is a tenant cache's first size; it doubles as it fills.
-	initialCache = 64
 )
 
 // Broker is one relay's view of the shared logs: a Store to append and
@@ -67,8 +65,7 @@ func (b *Broker) Open(tenant string) (*Log, error) {
 	if !b.s.Ready() {
 		return nil, fmt.Errorf("%w: not reachable", ErrUnavailable)
 	}
-	l := &Log{b: b, tenant: tenant, notify: make(chan struct{})}
-	l.cache.clear(1)
+	l := &Log{b: b, tenant: tenant, notify: make(chan struct{}), cache: tlog.NewRing(1)}
 	l.acct = b.budget.Join(0, l.evict)
 	b.mu.Lock()
 	b.logs[tenant] = l
@@ -86,7 +83,8 @@ func (b *Broker) deliver(u Update) {
 	}
 }
 
-// Log is one tenant's log on Redis, a tlog.Log and tlog.SharedAppender. Appends go to Redis;
+// Log is one tenant's log on Redis, a tlog.Log. Appends go to Redis, which
+// keeps the Idempotency-Keys;
 // reads are served from a local cache of the newest lines, fed in order by
 // the broker's follower, and from Redis for older lines.
 type Log struct {
@@ -98,10 +96,11 @@ type Log struct {
 
 	mu        sync.Mutex // guards the fields below; held for no I/O
 	following bool
-	epoch     string // "" until known
-	oldest    uint64 // oldest seq Redis holds, as last seen
-	newest    uint64 // newest seq known
-	cache     cache  // lines lo..hi, hi <= newest
+	epoch     string    // "" until known
+	oldest    uint64    // oldest seq Redis holds, as last seen
+	newest    uint64    // newest seq known
+	cache     tlog.Ring // the newest lines, up to newest; each its own copy
+	cached    int64     // what the cache holds: its slots and the lines' allocations
 	notify    chan struct{}
 	// prevEpoch and prevNewest are the epoch before the current one and
 	// the newest seq known in it, so that a subscriber left behind in it
@@ -112,34 +111,33 @@ type Log struct {
 	closed     bool
 }
 
-var (
-	_ tlog.Log            = (*Log)(nil)
-	_ tlog.SharedAppender = (*Log)(nil)
-)
+var _ tlog.Log = (*Log)(nil)
 
-// Append implements tlog.Log.
-func (l *Log) Append(bodies [][]byte) (first, last uint64, err error) {
-	first, last, _, err = l.AppendShared(bodies, "")
-	return first, last, err
-}
-
-// AppendShared implements tlog.SharedAppender: one Lua script assigns the
-// seqs, appends, remembers the key and publishes, atomically.
-func (l *Log) AppendShared(bodies [][]byte, key string) (first, last uint64, epoch string, err error) {
+// Append implements tlog.Log: one Lua script assigns the seqs, appends,
+// remembers the key and publishes, atomically, for every relay; so the
+// bodies are loaded before the key is known to be new. The epoch is the
+// one the seqs belong to, which can change under the relay.
+func (l *Log) Append(ctx context.Context, b tlog.Batch) (tlog.Appended, error) {
 	l.mu.Lock()
 	closed := l.closed
 	l.mu.Unlock()
 	if closed {
-		return 0, 0, "", tlog.ErrClosed
+		return tlog.Appended{}, tlog.ErrClosed
 	}
-	if len(bodies) == 0 {
-		return 0, 0, "", nil
+	bodies, err := b.Events()
+	if err != nil || len(bodies) == 0 {
+		return tlog.Appended{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	if err := ctx.Err(); err != nil {
+		return tlog.Appended{}, err
+	}
+	// Once sent, the script is seen through even if the request goes
+	// away: a batch cut off mid-way would leave its outcome unknown.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ioTimeout)
 	defer cancel()
-	r, err := l.b.s.Append(ctx, l.tenant, key, bodies)
+	r, err := l.b.s.Append(ctx, l.tenant, b.Key, bodies)
 	if err != nil {
-		return 0, 0, "", err
+		return tlog.Appended{}, err
 	}
 	l.mu.Lock()
 	if r.Epoch == l.epoch && r.Last > l.newest {
@@ -148,7 +146,7 @@ func (l *Log) AppendShared(bodies [][]byte, key string) (first, last uint64, epo
 		l.newest = r.Last
 	}
 	l.mu.Unlock()
-	return r.First, r.Last, r.Epoch, nil
+	return tlog.Appended{First: r.First, Last: r.Last, Epoch: r.Epoch, Replayed: r.Duplicate}, nil
 }
 
 // follow starts following Redis on the first read of any kind, and
@@ -185,7 +183,14 @@ func (l *Log) reset(epoch string, oldest, newest uint64) {
 		l.prevEpoch, l.prevNewest = l.epoch, l.newest
 	}
 	l.epoch, l.oldest, l.newest = epoch, oldest, newest
-	l.cache.clear(newest + 1)
+	l.clearCache(newest + 1)
+}
+
+// clearCache empties the cache; the next line it takes is seq first. l.mu
+// is held.
+func (l *Log) clearCache(first uint64) {
+	l.cache.Reset(first)
+	l.cached = l.cache.SlotBytes()
 }
 
 // apply takes a follower update. It runs on the follower's goroutine.
@@ -195,7 +200,7 @@ func (l *Log) apply(u Update) {
 		l.mu.Unlock()
 		return
 	}
-	before := l.cache.held
+	before := l.cached
 	switch {
 	case u.Reset && u.Epoch != l.epoch:
 		// A new numbering (or the first news): the cache starts at its
@@ -206,29 +211,29 @@ func (l *Log) apply(u Update) {
 		// there are read from Redis.
 		l.oldest = u.Oldest
 		l.newest = max(l.newest, u.After)
-		if u.After > l.cache.hi() {
-			l.cache.clear(u.After + 1)
+		if u.After > l.cache.Newest() {
+			l.clearCache(u.After + 1)
 		}
-	case u.Epoch == l.epoch && u.After > l.cache.hi():
+	case u.Epoch == l.epoch && u.After > l.cache.Newest():
 		// Evicted in Redis before we read them: the cache restarts past
 		// the hole, and a reader there gets the exact gap from Redis.
-		l.cache.clear(u.After + 1)
+		l.clearCache(u.After + 1)
 		l.oldest = max(l.oldest, u.After+1)
 	}
 	if u.Epoch == l.epoch {
 		for _, e := range u.Entries {
-			if e.Seq == l.cache.hi()+1 {
-				l.cache.push(e.Line, l.b.maxEvents, l.b.maxBytes)
+			if e.Seq == l.cache.Newest()+1 {
+				l.push(e.Line)
 			}
 		}
-		l.newest = max(l.newest, l.cache.hi())
+		l.newest = max(l.newest, l.cache.Newest())
 		// Redis trims as it appends: it holds at least about as many
 		// lines as the bound.
 		if n := l.newest; n >= uint64(l.b.maxEvents) {
 			l.oldest = max(l.oldest, n-uint64(l.b.maxEvents)+1)
 		}
 	}
-	l.acct.Charge(l.cache.held - before)
+	l.acct.Charge(l.cached - before)
 	ch := l.notify
 	l.notify = make(chan struct{})
 	l.mu.Unlock()
@@ -244,12 +249,14 @@ func (l *Log) evict(want int64) int64 {
 	if l.closed {
 		return 0
 	}
-	before := l.cache.held
-	for before-l.cache.held < want && l.cache.n > 0 {
-		l.cache.dropOldest()
+	before := l.cached
+	for n, _ := l.cache.Len(); before-l.cached < want && n > 0; n-- {
+		l.dropped(l.cache.DropOldest())
 	}
-	l.cache.shrink()
-	freed := before - l.cache.held
+	slots := l.cache.SlotBytes()
+	l.cache.Shrink()
+	l.cached += l.cache.SlotBytes() - slots
+	freed := before - l.cached
 	l.acct.Charge(-freed)
 	return freed
 }
@@ -267,8 +274,11 @@ func (l *Log) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte,
 		l.mu.Unlock()
 		return dst, from, tlog.Gap{}, tlog.ErrClosed
 	}
-	if from >= l.cache.lo || from > l.newest {
-		dst, next := l.cache.read(from, dst, maxLines, maxBytes)
+	if from >= l.cache.Oldest() || from > l.newest {
+		next := from
+		if n, _ := l.cache.Len(); n > 0 {
+			dst, next = l.cache.Read(from, dst, maxLines, maxBytes)
+		}
 		l.mu.Unlock()
 		return dst, next, tlog.Gap{}, nil
 	}
@@ -316,7 +326,7 @@ func (l *Log) Cold(from uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	from = max(from, 1)
-	return !l.closed && from < l.cache.lo && from <= l.newest
+	return !l.closed && from < l.cache.Oldest() && from <= l.newest
 }
 
 // retryLater wakes the readers after retryRead, once.
@@ -416,8 +426,8 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	following := l.following
-	l.acct.Charge(-l.cache.held)
-	l.cache = cache{}
+	l.acct.Charge(-l.cached)
+	l.cache, l.cached = tlog.Ring{}, 0
 	close(l.notify)
 	l.mu.Unlock()
 	l.acct.Leave()
@@ -433,100 +443,16 @@ func (l *Log) Close() error {
 	return nil
 }
 
-// cache is a ring of the newest lines, lo..hi, bounded by events and
-// bytes. Not safe for concurrent use (Log.mu guards it).
-type cache struct {
-	ring  [][]byte // ring[head] is seq lo
-	head  int
-	n     int
-	lo    uint64
-	bytes int
-	held  int64 // memory held: the lines' allocations and the ring
-}
-
-// cacheSlot is a ring slot (a slice header), held used or not.
-const cacheSlot = 24
-
-func (c *cache) hi() uint64 { return c.lo + uint64(c.n) - 1 }
-
-// clear empties the cache; the next line pushed must be seq lo.
-func (c *cache) clear(lo uint64) {
-	clear(c.ring)
-	c.head, c.n, c.bytes, c.lo = 0, 0, 0, lo
-	c.held = int64(cacheSlot * len(c.ring))
-}
-
-// push appends the line of seq hi+1, evicting the oldest to stay within
-// maxEvents and maxBytes. The line is copied: it arrives in a buffer
+// push adds the line of seq Newest()+1 to the cache, evicting the oldest
+// to stay within the bounds. The line is copied: it arrives in a buffer
 // shared with the rest of its message, which a line kept alone would keep
-// whole, out of sight of the memory budget.
-func (c *cache) push(line []byte, maxEvents, maxBytes int) {
-	if c.n == len(c.ring) && c.n < maxEvents {
-		size := min(max(initialCache, 2*len(c.ring)), maxEvents)
-		r := make([][]byte, size)
-		k := copy(r, c.ring[c.head:])
-		copy(r[k:], c.ring[:c.head])
-		c.held += int64(cacheSlot * (size - len(c.ring)))
-		c.ring, c.head = r, 0
-	}
-	for c.n > 0 && (c.n == maxEvents || c.bytes+len(line) > maxBytes) {
-		c.dropOldest()
-	}
+// whole, out of sight of the memory budget. l.mu is held.
+func (l *Log) push(line []byte) {
 	line = bytes.Clone(line) // its capacity is its allocation's size
-	c.ring[(c.head+c.n)%len(c.ring)] = line
-	c.n++
-	c.bytes += len(line)
-	c.held += int64(cap(line))
+	slots := l.cache.SlotBytes()
+	l.cache.Push(line, l.b.maxEvents, l.b.maxBytes, l.dropped)
+	l.cached += l.cache.SlotBytes() - slots + int64(cap(line))
 }
 
-// shrink halves the ring while three quarters of it are empty.
-func (c *cache) shrink() {
-	size := len(c.ring)
-	for size > initialCache && c.n <= size/4 {
-		size /= 2
-	}
-	if c.n == 0 {
-		size = 0 // the next push grows it again
-	}
-	if size == len(c.ring) {
-		return
-	}
-	r := make([][]byte, size)
-	for i := 0; i < c.n; i++ {
-		r[i] = c.ring[(c.head+i)%len(c.ring)]
-	}
-	c.held += int64(cacheSlot * (size - len(c.ring)))
-	c.ring, c.head = r, 0
-}
-
-// dropOldest evicts the oldest line.
-func (c *cache) dropOldest() {
-	c.bytes -= len(c.ring[c.head])
-	c.held -= int64(cap(c.ring[c.head]))
-	c.ring[c.head] = nil
-	c.head = (c.head + 1) % len(c.ring)
-	c.n--
-	c.lo++
-}
-
-// read appends lines from seq from (>= lo) on, as tlog.Log.Read does.
-func (c *cache) read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64) {
-	if c.n == 0 {
-		return dst, from
-	}
-	if from < c.lo {
-		from = c.lo
-	}
-	size, got := 0, 0
-	for from <= c.hi() && got < maxLines {
-		line := c.ring[(c.head+int(from-c.lo))%len(c.ring)]
-		if got > 0 && size+len(line) > maxBytes {
-			break
-		}
-		dst = append(dst, line)
-		size += len(line)
-		got++
-		from++
-	}
-	return dst, from
-}
+// dropped uncharges a line the cache let go. l.mu is held.
+func (l *Log) dropped(line []byte) { l.cached -= int64(cap(line)) }

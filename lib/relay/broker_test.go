@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,7 +35,6 @@ func (s *switchLog) restart(l tlog.Log) {
 	old.Close()
 }
 
-func (s *switchLog) Append(b [][]byte) (uint64, uint64, error) { return s.get().Append(b) }
 func (s *switchLog) Read(from uint64, dst [][]byte, n, b int) ([][]byte, uint64, tlog.Gap, error) {
 	return s.get().Read(from, dst, n, b)
 }
@@ -42,10 +42,11 @@ func (s *switchLog) Notify() <-chan struct{}  { return s.get().Notify() }
 func (s *switchLog) Bounds() (uint64, uint64) { return s.get().Bounds() }
 func (s *switchLog) Epoch() string            { return s.get().Epoch() }
 func (s *switchLog) Close() error             { return s.get().Close() }
-func (s *switchLog) AppendShared(b [][]byte, key string) (uint64, uint64, string, error) {
+func (s *switchLog) Append(ctx context.Context, b tlog.Batch) (tlog.Appended, error) {
 	l := s.get()
-	first, last, err := l.Append(b)
-	return first, last, "shared-" + l.Epoch(), err
+	a, err := l.Append(ctx, b)
+	a.Epoch = "shared-" + l.Epoch() // as a shared log names the epoch of the seqs
+	return a, err
 }
 
 // noEpochLog is a Log whose backing could not learn its epoch.
@@ -54,7 +55,7 @@ type noEpochLog struct{ tlog.Log }
 func (noEpochLog) Epoch() string { return "" }
 
 // The hooks a shared broker uses: readiness, publishes through
-// AppendShared (the 202 names the epoch it returns), a subscriber told of
+// Append (the 202 names the epoch it returns), a subscriber told of
 // an epoch change mid-stream, and a 503 when the epoch is unknown.
 func TestBrokerHooks(t *testing.T) {
 	var ready atomic.Bool
@@ -95,7 +96,7 @@ func TestBrokerHooks(t *testing.T) {
 	h := ws.hello()
 	a := r.mustPost("acme", clicks(0, 3))
 	if a.Epoch != "shared-"+h.Epoch || a.FirstSeq != 1 || a.LastSeq != 3 || a.Accepted != 3 {
-		t.Errorf("202 %+v, want seqs 1..3 in the epoch AppendShared named (shared-%s)", a, h.Epoch)
+		t.Errorf("202 %+v, want seqs 1..3 in the epoch Append named (shared-%s)", a, h.Epoch)
 	}
 	for i := uint64(1); i <= 3; i++ {
 		if got := ws.seq(ws.line()); got != i {
@@ -105,7 +106,7 @@ func TestBrokerHooks(t *testing.T) {
 	// The numbering restarts under the subscriber, with 2 events already in
 	// the new epoch.
 	fresh := tlog.NewMemory(100, 1<<20)
-	if _, _, err := fresh.Append([][]byte{[]byte(`"tenant_id":"acme","timestamp":1,"type":"click","path":"/n","metadata":{}}` + "\n"),
+	if _, _, err := appendBodies(fresh, [][]byte{[]byte(`"tenant_id":"acme","timestamp":1,"type":"click","path":"/n","metadata":{}}` + "\n"),
 		[]byte(`"tenant_id":"acme","timestamp":2,"type":"click","path":"/n","metadata":{}}` + "\n")}); err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func TestMemoryMetrics(t *testing.T) {
 	defer s.reg.release(tn, false)
 	body := []byte(`"tenant_id":"acme","timestamp":1,"type":"click","path":"/x","metadata":{}}` + "\n")
 	for s.cfg.Budget.Evicted() == 0 {
-		if _, _, err := tn.log.Append([][]byte{body, body, body, body}); err != nil {
+		if _, _, err := appendBodies(tn.log, [][]byte{body, body, body, body}); err != nil {
 			t.Fatal(err)
 		}
 	}

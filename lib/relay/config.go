@@ -110,7 +110,7 @@ type Config struct {
 	TenantIdle           time.Duration
 	// Budget bounds the bytes of history and Idempotency-Keys held in
 	// memory, over all tenants (default: DefaultMemoryBudget). OpenLog
-	// and OpenKeys charge it.
+	// charges it.
 	Budget *tlog.Budget
 	// MaxInflightBytes bounds the memory of request bodies being read
 	// and validated, relay-wide, and MaxTenantInflightBytes one tenant's
@@ -125,9 +125,6 @@ type Config struct {
 	// keeps besides those the relay holds open (a data directory), for
 	// GET /v1/tenants.
 	ListTenants func() []string
-	// OpenKeys opens a tenant's Idempotency-Key store (default:
-	// tlog.MemoryKeys).
-	OpenKeys func(tenant string) tlog.Keys
 	// Ready, when set, reports whether the log's backing can serve (a
 	// broker that is reachable): /readyz is 503 while it reports false.
 	Ready func() bool
@@ -218,10 +215,6 @@ func (c *Config) setDefaults() {
 	if c.OpenLog == nil {
 		events, bytes, budget := c.HistoryEvents, c.HistoryBytes, c.Budget
 		c.OpenLog = func(string) (tlog.Log, error) { return tlog.NewMemoryIn(budget, events, bytes), nil }
-	}
-	if c.OpenKeys == nil {
-		budget := c.Budget
-		c.OpenKeys = func(string) tlog.Keys { return tlog.NewMemoryKeysIn(budget) }
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"net/url"
 	"sync"
 	"testing"
@@ -68,7 +69,9 @@ func (l *swapLog) log() *tlog.Memory {
 	return l.cur
 }
 
-func (l *swapLog) Append(b [][]byte) (uint64, uint64, error) { return l.log().Append(b) }
+func (l *swapLog) Append(ctx context.Context, b tlog.Batch) (tlog.Appended, error) {
+	return l.log().Append(ctx, b)
+}
 func (l *swapLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, tlog.Gap, error) {
 	return l.log().Read(from, dst, maxLines, maxBytes)
 }
@@ -94,7 +97,7 @@ func (l *swapLog) swap(next *tlog.Memory) {
 	l.cur = next
 	l.old = append(l.old, prev)
 	l.mu.Unlock()
-	prev.Append(l.wake)
+	appendBodies(prev, l.wake)
 }
 
 // TestEpochChangeUnderSubscriber: when the numbering restarts under a live
@@ -113,7 +116,7 @@ func TestEpochChangeUnderSubscriber(t *testing.T) {
 		{"nothing lost", func() *tlog.Memory { return tlog.NewMemory(10, 1<<20) }, 2, nil, testkit.SeqRange(1, 2)},
 		{"part evicted", func() *tlog.Memory {
 			m := tlog.NewMemory(2, 1<<20)
-			m.Append([][]byte{body, body, body, body, body}) // holds 4..5
+			appendBodies(m, [][]byte{body, body, body, body, body}) // holds 4..5
 			return m
 		}, 0, &gapLine{"gap", 1, 3, "epoch"}, testkit.SeqRange(4, 5)},
 	}

@@ -69,7 +69,7 @@ func TestEpochChangeExactLines(t *testing.T) {
 			w.wantSeqs(1, 2, 3)
 			next := tlog.NewMemory(tt.newCap, 1<<20)
 			for i := 0; i < tt.newEvents; i++ {
-				next.Append([][]byte{body})
+				appendBodies(next, [][]byte{body})
 			}
 			sl.swapKnown(next, tt.knownOld)
 			for i, want := range tt.want {

@@ -334,7 +334,7 @@ func benchHubFanout(b *testing.B, subs int, filtered bool) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, _, err := t.log.Append(body); err != nil {
+		if _, _, err := appendBodies(t.log, body); err != nil {
 			b.Fatal(err)
 		}
 		for got := 0; got < subs; {
@@ -475,7 +475,7 @@ func TestHubEndsWithItsLastSubscriber(t *testing.T) {
 	// Let the hub take the stop (if it has not, the test passes anyway).
 	time.Sleep(100 * time.Millisecond)
 	mode.Store(2)
-	mem.Append([][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")})
+	appendBodies(mem, [][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")})
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
@@ -514,7 +514,7 @@ func TestDiskLogSubscribers(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if _, _, err := l.Append([][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")}); err != nil {
+				if _, _, err := appendBodies(l, [][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -576,11 +576,13 @@ type flipLog struct {
 	flip atomic.Bool
 }
 
-func (l *flipLog) Append(b [][]byte) (uint64, uint64, error) { return l.cur.Load().Append(b) }
-func (l *flipLog) Notify() <-chan struct{}                   { return l.cur.Load().Notify() }
-func (l *flipLog) Bounds() (uint64, uint64)                  { return l.cur.Load().Bounds() }
-func (l *flipLog) Epoch() string                             { return l.cur.Load().Epoch() }
-func (l *flipLog) Close() error                              { return l.cur.Load().Close() }
+func (l *flipLog) Append(ctx context.Context, b tlog.Batch) (tlog.Appended, error) {
+	return l.cur.Load().Append(ctx, b)
+}
+func (l *flipLog) Notify() <-chan struct{}  { return l.cur.Load().Notify() }
+func (l *flipLog) Bounds() (uint64, uint64) { return l.cur.Load().Bounds() }
+func (l *flipLog) Epoch() string            { return l.cur.Load().Epoch() }
+func (l *flipLog) Close() error             { return l.cur.Load().Close() }
 func (l *flipLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, tlog.Gap, error) {
 	m := l.cur.Load()
 	lines, next, gap, err := m.Read(from, dst, maxLines, maxBytes)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"os"
@@ -32,11 +33,34 @@ type ingest struct {
 	// memory held already, counted by use until the batch outgrows it.
 	startCap int
 	res      reservation // the request's part of the in-flight budget
+
+	// The request the log asks for its bodies through load (bound once,
+	// so that a POST allocates no closure), and the NDJSON line a refusal
+	// of the body concerns.
+	s          *Server
+	w          http.ResponseWriter
+	r          *http.Request
+	t          *tenant
+	ndjsonBody bool
+	load       func() ([][]byte, error)
+	line       int
 }
 
 var ingestPool = sync.Pool{New: func() any {
-	return &ingest{sc: ndjson.NewScanner(nil, event.MaxEventSize)}
+	in := &ingest{sc: ndjson.NewScanner(nil, event.MaxEventSize)}
+	in.load = in.loadBodies
+	return in
 }}
+
+// loadBodies reads and validates the request's body: tlog.Batch.Load.
+func (in *ingest) loadBodies() ([][]byte, error) {
+	herr, line := in.s.ingest(in.w, in.r, in.t, in.ndjsonBody, in)
+	if herr != nil {
+		in.line = line
+		return nil, herr
+	}
+	return in.views(), nil
+}
 
 // maxPooledBuf keeps a rare huge batch's buffer out of the pool.
 const maxPooledBuf = 1 << 20
@@ -46,6 +70,7 @@ func (in *ingest) reset() {
 	in.sc.Reset(nil)
 	in.startCap = cap(in.buf)
 	in.res = reservation{}
+	in.s, in.w, in.r, in.t, in.line = nil, nil, nil, nil, 0
 }
 
 // cost is the memory the request holds, or will hold at its peak, in bytes
@@ -112,53 +137,6 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	defer s.reg.release(t, false)
 
-	if key != "" {
-		for {
-			answer, wait, claimed := t.keys.Claim(key)
-			if answer != nil {
-				writeAccepted(w, answer)
-				return
-			}
-			if claimed {
-				break
-			}
-			select {
-			case <-wait:
-			case <-r.Context().Done():
-				return
-			}
-		}
-	}
-	answer, herr, line := s.ingest(w, r, t, ndjsonBody, key)
-	if key != "" {
-		if herr != nil {
-			t.keys.Release(key)
-		} else {
-			t.keys.Complete(key, answer)
-		}
-	}
-	if herr != nil {
-		writeErrorLine(w, herr, line)
-		return
-	}
-	writeAccepted(w, answer)
-}
-
-// ingest validates and appends the body of r, returning the 202 body, or the
-// error to answer and the NDJSON line it concerns.
-func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjsonBody bool, key string) ([]byte, *HTTPError, int) {
-	// A tenant already over its rate is refused before its body is read.
-	if wait := s.cfg.PublishRate.Wait(t.name); wait > 0 {
-		return nil, rateLimited(t.name, wait), 0
-	}
-	if r.ContentLength > s.cfg.MaxBody {
-		// Refused before a byte of it is read (and the connection
-		// closed, as the rest of the body is not read either).
-		e := httpErrorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.cfg.MaxBody)
-		e.Header = http.Header{"Connection": {"close"}}
-		return nil, e, 0
-	}
-	now := time.Now().UnixMilli()
 	in := ingestPool.Get().(*ingest)
 	in.startCap = cap(in.buf)
 	defer func() {
@@ -170,6 +148,54 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 			ingestPool.Put(in)
 		}
 	}()
+	// The log reads the body only for a batch to publish: a repeated key
+	// is answered before (and without charging its rate), a repeat of a
+	// batch in flight waits for its answer.
+	in.s, in.w, in.r, in.t, in.ndjsonBody = s, w, r, t, ndjsonBody
+	a, err := t.log.Append(r.Context(), tlog.Batch{Key: key, Load: in.load})
+	if err != nil {
+		var refused *HTTPError // declared here: taking its address moves it to the heap
+		if !errors.As(err, &refused) {
+			if r.Context().Err() != nil {
+				return // the client left while its key was busy
+			}
+			refused = appendError(t.name, key != "", err, s.log)
+		}
+		writeErrorLine(w, refused, in.line)
+		return
+	}
+	if !a.Replayed {
+		t.m.Accepted(int(a.Last-a.First+1), a.Last)
+	}
+	writeAccepted(w, acceptedBody(a))
+}
+
+// appendError is the answer to a failed append, logged: a 504 when the
+// batch may have been published, else a 503.
+func appendError(tenant string, keyed bool, err error, log *slog.Logger) *HTTPError {
+	if errors.Is(err, tlog.ErrOutcomeUnknown) {
+		log.Error("append outcome unknown", "tenant", tenant, "err", err)
+		return outcomeUnknown(tenant, keyed, err)
+	}
+	log.Error("append failed", "tenant", tenant, "err", err)
+	return unavailable("tenant %s: %v", tenant, err)
+}
+
+// ingest reads and validates the body of r into in, returning the error to
+// answer and the NDJSON line it concerns.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjsonBody bool, in *ingest) (*HTTPError, int) {
+	// A tenant already over its rate is refused before its body is read.
+	if wait := s.cfg.PublishRate.Wait(t.name); wait > 0 {
+		return rateLimited(t.name, wait), 0
+	}
+	if r.ContentLength > s.cfg.MaxBody {
+		// Refused before a byte of it is read (and the connection
+		// closed, as the rest of the body is not read either).
+		e := httpErrorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", s.cfg.MaxBody)
+		e.Header = http.Header{"Connection": {"close"}}
+		return e, 0
+	}
+	now := time.Now().UnixMilli()
 	// Reserve the body's memory before reading it: all of it at once when
 	// its length is known, else a first part, and more as it grows.
 	in.res = reservation{b: s.inflight, tenant: t.name}
@@ -179,7 +205,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 	}
 	if herr := in.res.cover(want); herr != nil {
 		herr.Header = closeHeader(herr.Header)
-		return nil, herr, 0
+		return herr, 0
 	}
 	if ndjsonBody && r.ContentLength > int64(cap(in.buf)) {
 		// Sized once for the body (the reservation covers it): no copy
@@ -194,86 +220,57 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 		for in.sc.Scan() {
 			n := in.sc.Line()
 			if in.sc.LineErr() != nil {
-				return nil, httpErrorf(http.StatusRequestEntityTooLarge, "line %d: event is larger than 64 KiB", n), n
+				return httpErrorf(http.StatusRequestEntityTooLarge, "line %d: event is larger than 64 KiB", n), n
 			}
 			if err := in.v.Validate(in.sc.Bytes(), t.name); err != nil {
-				return nil, lineError(n, err), n
+				return lineError(n, err), n
 			}
 			in.add(t.name, now)
 			if maxBatch > 0 && len(in.ends) > maxBatch {
 				// Over the burst it can never pass: refused now, without
 				// reading the rest.
-				return nil, overBurst(t.name, maxBatch, s.cfg.PublishRate.PerSec()), 0
+				return overBurst(t.name, maxBatch, s.cfg.PublishRate.PerSec()), 0
 			}
 			if c := in.cost(0); c > in.res.held {
 				if herr := in.res.cover(c); herr != nil {
 					herr.Header = closeHeader(herr.Header)
-					return nil, herr, 0
+					return herr, 0
 				}
 			}
 		}
 		if err := in.sc.Err(); err != nil {
-			return nil, bodyError(err, s.cfg.MaxBody), 0
+			return bodyError(err, s.cfg.MaxBody), 0
 		}
 	} else {
 		data, err := io.ReadAll(io.LimitReader(body, event.MaxEventSize+4096))
 		if err != nil {
-			return nil, bodyError(err, s.cfg.MaxBody), 0
+			return bodyError(err, s.cfg.MaxBody), 0
 		}
 		if err := in.v.Validate(data, t.name); err != nil {
-			return nil, lineError(0, err), 0
+			return lineError(0, err), 0
 		}
 		in.add(t.name, now)
 		if herr := in.res.cover(in.cost(cap(data))); herr != nil {
-			return nil, herr, 0
+			return herr, 0
 		}
 	}
 	if len(in.ends) == 0 {
-		return nil, httpErrorf(http.StatusBadRequest, "the body holds no event"), 0
+		return httpErrorf(http.StatusBadRequest, "the body holds no event"), 0
 	}
 	if herr := s.limitPublish(r, t.name, len(in.ends)); herr != nil {
 		return nil, herr, 0 // the ingest keys' limit per address (cors.go)
 	}
 	if ok, wait := s.cfg.PublishRate.Take(t.name, len(in.ends)); !ok {
-		return nil, rateLimited(t.name, wait), 0
+		return rateLimited(t.name, wait), 0
 	}
-	var first, last uint64
-	var err error
-	n, epoch := len(in.ends), ""
-	if sa, ok := t.log.(tlog.SharedAppender); ok {
-		// A log shared by several relays (Redis) keeps the key with the
-		// batch (a retry through any relay publishes nothing, and gets
-		// the first answer) and names the epoch the seqs belong to.
-		first, last, epoch, err = sa.AppendShared(in.views(), key)
-		n = int(last - first + 1)
-	} else if kl, ok := t.log.(tlog.KeyedAppender); ok && key != "" {
-		// The log keeps the key with the batch, so that a retry after a
-		// restart is still recognised (see AcceptedBody).
-		first, last, err = kl.AppendKeyed(in.views(), key)
-	} else {
-		first, last, err = t.log.Append(in.views())
-	}
-	if errors.Is(err, tlog.ErrOutcomeUnknown) {
-		s.log.Error("append outcome unknown", "tenant", t.name, "err", err)
-		return nil, outcomeUnknown(t.name, key != "", err), 0
-	}
-	if err != nil {
-		s.log.Error("append failed", "tenant", t.name, "err", err)
-		return nil, unavailable("tenant %s: %v", t.name, err), 0
-	}
-	t.m.Accepted(len(in.ends), last)
-	if epoch == "" {
-		epoch = t.log.Epoch()
-	}
-	return AcceptedBody(n, first, last, epoch), nil, 0
+	return nil, 0
 }
 
-// AcceptedBody is the body of a 202 (without its newline): also what a
-// repeated Idempotency-Key is answered with, so a data directory rebuilds it
-// for the keys it finds at start-up.
-func AcceptedBody(n int, first, last uint64, epoch string) []byte {
+// acceptedBody is the body of a 202 (without its newline), for a batch or
+// the repeat of its key.
+func acceptedBody(a tlog.Appended) []byte {
 	return fmt.Appendf(nil, `{"accepted":%d,"first_seq":%d,"last_seq":%d,"epoch":%s}`,
-		n, first, last, strconv.Quote(epoch))
+		a.Last-a.First+1, a.First, a.Last, strconv.Quote(a.Epoch))
 }
 
 // rateLimited is the 429 for a tenant over its rate, wait (whole seconds)

@@ -196,17 +196,6 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			return d, nil
 		}
 		cfg.ListTenants = ds.Tenants
-		// Idempotency-Keys found on disk answer retries across a restart.
-		cfg.OpenKeys = func(tenant string) tlog.Keys {
-			k := tlog.NewMemoryKeysIn(cfg.Budget)
-			keys, epoch := ds.RecoveredKeys(tenant)
-			for _, e := range keys {
-				if _, _, claimed := k.Claim(e.Key); claimed {
-					k.Complete(e.Key, AcceptedBody(int(e.Last-e.First+1), e.First, e.Last, epoch))
-				}
-			}
-			return k
-		}
 	}
 	if broker != "" {
 		b, err := openBroker(broker, brokerFrom, &cfg, int64(historyBytes))

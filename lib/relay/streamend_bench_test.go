@@ -18,7 +18,7 @@ func BenchmarkLastMatching(b *testing.B) {
 		bodies[i] = body
 	}
 	for i := 0; i < tlog.DefaultMaxEvents/len(bodies); i++ {
-		if _, _, err := log.Append(bodies); err != nil {
+		if _, _, err := appendBodies(log, bodies); err != nil {
 			b.Fatal(err)
 		}
 	}

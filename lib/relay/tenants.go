@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -10,12 +9,11 @@ import (
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
-// tenant is one tenant's hub: its log, its recent Idempotency-Keys, and the
-// counts that keep it alive.
+// tenant is one tenant's hub: its log (which keeps its recent
+// Idempotency-Keys), and the counts that keep it alive.
 type tenant struct {
 	name string
 	log  tlog.Log
-	keys tlog.Keys
 	m    *metrics.Tenant // its counters; dropped with it
 
 	hubMu sync.Mutex // guards hub
@@ -93,10 +91,6 @@ func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool
 		g.opening++
 		g.mu.Unlock()
 		log, err := g.cfg.OpenLog(name)
-		var keys tlog.Keys
-		if err == nil {
-			keys = g.cfg.OpenKeys(name)
-		}
 		g.mu.Lock()
 		delete(g.busy, name)
 		g.opening--
@@ -104,7 +98,7 @@ func (g *registry) acquireLocked(name string, sub bool) (t *tenant, created bool
 		if err != nil {
 			return nil, false, unavailable("opening the log of tenant %s: %v", name, err)
 		}
-		g.tenants[name] = &tenant{name: name, log: log, keys: keys, m: g.cfg.Metrics.Tenant(name)}
+		g.tenants[name] = &tenant{name: name, log: log, m: g.cfg.Metrics.Tenant(name)}
 		created = true
 		// Loop: the limits are checked again, with the tenant in place.
 	}
@@ -157,10 +151,7 @@ func (g *registry) drop(cond func(*tenant) bool, logIt bool) int {
 	}
 	g.mu.Unlock()
 	for _, c := range gone {
-		c.t.log.Close()
-		if k, ok := c.t.keys.(io.Closer); ok {
-			k.Close() // gives its memory back to the budget
-		}
+		c.t.log.Close() // gives its memory back to the budget
 		g.mu.Lock()
 		delete(g.busy, c.t.name)
 		g.mu.Unlock()

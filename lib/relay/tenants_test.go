@@ -112,7 +112,7 @@ func TestDefaultHistoryHoldsAMinute(t *testing.T) {
 		batch[i] = body
 	}
 	for s := 0; s < 60; s++ { // one append per second's worth
-		if _, _, err := log.Append(batch); err != nil {
+		if _, _, err := appendBodies(log, batch); err != nil {
 			t.Fatal(err)
 		}
 	}

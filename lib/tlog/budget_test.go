@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -13,7 +14,7 @@ import (
 func heldSum(logs []*Memory) int64 {
 	var sum int64
 	for _, m := range logs {
-		sum += m.Held()
+		sum += m.Held() + m.keys.held
 	}
 	return sum
 }
@@ -55,7 +56,7 @@ func TestBudgetBoundAfterEveryAppend(t *testing.T) {
 		if rng.IntN(20) == 0 {
 			n = 5000 // now and then a batch of several blocks
 		}
-		if _, _, err := logs[i].Append(bodies(next[i], n)); err != nil {
+		if _, _, err := add(logs[i], bodies(next[i], n)); err != nil {
 			t.Fatal(err)
 		}
 		next[i] += n
@@ -90,16 +91,16 @@ func TestBudgetBiggestLosesFirst(t *testing.T) {
 	small := make([]*Memory, 10)
 	for i := range small {
 		small[i] = NewMemoryIn(b, DefaultMaxEvents, DefaultMaxBytes)
-		small[i].Append(bodies(1, 20))
+		add(small[i], bodies(1, 20))
 	}
 	heldSmall := small[0].Held()
 	next := 1
 	for b.Evicted() == 0 {
-		big.Append(bodies(next, 100))
+		add(big, bodies(next, 100))
 		next += 100
 	}
 	for round := 0; round < 200; round++ {
-		big.Append(bodies(next, 100))
+		add(big, bodies(next, 100))
 		next += 100
 		for i, m := range small {
 			if o, n := m.Bounds(); o != 1 || n != 20 {
@@ -119,7 +120,7 @@ func TestBudgetBiggestLosesFirst(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		oldest1, _ := big.Bounds()
 		evicted := b.Evicted()
-		other.Append(bodies(next2, 20))
+		add(other, bodies(next2, 20))
 		next2 += 20
 		if b.Evicted() == evicted {
 			continue
@@ -161,7 +162,7 @@ func TestBudgetLevels(t *testing.T) {
 	}
 	for round := 0; b.Evicted() < 4<<20; round++ {
 		i := round % len(logs)
-		logs[i].Append(bodies(next[i], 50))
+		add(logs[i], bodies(next[i], 50))
 		next[i] += 50
 	}
 	lo, hi := logs[0].Held(), logs[0].Held()
@@ -185,7 +186,7 @@ func TestBudgetConcurrent(t *testing.T) {
 	for i := range logs {
 		logs[i] = NewMemoryIn(b, DefaultMaxEvents, DefaultMaxBytes)
 	}
-	keys := NewMemoryKeysIn(b)
+	keys := newKeys(b)
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
@@ -194,13 +195,13 @@ func TestBudgetConcurrent(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			for i := 0; i < 300; i++ {
 				m := logs[rng.IntN(len(logs))]
-				if _, _, err := m.Append(bodies(1, 1+rng.IntN(200))); err != nil {
+				if _, _, err := add(m, bodies(1, 1+rng.IntN(200))); err != nil {
 					t.Error(err)
 					return
 				}
 				k := fmt.Sprintf("w%d-%d", w, i)
-				if _, _, claimed := keys.Claim(k); claimed {
-					keys.Complete(k, []byte(`{"accepted":1}`))
+				if _, _, claimed := keys.claim(k); claimed {
+					keys.complete(k, Appended{First: 1, Last: 1})
 				}
 			}
 		}()
@@ -257,32 +258,32 @@ func TestBudgetConcurrent(t *testing.T) {
 func TestBudgetKeys(t *testing.T) {
 	const limit = 1 << 20
 	b := NewBudget(limit)
-	k := NewMemoryKeysIn(b)
-	if _, _, claimed := k.Claim("in-flight"); !claimed {
+	k := newKeys(b)
+	if _, _, claimed := k.claim("in-flight"); !claimed {
 		t.Fatal("claim failed")
 	}
-	answer := []byte(`{"accepted":1,"first_seq":1,"last_seq":1,"epoch":"0123456789abcdef"}`)
+	answer := Appended{First: 1, Last: 1, Epoch: "0123456789abcdef"}
 	n := 0
 	for ; b.Evicted() == 0; n++ {
 		key := "key-" + strconv.Itoa(n)
-		k.Claim(key)
-		k.Complete(key, answer)
+		k.claim(key)
+		k.complete(key, answer)
 		if u := b.Used(); u > limit {
 			t.Fatalf("after %d keys the budget holds %d, over %d", n, u, limit)
 		}
 	}
-	if _, _, claimed := k.Claim("key-0"); !claimed {
+	if _, _, claimed := k.claim("key-0"); !claimed {
 		t.Fatal("the oldest key is still remembered after an eviction")
 	}
-	k.Release("key-0")
-	if got, _, _ := k.Claim("key-" + strconv.Itoa(n-1)); string(got) != string(answer) {
-		t.Fatalf("the newest key answers %q", got)
+	k.release("key-0")
+	if got, _, _ := k.claim("key-" + strconv.Itoa(n-1)); got != answer {
+		t.Fatalf("the newest key answers %v", got)
 	}
-	if _, wait, claimed := k.Claim("in-flight"); claimed || wait == nil {
+	if _, wait, claimed := k.claim("in-flight"); claimed || wait == nil {
 		t.Fatal("the key of a request in flight was forgotten")
 	}
-	k.Release("in-flight")
-	k.Close()
+	k.release("in-flight")
+	k.close()
 	if u := b.Used(); u != 0 {
 		t.Fatalf("after Close the budget holds %d", u)
 	}
@@ -297,7 +298,7 @@ func TestDiskBudgetKeepsDisk(t *testing.T) {
 	d := diskLog(t, s, "acme")
 	defer d.Close()
 	for i := 0; i < 40; i++ {
-		if _, _, err := d.Append(bodies(i*100+1, 100)); err != nil {
+		if _, _, err := add(d, bodies(i*100+1, 100)); err != nil {
 			t.Fatal(err)
 		}
 		if u := b.Used(); u > limit {
@@ -307,7 +308,7 @@ func TestDiskBudgetKeepsDisk(t *testing.T) {
 	if b.Evicted() == 0 {
 		t.Fatal("nothing was evicted from the hot cache")
 	}
-	if o, _ := d.hot.Bounds(); o == 1 {
+	if o, _ := d.t.hot.Bounds(); o == 1 {
 		t.Fatal("the hot cache still holds seq 1")
 	}
 	got, gaps := readFrom(t, d, 1, 256)
@@ -329,7 +330,7 @@ func TestBudgetChargeCoversHeap(t *testing.T) {
 			heap := heapDelta(func() {
 				m = NewMemoryIn(b, DefaultMaxEvents, DefaultMaxBytes)
 				for i := 0; i < 20000; i += tc.batch {
-					m.Append(bodies(i+1, tc.batch))
+					add(m, bodies(i+1, tc.batch))
 				}
 			})
 			t.Logf("heap grew %d bytes, log charges %d", heap, m.Held())
@@ -341,14 +342,14 @@ func TestBudgetChargeCoversHeap(t *testing.T) {
 	}
 	t.Run("keys", func(t *testing.T) {
 		b := NewBudget(1 << 40)
-		var k *MemoryKeys
-		answer := []byte(`{"accepted":1,"first_seq":1,"last_seq":1,"epoch":"0123456789abcdef"}`)
+		var k *keys
+		answer := Appended{First: 1, Last: 1, Epoch: "0123456789abcdef"}
 		heap := heapDelta(func() {
-			k = NewMemoryKeysIn(b)
+			k = newKeys(b)
 			for i := 0; i < DefaultKeepKeys; i++ {
 				key := fmt.Sprintf("%036d", i) // a UUID's length
-				k.Claim(key)
-				k.Complete(key, append([]byte(nil), answer...)) // each request its own
+				k.claim(key)
+				k.complete(key, answer)
 			}
 		})
 		t.Logf("heap grew %d bytes, keys charge %d", heap, k.held)
@@ -392,13 +393,13 @@ func BenchmarkAppendBudget(b *testing.B) {
 			bs := bodies(1, 1)
 			// Fill first, so that the budget is at its limit throughout.
 			for i := 0; i < 100_000; i++ {
-				logs[i%len(logs)].Append(bs)
+				add(logs[i%len(logs)], bs)
 			}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bs[0])))
 			i := 0
 			for b.Loop() {
-				logs[i%len(logs)].Append(bs)
+				add(logs[i%len(logs)], bs)
 				i++
 			}
 		})
@@ -416,7 +417,7 @@ func TestBudgetSmallerThanFixed(t *testing.T) {
 	}
 	fixed := b.Used()
 	for i := 0; i < 1000; i++ {
-		if _, _, err := logs[i%len(logs)].Append(bodies(i/len(logs)+1, 1)); err != nil {
+		if _, _, err := add(logs[i%len(logs)], bodies(i/len(logs)+1, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -431,5 +432,39 @@ func TestBudgetSmallerThanFixed(t *testing.T) {
 	}
 	if u := b.Used(); u != 0 {
 		t.Fatalf("after closing every log the budget holds %d", u)
+	}
+}
+
+// TestBudgetLogKeys: the keys a memory log and a data directory keep with
+// their batches are charged to the budget, forgotten oldest first when it
+// is full (a retry then publishes again), and given back with the log.
+func TestBudgetLogKeys(t *testing.T) {
+	const limit = 256 << 10
+	for _, open := range []func(b *Budget) Log{
+		func(b *Budget) Log { return NewMemoryIn(b, 10, 1<<20) },
+		func(b *Budget) Log { return diskLog(t, openDisk(t, t.TempDir(), DiskOptions{Budget: b}, 0), "acme") },
+	} {
+		b := NewBudget(limit)
+		l := open(b)
+		ctx := context.Background()
+		n := 0
+		for ; b.Evicted() == 0; n++ {
+			if _, err := l.Append(ctx, Batch{Key: "key-" + strconv.Itoa(n), Bodies: bodies(1, 1)}); err != nil {
+				t.Fatal(err)
+			}
+			if u := b.Used(); u > limit {
+				t.Fatalf("after %d keys the budget holds %d, over %d", n, u, limit)
+			}
+		}
+		if a, err := l.Append(ctx, Batch{Key: "key-0", Bodies: bodies(1, 1)}); err != nil || a.Replayed {
+			t.Fatalf("the oldest key after an eviction: %+v %v, want a publish", a, err)
+		}
+		if a, err := l.Append(ctx, Batch{Key: "key-" + strconv.Itoa(n-1), Bodies: bodies(1, 1)}); err != nil || !a.Replayed {
+			t.Fatalf("the newest key: %+v %v, want a replay", a, err)
+		}
+		l.Close()
+		if u := b.Used(); u != 0 {
+			t.Fatalf("after Close the budget holds %d", u)
+		}
 	}
 }

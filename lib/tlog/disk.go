@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -50,7 +51,8 @@ type DiskStore struct {
 type diskTenant struct {
 	disk *disklog.Log
 	hot  *Memory // the newest lines, fed in seq order after each fsync
-	refs int     // open handles; the hot cache goes with the last
+	keys *keys   // recent Idempotency-Keys, starting with those on disk
+	refs int     // open handles; the cache and keys go with the last
 }
 
 // OpenDisk opens (or creates) the data directory dir, recovering every
@@ -84,19 +86,6 @@ func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
 	return s, nil
 }
 
-// RecoveredKeys returns the Idempotency-Keys found on disk at start-up for
-// tenant, with the seqs of the batch each published (at most the newest
-// 10,000), once: a second call returns none. epoch is the tenant's. A relay loads them into the
-// tenant's Keys, so that a publisher retrying across a restart is answered
-// with its first 202 instead of publishing twice.
-func (s *DiskStore) RecoveredKeys(tenant string) (keys []disklog.Key, epoch string) {
-	l, err := s.store.Log(tenant)
-	if err != nil {
-		return nil, ""
-	}
-	return l.TakeKeys(), l.Epoch()
-}
-
 // Failed returns the tenants stopped by a failed write or fsync (they take
 // no more events until a restart), each with what failed.
 func (s *DiskStore) Failed() map[string]string { return s.store.Failed() }
@@ -122,14 +111,17 @@ func (s *DiskStore) Log(tenant string) (*Disk, error) {
 			return nil, err
 		}
 		_, newest := dl.Bounds()
-		hot := NewMemoryIn(s.budget, s.hotEvents, s.hotBytes)
-		hot.epoch = dl.Epoch()
-		hot.oldest = newest + 1
-		t = &diskTenant{disk: dl, hot: hot}
+		t = &diskTenant{disk: dl, hot: newHot(s.budget, s.hotEvents, s.hotBytes, dl.Epoch(), newest+1),
+			keys: newKeys(s.budget)}
+		// The keys written with the batches found on disk answer
+		// retries across a restart.
+		for _, k := range dl.TakeKeys() {
+			t.keys.complete(k.Key, Appended{First: k.First, Last: k.Last, Epoch: dl.Epoch()})
+		}
 		s.tenants[tenant] = t
 	}
 	t.refs++
-	return &Disk{store: s, tenant: tenant, disk: t.disk, hot: t.hot}, nil
+	return &Disk{store: s, tenant: tenant, t: t}, nil
 }
 
 // onCommit feeds each durable batch to its tenant's hot cache, in seq
@@ -153,12 +145,12 @@ func (s *DiskStore) onCommit(tenant string, first uint64, lines [][]byte) {
 	t.hot.feed(first, lines, size)
 }
 
-// release drops a handle; the last one takes the hot cache with it.
-func (s *DiskStore) release(tenant string, hot *Memory) {
+// release drops a handle on t; the last one takes the hot cache and keys
+// with it.
+func (s *DiskStore) release(tenant string, t *diskTenant) {
 	s.mu.Lock()
-	t := s.tenants[tenant]
 	last := false
-	if t != nil && t.hot == hot {
+	if s.tenants[tenant] == t {
 		t.refs--
 		if t.refs == 0 {
 			delete(s.tenants, tenant)
@@ -171,8 +163,14 @@ func (s *DiskStore) release(tenant string, hot *Memory) {
 	}
 	s.mu.Unlock()
 	if last {
-		hot.Close()
+		t.close()
 	}
+}
+
+// close gives back the memory of the tenant's hot cache and keys.
+func (t *diskTenant) close() {
+	t.hot.Close()
+	t.keys.close()
 }
 
 // Close closes every log and the directory. Safe to call more than once.
@@ -182,7 +180,7 @@ func (s *DiskStore) Close() error {
 	s.tenants = map[string]*diskTenant{}
 	s.mu.Unlock()
 	for _, t := range tenants {
-		t.hot.Close()
+		t.close()
 	}
 	return s.store.Close()
 }
@@ -194,24 +192,26 @@ func (s *DiskStore) Close() error {
 type Disk struct {
 	store  *DiskStore
 	tenant string
-	disk   *disklog.Log
-	hot    *Memory
+	t      *diskTenant
 	closed atomic.Bool
 }
 
-// Append implements Log: it returns once the bodies are durable.
-func (d *Disk) Append(bodies [][]byte) (first, last uint64, err error) {
-	return d.AppendKeyed(bodies, "")
+// Append implements Log: it returns once the bodies are durable. The key
+// is written with the batch, atomically, so it outlives a restart exactly
+// when the batch does (DiskStore.Log reads it back).
+func (d *Disk) Append(ctx context.Context, b Batch) (Appended, error) {
+	return d.t.keys.append(ctx, b, func(bodies [][]byte) (Appended, error) {
+		return d.append(bodies, b.Key)
+	})
 }
 
-// AppendKeyed implements KeyedAppender: the key is written with the batch,
-// atomically, and DiskStore.RecoveredKeys returns it after a restart.
-func (d *Disk) AppendKeyed(bodies [][]byte, key string) (first, last uint64, err error) {
+// append writes bodies and key, as Append does.
+func (d *Disk) append(bodies [][]byte, key string) (Appended, error) {
 	if len(bodies) == 0 {
-		return 0, 0, nil
+		return Appended{Epoch: d.t.disk.Epoch()}, nil
 	}
 	if d.closed.Load() {
-		return 0, 0, ErrClosed
+		return Appended{}, ErrClosed
 	}
 	size := 0
 	for _, b := range bodies {
@@ -219,16 +219,16 @@ func (d *Disk) AppendKeyed(bodies [][]byte, key string) (first, last uint64, err
 	}
 	// Records hold delivery lines, seq included: encoded once, by this
 	// goroutine, then written, cached and served as they are.
-	first, err = d.disk.AppendFunc(key, len(bodies), size, func(dst []byte, seq uint64, i int) []byte {
+	first, err := d.t.disk.AppendFunc(key, len(bodies), size, func(dst []byte, seq uint64, i int) []byte {
 		return event.AppendDelivery(dst, seq, bodies[i])
 	})
 	if err != nil {
 		if errors.Is(err, disklog.ErrClosed) {
 			err = ErrClosed
 		}
-		return 0, 0, err
+		return Appended{}, err
 	}
-	return first, first + uint64(len(bodies)) - 1, nil
+	return Appended{First: first, Last: first + uint64(len(bodies)) - 1, Epoch: d.t.disk.Epoch()}, nil
 }
 
 // Read implements Log. Lines from the hot cache are shared; lines read from
@@ -250,14 +250,14 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 	}
 	// The disk decides what the history holds (retention and the total cap
 	// remove from it), even while the hot cache still has the lines.
-	oldest, _ := d.disk.Bounds()
+	oldest, _ := d.t.disk.Bounds()
 	if from < oldest {
 		lose(from, oldest-1)
 		from = oldest
 	}
-	hotOldest, _ := d.hot.Bounds()
+	hotOldest, _ := d.t.hot.Bounds()
 	if from < hotOldest {
-		recs, err := d.disk.Read(nil, from, maxLines, maxBytes)
+		recs, err := d.t.disk.Read(nil, from, maxLines, maxBytes)
 		if err != nil {
 			if errors.Is(err, disklog.ErrClosed) {
 				err = ErrClosed
@@ -282,7 +282,7 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 		lose(from, hotOldest-1)
 		from = hotOldest
 	}
-	lines, next, g, err := d.hot.Read(from, dst, maxLines, maxBytes)
+	lines, next, g, err := d.t.hot.Read(from, dst, maxLines, maxBytes)
 	if !g.Empty() {
 		lose(g.From, g.To)
 	}
@@ -292,19 +292,19 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 // Cold implements ColdReader: lines older than the hot cache are read from
 // the files.
 func (d *Disk) Cold(from uint64) bool {
-	hotOldest, _ := d.hot.Bounds()
-	_, newest := d.disk.Bounds()
+	hotOldest, _ := d.t.hot.Bounds()
+	_, newest := d.t.disk.Bounds()
 	return max(from, 1) < hotOldest && from <= newest
 }
 
 // Notify implements Log.
-func (d *Disk) Notify() <-chan struct{} { return d.hot.Notify() }
+func (d *Disk) Notify() <-chan struct{} { return d.t.hot.Notify() }
 
 // Bounds implements Log.
-func (d *Disk) Bounds() (oldest, newest uint64) { return d.disk.Bounds() }
+func (d *Disk) Bounds() (oldest, newest uint64) { return d.t.disk.Bounds() }
 
 // Epoch implements Log: it is kept on disk, so it survives restarts.
-func (d *Disk) Epoch() string { return d.disk.Epoch() }
+func (d *Disk) Epoch() string { return d.t.disk.Epoch() }
 
 // Close implements Log. The history stays on disk for the next
 // DiskStore.Log; the hot cache goes with the tenant's last handle (which
@@ -313,6 +313,6 @@ func (d *Disk) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
-	d.store.release(d.tenant, d.hot)
+	d.store.release(d.tenant, d.t)
 	return nil
 }

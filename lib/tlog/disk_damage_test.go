@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -98,9 +99,11 @@ func TestDiskDamageGapIsExact(t *testing.T) {
 		var first, last uint64
 		var err error
 		if i%7 == 3 {
-			first, last, err = l.AppendKeyed(bs, fmt.Sprintf("key-%d", i))
+			var a Appended
+			a, err = l.Append(context.Background(), Batch{Bodies: bs, Key: fmt.Sprintf("key-%d", i)})
+			first, last = a.First, a.Last
 		} else {
-			first, last, err = l.Append(bs)
+			first, last, err = add(l, bs)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -221,7 +224,7 @@ func TestDiskDamageGapIsExact(t *testing.T) {
 				t.Fatal("damaged records changed the epoch")
 			}
 			check("after a restart", l)
-			if f, _, err := l.Append(bodies(int(newest)+1, 1)); err != nil || f != newest+1 {
+			if f, _, err := add(l, bodies(int(newest)+1, 1)); err != nil || f != newest+1 {
 				t.Fatalf("next Append %d, %v; want %d", f, err, newest+1)
 			}
 			s.Close()

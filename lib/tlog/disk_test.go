@@ -64,7 +64,7 @@ func TestDiskSurvivesRestart(t *testing.T) {
 	epoch := l.Epoch()
 	for i := 1; i <= 50; i += 5 {
 		n := l.Notify()
-		first, last, err := l.Append(bodies(i, 5))
+		first, last, err := add(l, bodies(i, 5))
 		if err != nil || first != uint64(i) || last != uint64(i+4) {
 			t.Fatalf("Append = %d..%d, %v", first, last, err)
 		}
@@ -87,7 +87,7 @@ func TestDiskSurvivesRestart(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := l.Append(bodies(51, 1)); err != ErrClosed {
+	if _, _, err := add(l, bodies(51, 1)); err != ErrClosed {
 		t.Fatalf("Append after Close: %v", err)
 	}
 
@@ -102,7 +102,7 @@ func TestDiskSurvivesRestart(t *testing.T) {
 	if got, gaps := readFrom(t, l, 1, 16); !slices.Equal(got, testkit.SeqRange(1, 50)) || len(gaps) != 0 {
 		t.Fatalf("after restart: %v, gaps %v", got, gaps)
 	}
-	if first, _, err := l.Append(bodies(51, 2)); err != nil || first != 51 {
+	if first, _, err := add(l, bodies(51, 2)); err != nil || first != 51 {
 		t.Fatalf("Append after restart = %d, %v", first, err)
 	}
 	if got, _ := readFrom(t, l, 45, 100); !slices.Equal(got, testkit.SeqRange(45, 52)) {
@@ -114,7 +114,7 @@ func TestDiskEvictionGap(t *testing.T) {
 	s := openDisk(t, t.TempDir(), DiskOptions{MaxEvents: 20}, 5)
 	l := diskLog(t, s, "acme")
 	for i := 1; i <= 100; i += 10 {
-		if _, _, err := l.Append(bodies(i, 10)); err != nil {
+		if _, _, err := add(l, bodies(i, 10)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -131,7 +131,7 @@ func TestDiskDamagedRecord(t *testing.T) {
 	s := openDisk(t, dir, DiskOptions{}, 0)
 	l := diskLog(t, s, "acme")
 	for i := 1; i <= 30; i += 10 {
-		l.Append(bodies(i, 10))
+		add(l, bodies(i, 10))
 	}
 	s.Close()
 	segs, _ := filepath.Glob(filepath.Join(dir, "tenants", "acme", "*.seg"))
@@ -171,14 +171,14 @@ func TestDiskHandles(t *testing.T) {
 	s := openDisk(t, t.TempDir(), DiskOptions{}, 4)
 	a := diskLog(t, s, "acme")
 	b := diskLog(t, s, "acme")
-	a.Append(bodies(1, 6))
+	add(a, bodies(1, 6))
 	if err := a.Close(); err != nil || a.Close() != nil {
 		t.Fatal("Close twice failed")
 	}
-	if _, _, err := a.Append(bodies(7, 1)); err != ErrClosed {
+	if _, _, err := add(a, bodies(7, 1)); err != ErrClosed {
 		t.Fatalf("Append on a closed handle: %v", err)
 	}
-	if first, _, err := b.Append(bodies(7, 2)); err != nil || first != 7 {
+	if first, _, err := add(b, bodies(7, 2)); err != nil || first != 7 {
 		t.Fatalf("Append on the other handle = %d, %v", first, err)
 	}
 	if got, _ := readFrom(t, b, 1, 3); !slices.Equal(got, testkit.SeqRange(1, 8)) {
@@ -192,7 +192,7 @@ func TestDiskHandles(t *testing.T) {
 		t.Fatal("closing the last handle did not wake its waiters")
 	}
 	c := diskLog(t, s, "acme")
-	if first, _, err := c.Append(bodies(9, 1)); err != nil || first != 9 {
+	if first, _, err := add(c, bodies(9, 1)); err != nil || first != 9 {
 		t.Fatalf("Append after reopen = %d, %v", first, err)
 	}
 	if got, gaps := readFrom(t, c, 2, 100); !slices.Equal(got, testkit.SeqRange(2, 9)) || len(gaps) != 0 {
@@ -218,7 +218,7 @@ func TestDiskReadersLeaveNoTrace(t *testing.T) {
 		t.Fatalf("readers left %d directories", len(ents))
 	}
 	d := diskLog(t, s, "kept")
-	d.Append(bodies(1, 1))
+	add(d, bodies(1, 1))
 	e := d.Epoch()
 	d.Close()
 	if d2 := diskLog(t, s, "kept"); d2.Epoch() != e {
@@ -233,7 +233,7 @@ func TestDiskServesOnlyWhatDiskHolds(t *testing.T) {
 	s := openDisk(t, t.TempDir(), DiskOptions{MaxTotalBytes: 256 << 10}, 0)
 	l := diskLog(t, s, "acme")
 	for i := 1; i <= 4000; i += 100 {
-		if _, _, err := l.Append(bodies(i, 100)); err != nil {
+		if _, _, err := add(l, bodies(i, 100)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -244,7 +244,7 @@ func TestDiskServesOnlyWhatDiskHolds(t *testing.T) {
 	if oldest == 1 || newest != 4000 {
 		t.Fatalf("Bounds %d..%d: the cap removed nothing", oldest, newest)
 	}
-	if ho, _ := l.hot.Bounds(); ho >= oldest {
+	if ho, _ := l.t.hot.Bounds(); ho >= oldest {
 		t.Fatalf("hot cache starts at %d, disk at %d: the test needs the cache to hold more", ho, oldest)
 	}
 	got, gaps := readFrom(t, l, 1, 500)
@@ -262,8 +262,8 @@ func TestDiskDamagedNewestLength(t *testing.T) {
 	dir := t.TempDir()
 	s := openDisk(t, dir, DiskOptions{}, 0)
 	l := diskLog(t, s, "acme")
-	l.Append(bodies(1, 6))
-	if _, last, err := l.Append(bodies(7, 1)); err != nil || last != 7 {
+	add(l, bodies(1, 6))
+	if _, last, err := add(l, bodies(7, 1)); err != nil || last != 7 {
 		t.Fatalf("Append = %d, %v", last, err)
 	}
 	epoch := l.Epoch()
@@ -286,7 +286,7 @@ func TestDiskDamagedNewestLength(t *testing.T) {
 	if l.Epoch() != epoch {
 		t.Fatalf("epoch %q, was %q", l.Epoch(), epoch)
 	}
-	first, _, err := l.Append(bodies(8, 1))
+	first, _, err := add(l, bodies(8, 1))
 	if err != nil || first != 8 {
 		t.Fatalf("next Append got seq %d, %v; want 8 (seq 7 was acknowledged in this epoch)", first, err)
 	}
@@ -303,7 +303,7 @@ func TestDiskCold(t *testing.T) {
 	dir := t.TempDir()
 	s := openDisk(t, dir, DiskOptions{}, 10)
 	l := diskLog(t, s, "acme")
-	if _, _, err := l.Append(bodies(1, 50)); err != nil {
+	if _, _, err := add(l, bodies(1, 50)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -335,7 +335,7 @@ func TestDiskIdleClosesFiles(t *testing.T) {
 	var held []*Disk
 	for i := 0; i < 20; i++ {
 		d := diskLog(t, s, fmt.Sprintf("t%d", i))
-		if _, _, err := d.Append(bodies(1, 2)); err != nil {
+		if _, _, err := add(d, bodies(1, 2)); err != nil {
 			t.Fatal(err)
 		}
 		held = append(held, d)

@@ -1,29 +1,12 @@
 package tlog
 
 import (
+	"context"
 	"sync"
 	"time"
 )
 
-// Keys remembers one tenant's recent Idempotency-Keys and the answer the
-// first request with each key got (tl-protocol(7), Publish). A request claims
-// its key before publishing, so two concurrent requests with the same key
-// publish once. Safe for concurrent use.
-type Keys interface {
-	// Claim looks key up. It returns the stored answer when the key was
-	// answered; else, when another request holds the key, a channel closed
-	// when that request completes or releases it (claim again then); else
-	// it claims the key for the caller (claimed true), who must call
-	// Complete or Release.
-	Claim(key string) (answer []byte, wait <-chan struct{}, claimed bool)
-	// Complete stores the answer for a claimed key.
-	Complete(key string, answer []byte)
-	// Release gives up a claimed key without an answer (the request
-	// failed, so a retry must publish).
-	Release(key string)
-}
-
-// Defaults for MemoryKeys: tl-protocol(7) promises at least the last 10,000
+// Defaults for a key store: tl-protocol(7) promises at least the last 10,000
 // keys or 10 minutes; HardMaxKeys bounds memory when a tenant sends more
 // than that many keys in 10 minutes.
 const (
@@ -32,18 +15,22 @@ const (
 	HardMaxKeys     = 100_000
 )
 
-// keyOverhead is what a key costs besides its bytes and its answer's: its
-// map entry, its keyEntry, its place in the FIFO and the allocator's
-// rounding (measured: TestKeysChargeCoversHeap).
+// keyOverhead is what a key costs besides its bytes: its map entry, its
+// keyEntry (the answer included), its place in the FIFO and the
+// allocator's rounding (measured: TestBudgetChargeCoversHeap).
 const keyOverhead = 256
 
-// keysOverhead is the store itself: MemoryKeys, its map and Account.
+// keysOverhead is the store itself: keys, its map and Account.
 const keysOverhead = 512
 
-// MemoryKeys is the in-memory Keys. A key is forgotten once it is both
-// outside the last Keep keys and older than TTL, or beyond HardMax, or
-// when the relay's memory budget takes it back (oldest first).
-type MemoryKeys struct {
+// keys remembers one tenant's recent Idempotency-Keys and the answer the
+// first batch with each got (tl-protocol(7), Idempotency): the memory log
+// and a data directory keep theirs in one. A batch claims its key before
+// publishing, so two concurrent batches with the same key publish once. A
+// key is forgotten once it is both outside the last keep keys and older
+// than ttl, or beyond hardMax, or when the relay's memory budget takes it
+// back (oldest first). Safe for concurrent use.
+type keys struct {
 	keep, hardMax int
 	ttl           time.Duration
 	now           func() time.Time
@@ -58,51 +45,86 @@ type MemoryKeys struct {
 }
 
 type keyEntry struct {
-	answer []byte
-	done   chan struct{} // closed when answered or released; then nil
+	answer Appended
+	done   chan struct{} // closed when answered or released; nil once answered
 }
 
 // keyCost is what a key with its answer is charged.
-func keyCost(key string, answer []byte) int64 {
-	return int64(len(key) + len(answer) + keyOverhead)
-}
+func keyCost(key string) int64 { return int64(len(key) + keyOverhead) }
 
 type keyRef struct {
 	key string
 	at  time.Time
 }
 
-// NewMemoryKeys returns an empty key store with the default bounds.
-func NewMemoryKeys() *MemoryKeys { return NewMemoryKeysIn(nil) }
-
-// NewMemoryKeysIn is NewMemoryKeys charging budget b (nil: none) for the
-// keys and answers held. Call Close when the tenant goes.
-func NewMemoryKeysIn(b *Budget) *MemoryKeys {
-	k := &MemoryKeys{keep: DefaultKeepKeys, hardMax: HardMaxKeys, ttl: DefaultKeyTTL,
+// newKeys returns an empty key store with the default bounds, charging
+// budget b (nil: none) for the keys and answers held. Call close when the
+// tenant goes.
+func newKeys(b *Budget) *keys {
+	k := &keys{keep: DefaultKeepKeys, hardMax: HardMaxKeys, ttl: DefaultKeyTTL,
 		now: time.Now, m: map[string]*keyEntry{}}
 	k.acct = b.Join(keysOverhead, k.evict)
 	k.held = keysOverhead
 	return k
 }
 
-// Claim implements Keys.
-func (k *MemoryKeys) Claim(key string) ([]byte, <-chan struct{}, bool) {
+// append publishes batch b through publish, unless its key is held: then
+// it returns the first answer (Replayed), after waiting for it (or ctx)
+// while the first batch is in flight. A failed publish gives the key up.
+// A nil store keeps no key.
+func (k *keys) append(ctx context.Context, b Batch, publish func([][]byte) (Appended, error)) (Appended, error) {
+	if k == nil {
+		b.Key = ""
+	}
+	for b.Key != "" {
+		answer, wait, claimed := k.claim(b.Key)
+		if claimed {
+			break
+		}
+		if wait == nil {
+			answer.Replayed = true
+			return answer, nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Appended{}, ctx.Err()
+		}
+	}
+	bodies, err := b.Events()
+	var a Appended
+	if err == nil {
+		a, err = publish(bodies)
+	}
+	if b.Key != "" {
+		if err != nil {
+			k.release(b.Key)
+		} else {
+			k.complete(b.Key, a)
+		}
+	}
+	return a, err
+}
+
+// claim looks key up. It returns the stored answer when the key was
+// answered; else, when another batch holds the key, a channel closed when
+// that batch completes or releases it (claim again then); else it claims
+// the key for the caller (claimed true), who must call complete or
+// release.
+func (k *keys) claim(key string) (answer Appended, wait <-chan struct{}, claimed bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if e, ok := k.m[key]; ok {
-		if e.answer != nil {
-			return e.answer, nil, false
-		}
-		return nil, e.done, false
+		return e.answer, e.done, false
 	}
 	k.m[key] = &keyEntry{done: make(chan struct{})}
-	k.charge(keyCost(key, nil))
-	return nil, nil, true
+	k.charge(keyCost(key))
+	return Appended{}, nil, true
 }
 
 // charge adds delta to what the keys hold (nothing once closed). k.mu is
 // held.
-func (k *MemoryKeys) charge(delta int64) {
+func (k *keys) charge(delta int64) {
 	if k.closed {
 		return
 	}
@@ -110,18 +132,23 @@ func (k *MemoryKeys) charge(delta int64) {
 	k.acct.Charge(delta)
 }
 
-// Complete implements Keys.
-func (k *MemoryKeys) Complete(key string, answer []byte) {
+// complete stores the answer for a claimed key. The key may also be
+// given with its answer unclaimed (a data directory's keys at start-up).
+func (k *keys) complete(key string, answer Appended) {
 	k.mu.Lock()
 	e, ok := k.m[key]
-	if !ok || e.answer != nil {
+	if !ok {
+		e = &keyEntry{}
+		k.m[key] = e
+		k.charge(keyCost(key))
+	} else if e.done == nil {
 		k.mu.Unlock()
 		return
+	} else {
+		close(e.done)
 	}
 	e.answer = answer
-	close(e.done)
 	e.done = nil // waiters hold it; answered, the key needs it no more
-	k.charge(int64(len(answer)))
 	now := k.now()
 	k.fifo = append(k.fifo, keyRef{key, now})
 	for n := len(k.fifo) - k.head; n > k.keep; n-- {
@@ -137,10 +164,10 @@ func (k *MemoryKeys) Complete(key string, answer []byte) {
 }
 
 // forgetOldest forgets the oldest answered key. k.mu is held.
-func (k *MemoryKeys) forgetOldest() {
+func (k *keys) forgetOldest() {
 	old := k.fifo[k.head]
-	if e, ok := k.m[old.key]; ok {
-		k.charge(-keyCost(old.key, e.answer))
+	if _, ok := k.m[old.key]; ok {
+		k.charge(-keyCost(old.key))
 		delete(k.m, old.key)
 	}
 	k.fifo[k.head] = keyRef{}
@@ -148,7 +175,7 @@ func (k *MemoryKeys) forgetOldest() {
 }
 
 // compact lets go of the FIFO's forgotten front. k.mu is held.
-func (k *MemoryKeys) compact() {
+func (k *keys) compact() {
 	if k.head > len(k.fifo)/2 && k.head > 64 {
 		k.fifo = append(k.fifo[:0:0], k.fifo[k.head:]...)
 		k.head = 0
@@ -158,7 +185,7 @@ func (k *MemoryKeys) compact() {
 // evict gives the budget back at least want bytes if it can, forgetting
 // the oldest answered keys (a key being claimed belongs to a request in
 // flight and stays).
-func (k *MemoryKeys) evict(want int64) int64 {
+func (k *keys) evict(want int64) int64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	before := k.held
@@ -173,35 +200,35 @@ func (k *MemoryKeys) evict(want int64) int64 {
 	return before - k.held
 }
 
-// Release implements Keys.
-func (k *MemoryKeys) Release(key string) {
+// release gives up a claimed key without an answer (the batch failed, so
+// a retry must publish).
+func (k *keys) release(key string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if e, ok := k.m[key]; ok && e.answer == nil {
+	if e, ok := k.m[key]; ok && e.done != nil {
 		delete(k.m, key)
 		close(e.done)
-		k.charge(-keyCost(key, nil))
+		k.charge(-keyCost(key))
 	}
 }
 
-// Close gives back to the budget all the keys held; the store must not be
+// close gives back to the budget all the keys held; the store must not be
 // used after it. Safe to call more than once.
-func (k *MemoryKeys) Close() error {
+func (k *keys) close() {
 	k.mu.Lock()
 	if k.closed {
 		k.mu.Unlock()
-		return nil
+		return
 	}
 	k.m, k.fifo, k.head = map[string]*keyEntry{}, nil, 0
 	k.charge(keysOverhead - k.held) // Leave gives back the fixed part
 	k.closed = true
 	k.mu.Unlock()
 	k.acct.Leave()
-	return nil
 }
 
-// Len returns the number of keys held (answered or claimed).
-func (k *MemoryKeys) Len() int {
+// len returns the number of keys held (answered or claimed).
+func (k *keys) len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return len(k.m)

@@ -1,11 +1,13 @@
 // Package tlog owns the tenant log: the append-only, bounded sequence of a
 // tenant's encoded event lines that the relay appends to on ingest and that
 // every subscriber reads from with its own cursor. Log is the interface its
-// backings share (memory here; a data directory or Redis elsewhere); Keys
-// is the small store of recent Idempotency-Keys beside it.
+// backings share (memory here; a data directory or Redis elsewhere), each
+// keeping the Idempotency-Keys of its batches; Ring is the window of
+// numbered lines they keep in memory.
 package tlog
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -18,11 +20,16 @@ import (
 // Every method is safe for concurrent use. Lines returned by Read are
 // shared with the log and other readers: never modify them.
 type Log interface {
-	// Append assigns the next len(bodies) seqs, in order, to the bodies
-	// (each event.AppendBody output, newline included) and appends them
-	// as one atomic step: a reader sees all of them or none. It returns
-	// the first and last seq assigned. It never waits for a reader.
-	Append(bodies [][]byte) (first, last uint64, err error)
+	// Append assigns the next seqs, in order, to the batch's bodies (each
+	// event.AppendBody output, newline included) and appends them as one
+	// atomic step: a reader sees all of them or none. It never waits for a
+	// reader. A batch whose Key the log saw recently publishes nothing and
+	// gets the first batch's answer (Replayed); a repeat arriving while
+	// the first is in flight waits for it (or for ctx); a key whose batch
+	// failed may be used again (tl-protocol(7), Idempotency). An error
+	// wrapping ErrOutcomeUnknown means the batch may have been published;
+	// any other, that it was not.
+	Append(ctx context.Context, b Batch) (Appended, error)
 
 	// Read appends to dst the lines from seq `from` on, at most maxLines
 	// lines and, past the first line, at most maxBytes bytes. next is the
@@ -47,14 +54,6 @@ type Log interface {
 	// Close releases the log; later calls fail with ErrClosed. Safe to
 	// call more than once.
 	Close() error
-}
-
-// KeyedAppender is a Log that can keep a batch's Idempotency-Key with the
-// batch itself, atomically, so that the key outlives a restart exactly
-// when the batch does.
-type KeyedAppender interface {
-	// AppendKeyed is Append for a request carrying Idempotency-Key key.
-	AppendKeyed(bodies [][]byte, key string) (first, last uint64, err error)
 }
 
 // ColdReader is a Log whose Read may wait on I/O (a disk, Redis) for lines
@@ -90,14 +89,34 @@ func NewEpoch() string {
 	return hex.EncodeToString(b[:])
 }
 
-// SharedAppender is a Log shared by several relays (Redis): it keeps a
-// batch's Idempotency-Key with the batch, atomically and for every relay,
-// and names the epoch the batch's seqs belong to, since the epoch can
-// change under the relay. The relay publishes through it when its log has
-// it.
-type SharedAppender interface {
-	// AppendShared is Append for a request carrying Idempotency-Key key
-	// (may be ""). A key seen recently publishes nothing and returns the
-	// first request's seqs and epoch.
-	AppendShared(bodies [][]byte, key string) (first, last uint64, epoch string, err error)
+// Batch is what one Append publishes.
+type Batch struct {
+	// Bodies are the events, each event.AppendBody output.
+	Bodies [][]byte
+	// Load, when set, makes the bodies instead. A log that keeps its keys
+	// in memory calls it only for a batch to publish (its Key new), so a
+	// repeat is answered without reading its request; one that decides in
+	// a single step elsewhere (Redis) calls it first. It runs outside the
+	// log's locks; its error is Append's, and nothing is published.
+	Load func() ([][]byte, error)
+	// Key is the batch's Idempotency-Key ("": none).
+	Key string
+}
+
+// Appended is Append's answer: the seqs given to the batch and the epoch
+// they belong to. Replayed means the key was seen: nothing was published,
+// and this is the first batch's answer.
+type Appended struct {
+	First, Last uint64
+	Epoch       string
+	Replayed    bool
+}
+
+// Events returns the batch's bodies, made by Load when it is set: a
+// backing calls it once it knows the batch is to be published.
+func (b Batch) Events() ([][]byte, error) {
+	if b.Load != nil {
+		return b.Load()
+	}
+	return b.Bodies, nil
 }

@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"context"
 	"slices"
 	"sync"
 
@@ -15,10 +16,6 @@ const (
 	DefaultMaxBytes  = 64 << 20
 )
 
-// initialRing is the ring's first size: most tenants are small, so the ring
-// starts small and doubles up to its event limit as it fills.
-const initialRing = 64
-
 // seqOverhead is the most a delivered line adds to its body:
 // `{"seq":` + 20 digits + `,`.
 const seqOverhead = len(`{"seq":`) + 20 + 1
@@ -30,8 +27,6 @@ const (
 	// a buffer's lines together, so a huge batch is evicted a block at a
 	// time, oldest first, rather than kept or lost whole.
 	blockBytes = 256 << 10
-	// slotBytes is a ring slot (a slice header), held used or not.
-	slotBytes = 24
 	// blockOverhead is a block's entry in the queue of blocks (16 bytes,
 	// in a slice that may be twice as long as the blocks it holds).
 	blockOverhead = 32
@@ -42,24 +37,22 @@ const (
 
 // Memory is the default Log: a ring of delivered lines in memory, bounded by
 // a number of events and of bytes, and by a relay-wide Budget when it has
-// one. The lines of one Append live in one buffer (or a few of blockBytes
-// for a large batch), so the memory held can exceed the byte bound by at
-// most one partly evicted buffer; a budget is charged for whole buffers.
+// one, with the recent Idempotency-Keys of its batches. The lines of one
+// Append live in one buffer (or a few of blockBytes for a large batch), so
+// the memory held can exceed the byte bound by at most one partly evicted
+// buffer; a budget is charged for whole buffers.
 type Memory struct {
 	maxEvents int
 	maxBytes  int
 	epoch     string
 	acct      *Account // nil without a budget
+	keys      *keys    // nil for a data directory's hot cache
 
 	mu     sync.Mutex // guards every field below; held for no I/O
-	ring   [][]byte   // ring[head] is seq oldest; grows by doubling
-	head   int
-	n      int     // lines held
-	oldest uint64  // seq of ring[head]; newest is oldest+n-1
-	bytes  int     // sum of the held lines' lengths
+	ring   Ring
 	blocks []block // the buffers the held lines live in, oldest first from bhead
 	bhead  int
-	held   int64 // bytes charged to acct: blocks and ring slots
+	held   int64 // bytes charged to acct: logOverhead, blocks and ring slots
 	notify chan struct{}
 	closed bool
 }
@@ -77,9 +70,17 @@ func NewMemory(maxEvents, maxBytes int) *Memory {
 }
 
 // NewMemoryIn is NewMemory charging budget b (nil: none) for what the log
-// holds: over it, the log gives back its oldest lines when it is among the
-// largest holders, and readers get a gap for them.
+// and its keys hold: over it, the log gives back its oldest lines when it is
+// among the largest holders, and readers get a gap for them.
 func NewMemoryIn(b *Budget, maxEvents, maxBytes int) *Memory {
+	m := newHot(b, maxEvents, maxBytes, NewEpoch(), 1)
+	m.keys = newKeys(b)
+	return m
+}
+
+// newHot returns a memory log without keys whose first line is seq first:
+// a data directory's hot cache.
+func newHot(b *Budget, maxEvents, maxBytes int, epoch string, first uint64) *Memory {
 	if maxEvents <= 0 {
 		maxEvents = DefaultMaxEvents
 	}
@@ -89,8 +90,8 @@ func NewMemoryIn(b *Budget, maxEvents, maxBytes int) *Memory {
 	m := &Memory{
 		maxEvents: maxEvents,
 		maxBytes:  maxBytes,
-		epoch:     NewEpoch(),
-		oldest:    1,
+		epoch:     epoch,
+		ring:      NewRing(first),
 		notify:    make(chan struct{}),
 	}
 	m.acct = b.Join(logOverhead, m.evict)
@@ -99,9 +100,14 @@ func NewMemoryIn(b *Budget, maxEvents, maxBytes int) *Memory {
 }
 
 // Append implements Log.
-func (m *Memory) Append(bodies [][]byte) (first, last uint64, err error) {
+func (m *Memory) Append(ctx context.Context, b Batch) (Appended, error) {
+	return m.keys.append(ctx, b, m.append)
+}
+
+// append appends bodies, as Append does without a key.
+func (m *Memory) append(bodies [][]byte) (Appended, error) {
 	if len(bodies) == 0 {
-		return 0, 0, nil
+		return Appended{Epoch: m.epoch}, nil
 	}
 	// The buffers, allocated outside the lock (they may be large): one
 	// for most batches, blocks of about blockBytes for a large one, cut
@@ -125,10 +131,10 @@ func (m *Memory) Append(bodies [][]byte) (first, last uint64, err error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return 0, 0, ErrClosed
+		return Appended{}, ErrClosed
 	}
 	before := m.held
-	first = m.oldest + uint64(m.n)
+	first := m.ring.Newest() + 1
 	i := 0
 	for k, buf := range bufs {
 		for ; i < cuts[k]; i++ {
@@ -138,7 +144,6 @@ func (m *Memory) Append(bodies [][]byte) (first, last uint64, err error) {
 		}
 		m.addBlock(first+uint64(i)-1, cap(buf))
 	}
-	last = first + uint64(len(bodies)) - 1
 	m.acct.Charge(m.held - before)
 	ch := m.notify
 	m.notify = make(chan struct{})
@@ -146,7 +151,7 @@ func (m *Memory) Append(bodies [][]byte) (first, last uint64, err error) {
 
 	close(ch)
 	m.acct.Settle()
-	return first, last, nil
+	return Appended{First: first, Last: first + uint64(len(bodies)) - 1, Epoch: m.epoch}, nil
 }
 
 // alloc returns an empty buffer of at least size bytes whose capacity is
@@ -165,7 +170,7 @@ func (m *Memory) feed(first uint64, lines [][]byte, size int) {
 		return
 	}
 	before := m.held
-	if next := m.oldest + uint64(m.n); next != first {
+	if m.ring.Newest()+1 != first {
 		m.reset(first)
 	}
 	for _, line := range lines {
@@ -182,8 +187,7 @@ func (m *Memory) feed(first uint64, lines [][]byte, size int) {
 
 // reset empties the log; the next line is seq first. m.mu is held.
 func (m *Memory) reset(first uint64) {
-	clear(m.ring)
-	m.head, m.n, m.bytes, m.oldest = 0, 0, 0, first
+	m.ring.Reset(first)
 	for _, b := range m.blocks[m.bhead:] {
 		m.held -= b.size
 	}
@@ -193,34 +197,12 @@ func (m *Memory) reset(first uint64) {
 // push appends line as the newest, evicting the oldest lines to stay within
 // the bounds. m.mu is held.
 func (m *Memory) push(line []byte) {
-	if m.n == len(m.ring) && m.n < m.maxEvents {
-		m.grow()
-	}
-	if m.n > 0 && (m.n == m.maxEvents || m.bytes+len(line) > m.maxBytes) {
-		for m.n > 0 && (m.n == m.maxEvents || m.bytes+len(line) > m.maxBytes) {
-			m.dropOldest()
-		}
+	slots, oldest := m.ring.SlotBytes(), m.ring.Oldest()
+	m.ring.Push(line, m.maxEvents, m.maxBytes, nil)
+	m.held += m.ring.SlotBytes() - slots
+	if m.ring.Oldest() != oldest {
 		m.dropBlocks()
 	}
-	i := m.head + m.n
-	if i >= len(m.ring) {
-		i -= len(m.ring)
-	}
-	m.ring[i] = line
-	m.n++
-	m.bytes += len(line)
-}
-
-// dropOldest evicts the oldest line. m.mu is held.
-func (m *Memory) dropOldest() {
-	m.bytes -= len(m.ring[m.head])
-	m.ring[m.head] = nil // let a fully evicted buffer go
-	m.head++
-	if m.head == len(m.ring) {
-		m.head = 0
-	}
-	m.n--
-	m.oldest++
 }
 
 // addBlock records the buffer (of size bytes) holding the lines up to seq
@@ -234,7 +216,7 @@ func (m *Memory) addBlock(last uint64, size int) {
 // dropBlocks forgets the blocks none of whose lines is held any more. m.mu
 // is held.
 func (m *Memory) dropBlocks() {
-	for m.bhead < len(m.blocks) && m.blocks[m.bhead].last < m.oldest {
+	for m.bhead < len(m.blocks) && m.blocks[m.bhead].last < m.ring.Oldest() {
 		m.held -= m.blocks[m.bhead].size
 		m.bhead++
 	}
@@ -244,22 +226,6 @@ func (m *Memory) dropBlocks() {
 		m.blocks = append(m.blocks[:0], m.blocks[m.bhead:]...)
 		m.bhead = 0
 	}
-}
-
-// grow doubles the ring (up to maxEvents), unwrapping it. m.mu is held.
-func (m *Memory) grow() {
-	m.resize(min(max(initialRing, 2*len(m.ring)), m.maxEvents))
-}
-
-// resize moves the lines to a ring of size slots (>= m.n). m.mu is held.
-func (m *Memory) resize(size int) {
-	r := make([][]byte, size)
-	if m.n > 0 {
-		k := copy(r, m.ring[m.head:min(m.head+m.n, len(m.ring))])
-		copy(r[k:m.n], m.ring)
-	}
-	m.held += int64(slotBytes * (size - len(m.ring)))
-	m.ring, m.head = r, 0
 }
 
 // evict gives the budget back at least want bytes if it can: the oldest
@@ -273,19 +239,14 @@ func (m *Memory) evict(want int64) int64 {
 	before := m.held
 	for before-m.held < want && m.bhead < len(m.blocks) {
 		last := m.blocks[m.bhead].last
-		for m.n > 0 && m.oldest <= last {
-			m.dropOldest()
+		for n, _ := m.ring.Len(); n > 0 && m.ring.Oldest() <= last; n-- {
+			m.ring.DropOldest()
 		}
 		m.dropBlocks()
 	}
-	if m.n == 0 && len(m.ring) > 0 {
-		m.resize(0) // all gone: so is the ring, until the next append
-	} else if size := len(m.ring); size > initialRing && m.n <= size/4 {
-		for size > initialRing && m.n <= size/4 {
-			size /= 2
-		}
-		m.resize(max(size, initialRing))
-	}
+	slots := m.ring.SlotBytes()
+	m.ring.Shrink() // all gone: so is the ring, until the next append
+	m.held += m.ring.SlotBytes() - slots
 	freed := before - m.held
 	m.acct.Charge(-freed)
 	return freed
@@ -302,26 +263,10 @@ func (m *Memory) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]by
 	if m.closed {
 		return dst, from, gap, ErrClosed
 	}
-	if from < m.oldest {
-		gap = Gap{From: from, To: m.oldest - 1}
-		from = m.oldest
+	if oldest := m.ring.Oldest(); from < oldest {
+		gap = Gap{From: from, To: oldest - 1}
 	}
-	newest := m.oldest + uint64(m.n) - 1
-	size, got := 0, 0
-	for from <= newest && got < maxLines {
-		i := m.head + int(from-m.oldest)
-		if i >= len(m.ring) {
-			i -= len(m.ring)
-		}
-		line := m.ring[i]
-		if got > 0 && size+len(line) > maxBytes {
-			break
-		}
-		dst = append(dst, line)
-		size += len(line)
-		got++
-		from++
-	}
+	dst, from = m.ring.Read(from, dst, maxLines, maxBytes)
 	return dst, from, gap, nil
 }
 
@@ -336,7 +281,7 @@ func (m *Memory) Notify() <-chan struct{} {
 func (m *Memory) Bounds() (oldest, newest uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.oldest, m.oldest + uint64(m.n) - 1
+	return m.ring.Oldest(), m.ring.Newest()
 }
 
 // Epoch implements Log.
@@ -354,7 +299,7 @@ func (m *Memory) Held() int64 {
 func (m *Memory) Len() (lines, bytes int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.n, m.bytes
+	return m.ring.Len()
 }
 
 // Close implements Log: it drops the lines and wakes every waiter.
@@ -365,11 +310,14 @@ func (m *Memory) Close() error {
 		return nil
 	}
 	m.closed = true
-	m.ring, m.n, m.bytes, m.blocks = nil, 0, 0, nil
+	m.ring, m.blocks = NewRing(m.ring.Oldest()), nil
 	m.acct.Charge(logOverhead - m.held) // Leave gives back the fixed part
 	m.held = 0
 	close(m.notify)
 	m.mu.Unlock()
 	m.acct.Leave()
+	if m.keys != nil {
+		m.keys.close()
+	}
 	return nil
 }

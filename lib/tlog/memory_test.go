@@ -2,6 +2,7 @@ package tlog
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -15,6 +16,12 @@ import (
 // body returns a small canonical-looking body whose path names i.
 func body(i int) []byte {
 	return []byte(`"tenant_id":"t","timestamp":1,"type":"click","path":"/` + strconv.Itoa(i) + `","metadata":{}}` + "\n")
+}
+
+// add appends bs to l without a key, the way most tests fill a log.
+func add(l Log, bs [][]byte) (first, last uint64, err error) {
+	a, err := l.Append(context.Background(), Batch{Bodies: bs})
+	return a.First, a.Last, err
 }
 
 func bodies(from, n int) [][]byte {
@@ -48,15 +55,15 @@ func TestAppendSeqs(t *testing.T) {
 	if o, n := m.Bounds(); o != 1 || n != 0 {
 		t.Fatalf("empty bounds %d..%d, want 1..0", o, n)
 	}
-	first, last, err := m.Append(bodies(1, 3))
+	first, last, err := add(m, bodies(1, 3))
 	if err != nil || first != 1 || last != 3 {
 		t.Fatalf("Append = %d, %d, %v; want 1, 3", first, last, err)
 	}
-	first, last, _ = m.Append(bodies(4, 1))
+	first, last, _ = add(m, bodies(4, 1))
 	if first != 4 || last != 4 {
 		t.Fatalf("second Append = %d, %d; want 4, 4", first, last)
 	}
-	if f, l, err := m.Append(nil); f != 0 || l != 0 || err != nil {
+	if f, l, err := add(m, nil); f != 0 || l != 0 || err != nil {
 		t.Fatalf("empty Append = %d %d %v", f, l, err)
 	}
 	lines, next, gap, _ := m.Read(1, nil, 100, 1<<20)
@@ -96,7 +103,7 @@ func TestWrapAndGaps(t *testing.T) {
 	appended := 0
 	for _, c := range cases {
 		for appended < c.appended {
-			if _, _, err := m.Append(bodies(appended+1, 3)); err != nil {
+			if _, _, err := add(m, bodies(appended+1, 3)); err != nil {
 				t.Fatal(err)
 			}
 			appended += 3
@@ -121,7 +128,7 @@ func TestWrapAndGaps(t *testing.T) {
 func TestByteBound(t *testing.T) {
 	one := len(`{"seq":1,`) + len(body(1)) // seqs 1..9 have the same length
 	m := NewMemory(100, 3*one)
-	m.Append(bodies(1, 5))
+	add(m, bodies(1, 5))
 	if o, n := m.Bounds(); o != 3 || n != 5 {
 		t.Fatalf("bounds %d..%d, want 3..5", o, n)
 	}
@@ -137,7 +144,7 @@ func TestByteBound(t *testing.T) {
 		t.Errorf("Read with a tiny byte cap returned %d lines, want 1", len(lines))
 	}
 	// A batch larger than the whole bound keeps its newest lines.
-	first, last, _ := m.Append(bodies(6, 4))
+	first, last, _ := add(m, bodies(6, 4))
 	if first != 6 || last != 9 {
 		t.Errorf("Append = %d..%d", first, last)
 	}
@@ -149,10 +156,10 @@ func TestByteBound(t *testing.T) {
 func TestRingGrows(t *testing.T) {
 	m := NewMemory(1000, 1<<30)
 	for i := 1; i <= 2500; i += 10 {
-		m.Append(bodies(i, 10))
+		add(m, bodies(i, 10))
 	}
-	if len(m.ring) != 1000 {
-		t.Errorf("ring size %d, want 1000", len(m.ring))
+	if len(m.ring.lines) != 1000 {
+		t.Errorf("ring size %d, want 1000", len(m.ring.lines))
 	}
 	lines, next, gap, _ := m.Read(1, nil, 2000, 1<<30)
 	s := seqs(t, lines)
@@ -169,7 +176,7 @@ func TestNotifyAndClose(t *testing.T) {
 		t.Fatal("notified before an append")
 	default:
 	}
-	m.Append(bodies(1, 1))
+	add(m, bodies(1, 1))
 	<-ch // closed by the append
 	ch2 := m.Notify()
 	if ch2 == ch {
@@ -181,7 +188,7 @@ func TestNotifyAndClose(t *testing.T) {
 	m.Close()
 	m.Close()
 	<-ch2 // Close wakes waiters
-	if _, _, err := m.Append(bodies(2, 1)); !errors.Is(err, ErrClosed) {
+	if _, _, err := add(m, bodies(2, 1)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Append after Close: %v", err)
 	}
 	if _, _, _, err := m.Read(1, nil, 1, 1); !errors.Is(err, ErrClosed) {
@@ -243,7 +250,7 @@ func TestConcurrent(t *testing.T) {
 			defer aw.Done()
 			var prev uint64
 			for b := 0; b < batches; b++ {
-				first, last, err := m.Append(bodies(0, batch))
+				first, last, err := add(m, bodies(0, batch))
 				if err != nil || last-first != batch-1 || first <= prev {
 					t.Errorf("Append = %d..%d after %d: %v", first, last, prev, err)
 					return
@@ -273,7 +280,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(n * len(bs[0])))
 			for b.Loop() {
-				m.Append(bs)
+				add(m, bs)
 			}
 		})
 	}
@@ -282,7 +289,7 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkRead(b *testing.B) {
 	m := NewMemory(DefaultMaxEvents, DefaultMaxBytes)
 	for i := 0; i < 100; i++ {
-		m.Append(bodies(1, 1000))
+		add(m, bodies(1, 1000))
 	}
 	buf := make([][]byte, 0, 256)
 	b.ReportAllocs()
