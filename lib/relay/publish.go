@@ -258,7 +258,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, t *tenant, ndjso
 		return httpErrorf(http.StatusBadRequest, "the body holds no event"), 0
 	}
 	if herr := s.limitPublish(r, t.name, len(in.ends)); herr != nil {
-		return nil, herr, 0 // the ingest keys' limit per address (cors.go)
+		return herr, 0 // the ingest keys' limit per address (cors.go)
 	}
 	if ok, wait := s.cfg.PublishRate.Take(t.name, len(in.ends)); !ok {
 		return rateLimited(t.name, wait), 0
