@@ -263,7 +263,7 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		rss := r.RSSKiB()
 		per := float64(rss-rss0) / float64(sc.subs)
 		if memstats && r.Admin != "" {
-			printMemStats(r.Admin)
+			printMemStats(adminURL(sc, r.Admin))
 		}
 		fmt.Printf("%-3s %-42s %21s %9s %5s %11s %8s %8s %8s %8s %9s %9s %7s %7dM %7s  %.1f KiB RSS per idle subscriber\n",
 			sc.name, sc.what, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", rss/1024, "-", per)
@@ -280,7 +280,7 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		prof.Add(1)
 		go func() {
 			defer prof.Done()
-			if err := saveProfile(r.Admin, sc.duration, cpuprofile); err != nil {
+			if err := saveProfile(adminURL(sc, r.Admin), sc.duration, cpuprofile); err != nil {
 				fmt.Fprintln(os.Stderr, "loadgen: profile:", err)
 			}
 		}()
@@ -443,15 +443,31 @@ func waitHellos(subs []*sub, limit time.Duration) error {
 	return nil
 }
 
+// adminURL is the base URL of the relay's admin listener, which serves
+// HTTPS too when the relay has a certificate.
+func adminURL(sc scenario, admin string) string {
+	if sc.secure {
+		return "https://" + admin
+	}
+	return "http://" + admin
+}
+
+// adminGet gets url from the admin listener (whose certificate, with -tls,
+// is the throw-away one).
+func adminGet(url string) (*http.Response, error) {
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS()}}
+	return c.Get(url)
+}
+
 // saveProfile fetches the relay's CPU profile over d from its admin
 // listener.
 func saveProfile(admin string, d time.Duration, file string) error {
-	return saveURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), file)
+	return saveURL(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), file)
 }
 
 // saveURL saves what url answers in file.
 func saveURL(url, file string) error {
-	res, err := http.Get(url)
+	res, err := adminGet(url)
 	if err != nil {
 		return err
 	}
@@ -473,7 +489,7 @@ func saveURL(url, file string) error {
 // printMemStats copies the runtime.MemStats part of the relay's heap
 // profile to stderr: where an idle subscriber's memory goes.
 func printMemStats(admin string) {
-	res, err := http.Get("http://" + admin + "/debug/pprof/heap?debug=1")
+	res, err := adminGet(admin + "/debug/pprof/heap?debug=1")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: memstats:", err)
 		return
@@ -483,7 +499,7 @@ func printMemStats(admin string) {
 	if i := strings.Index(string(b), "# runtime.MemStats"); i >= 0 {
 		os.Stderr.Write(b[i:])
 	}
-	if err := saveURL("http://"+admin+"/debug/pprof/heap", "/tmp/loadgen-heap.pprof"); err == nil {
+	if err := saveURL(admin+"/debug/pprof/heap", "/tmp/loadgen-heap.pprof"); err == nil {
 		fmt.Fprintln(os.Stderr, "loadgen: heap profile in /tmp/loadgen-heap.pprof")
 	}
 }
