@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Durable ingest against memory: tl-relay with and without --data-dir, fed
-# 1,000-event NDJSON batches by 8 concurrent clients (scripts/benchpost).
+# 1,000-event NDJSON batches by 8 concurrent clients (scripts/loadgen -only I).
 # QUICK=1 sends fewer events. Prints a small table of events/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,34 +12,18 @@ clients=${CLIENTS:-8}
 batch=${BATCH:-1000}
 
 tmp=$(mktemp -d)
-relay_pid=
-cleanup() {
-  if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; wait "$relay_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap 'rm -rf "$tmp"' EXIT
 
 relay=bin/tl-relay
 [ -x "$relay" ] || { go build -o "$tmp/" ./cmd/tl-relay; relay=$tmp/tl-relay; }
-go build -o "$tmp/benchpost" ./scripts/benchpost
+go build -o "$tmp/loadgen" ./scripts/loadgen
 
-# run ARGS...: start a relay with ARGS, load it, stop it; events/s go to
-# $tmp/out (run is not called in a subshell, so the EXIT trap can always stop
-# the relay).
+# run [ARGS]: load a fresh relay started with ARGS (loadgen starts and stops
+# it); the whole events/s go to $tmp/out.
 run() {
-  : >"$tmp/relay.log"
-  "$relay" --listen 127.0.0.1:0 "$@" 2>"$tmp/relay.log" &
-  relay_pid=$!
-  local url=
-  for _ in $(seq 200); do
-    url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$tmp/relay.log" | head -1)
-    [ -n "$url" ] && break
-    sleep 0.05
-  done
-  [ -n "$url" ] || { echo "bench-durable: tl-relay did not start:" >&2; cat "$tmp/relay.log" >&2; exit 1; }
-  "$tmp/benchpost" -url "$url" -clients "$clients" -batch "$batch" -events "$events" >"$tmp/out"
-  kill -TERM "$relay_pid"; wait "$relay_pid" || true
-  relay_pid=
+  "$tmp/loadgen" -relay "$relay" -only I -workers "$clients" -batch "$batch" -events "$events" \
+    -duration 10m -relay-args "${1:-}" -results "$tmp/res" >/dev/null
+  sed -n 's/.* posted_s=\([0-9]*\).*/\1/p' "$tmp/res" | tail -1 >"$tmp/out"
 }
 
 # Memory and durable runs alternate (the box is shared and its load drifts);
@@ -48,7 +32,7 @@ mem=0 dur=0
 for _ in $(seq "$runs"); do
   run; r=$(cut -d. -f1 "$tmp/out")
   [ "$r" -gt "$mem" ] && mem=$r
-  run --data-dir "$tmp/data"; r=$(cut -d. -f1 "$tmp/out")
+  run "--data-dir $tmp/data"; r=$(cut -d. -f1 "$tmp/out")
   [ "$r" -gt "$dur" ] && dur=$r
   rm -rf "$tmp/data"
 done

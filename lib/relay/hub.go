@@ -316,6 +316,7 @@ func (h *hub) round() (again bool) {
 			continue
 		}
 		more, alive := h.step(sub, epoch)
+		h.s.pace.yield() // ingestion first (pace.go)
 		if !alive {
 			i-- // end moved the last subscriber here
 			continue

@@ -40,6 +40,7 @@ type Server struct {
 	ticks    *broadcast // the shared ping ticker
 	turns    turns      // bounds the writer goroutines at work at once
 	poller   *poller    // reads the hubs' sockets; nil where there is no epoll
+	pace     pacer      // makes the fan-out give way to the POSTs (pace.go)
 	hubs     sync.WaitGroup
 	http     *http.Server
 	metrics  *metrics.Metrics
@@ -175,6 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-subsDone
 	}
 	s.hubs.Wait() // each ends with its last subscriber
+	s.pace.close()
 	if s.poller != nil {
 		s.poller.close()
 	}

@@ -113,7 +113,8 @@ func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) err
 			sent, first, err = sub.sendLines(pending, controls, gap, lines, send)
 		}
 		sub.giveTurn()
-		clear(read) // drop the references to the log's lines
+		sub.s.pace.yield() // ingestion first (pace.go)
+		clear(read)        // drop the references to the log's lines
 		*linesp = read[:0]
 		linesPool.Put(linesp)
 		if err != nil {

@@ -15,6 +15,9 @@ fanout 0 quick=0 subs=0 tenants=1 rate=500 batch=1 duration_s=10 delivered=0 exp
 fanout A quick=0 subs=10000 tenants=100 rate=500 batch=1 duration_s=10 delivered=500100 expected=500100 gaps=0 lost=0 missing=0 dup=0 post_errors=0 deliv_s=49889 p50_ms=1.700 p95_ms=16.400 p99_ms=20.000 max_ms=67.800 posted_s=500.0 post_p99_ms=9.500 relay_cpu_s=8.80 rss_kib=188416 gen_cpu_s=6.80 deliv_per_cpu_s=56830
 fanout B quick=0 subs=10000 tenants=1 rate=500 batch=1 duration_s=10 delivered=49990000 expected=50000000 gaps=10000 lost=0 missing=0 dup=0 post_errors=0 deliv_s=600000 p50_ms=119.000 p95_ms=213.000 p99_ms=254.000 max_ms=1424.000 posted_s=495.0 post_p99_ms=9.999 relay_cpu_s=10.90 rss_kib=235520 gen_cpu_s=8.20 deliv_per_cpu_s=4586239
 fanout C quick=0 subs=1000 tenants=1 rate=2000 batch=20 duration_s=10 delivered=20020000 expected=20020000 gaps=0 lost=0 missing=0 dup=0 post_errors=0 deliv_s=1000000 p50_ms=16.400 p95_ms=30.700 p99_ms=43.000 max_ms=80.400 posted_s=2002.0 post_p99_ms=26.600 relay_cpu_s=10.30 rss_kib=40960 gen_cpu_s=8.40 deliv_per_cpu_s=1000000
+fanout tls A quick=0 subs=10000 tenants=100 rate=500 batch=1 duration_s=10 delivered=500100 expected=500100 gaps=0 lost=0 missing=0 dup=0 post_errors=0 deliv_s=49889 p50_ms=1.700 p95_ms=16.400 p99_ms=20.000 max_ms=67.800 posted_s=500.0 post_p99_ms=9.500 relay_cpu_s=8.80 rss_kib=188416 gen_cpu_s=6.80 deliv_per_cpu_s=56830
+fanout tls C quick=0 subs=1000 tenants=1 rate=2000 batch=20 duration_s=10 delivered=20020000 expected=20020000 gaps=0 lost=0 missing=0 dup=0 post_errors=0 deliv_s=1000000 p50_ms=16.400 p95_ms=30.700 p99_ms=43.000 max_ms=80.400 posted_s=2002.0 post_p99_ms=26.600 relay_cpu_s=30.30 rss_kib=40960 gen_cpu_s=8.40 deliv_per_cpu_s=660726
+fanout pinned B quick=0 subs=10000 tenants=1 relay_cpus=0 rate=500 batch=1 duration_s=10 delivered=30000000 expected=50000000 gaps=20000000 lost=0 missing=0 dup=0 post_errors=0 deliv_s=300000 p50_ms=900.000 p95_ms=2213.000 p99_ms=2254.000 max_ms=3424.000 posted_s=495.0 post_p99_ms=9.999 relay_cpu_s=9.90 rss_kib=235520 gen_cpu_s=9.20 deliv_per_cpu_s=3030303
 fanout D quick=0 subs=19900 tenants=1 idle=1 rss_kib=327679 base_kib=10000 per_sub_kib=8.00
 fmt lines=1000000 runs=3 fast_s=0.610 gojq_path_s=2.800 jq_s=0.611 jq_version=jq-1.6 gojq_s=0.620 gojq_version=0.12.19
 post lines=1000000 runs=3 events_s=300000
@@ -43,8 +46,8 @@ func summarize(t *testing.T, file string) (string, map[string]string) {
 		}
 		met[strings.Fields(strings.TrimPrefix(c[0], "| "))[0]] = strings.TrimSpace(c[2])
 	}
-	if len(met) != 7 {
-		t.Fatalf("%d rows, want 7:\n%s", len(met), b.String())
+	if len(met) != 10 {
+		t.Fatalf("%d rows, want 10:\n%s", len(met), b.String())
 	}
 	return b.String(), met
 }
@@ -141,6 +144,11 @@ func TestMissed(t *testing.T) {
 		{with("fanout C", "deliv_s", "999999"), "C:", "999,999 deliv/s < 1,000,000"},
 		{with("fanout C", "deliv_per_cpu_s", "999999"), "C:", "999,999 per CPU-s < 1,000,000"},
 		{with("fanout D", "per_sub_kib", "8.01"), "D:", "8.01 KiB > 8"},
+		{with("fanout tls A", "p99_ms", "20.001"), "A/TLS:", "p99 20.001 ms > 20"},
+		{with("fanout tls C", "deliv_s", "999999"), "C/TLS:", "999,999 deliv/s < 1,000,000"},
+		{with("fanout pinned B", "post_p99_ms", "10.000"), "B/pinned:", "POST p99 10 ms ≥ 10"},
+		{with("fanout pinned B", "posted_s", "494.9"), "B/pinned:", "accepted 494.9 ev/s of 500"},
+		{with("fanout pinned B", "lost", "1"), "B/pinned:", "1 lost, 0 unaccounted"},
 		{with("post", "events_s", "299999"), "tl-post", "299,999 < 300,000"},
 		{with("tail", "lines_s", "999999"), "tl-tail", "999,999 < 1,000,000"},
 		{with("fmt", "jq_s", "0.610"), "tl-fmt", "1.00× jq"},
@@ -164,7 +172,7 @@ func TestQuick(t *testing.T) {
 	file = strings.ReplaceAll(file, "p99_ms=20.000", "p99_ms=45.000") // A would miss
 	file = strings.ReplaceAll(file, "events_s=300000", "events_s=200000")
 	out, met := summarize(t, file)
-	for _, r := range []string{"A:", "B:", "C:", "D:"} {
+	for _, r := range []string{"A:", "B:", "C:", "D:", "A/TLS:", "C/TLS:", "B/pinned:"} {
 		if met[r] != naQuick {
 			t.Errorf("%s: %q, want %q", r, met[r], naQuick)
 		}

@@ -10,6 +10,20 @@
 //	C  1,000 subscribers on one tenant, batched publishes at a high rate
 //	D  19,900 idle subscribers: RSS per subscriber
 //
+// and, only when named in -only:
+//
+//	I  ingest: no subscribers, 1,000-event POSTs from one client as fast
+//	   as the relay answers them (bench-relay.sh; with -workers 8 -events N
+//	   -relay-args --data-dir, bench-durable.sh)
+//	F  fan-out at full speed: 1,000 subscribers on one tenant, 1,000-event
+//	   POSTs as fast as the relay answers them (bench-relay.sh)
+//
+// -tls runs the scenarios over TLS (https:// and wss://, a throw-away
+// certificate made at run time): every --tls-cert deployment's streams are
+// served by the relay's goroutine engine, not by its hubs. The publisher's
+// flags (-rate, -batch, -workers, -duration, -events) and -subs, given,
+// override the scenarios' own.
+//
 // Every event carries its send time (metadata.sent_ns); latency is from the
 // POST being sent to the line being read. Server CPU and RSS come from
 // /proc; the generator's own CPU is shown beside them, since both share the
@@ -18,6 +32,8 @@
 //	go run ./scripts/loadgen -relay bin/tl-relay            # A-D
 //	go run ./scripts/loadgen -relay bin/tl-relay -quick -only C
 //	go run ./scripts/loadgen -only C -cpuprofile /tmp/c.pprof  # the relay's profile
+//	go run ./scripts/loadgen -tls -only AC                      # A and C over wss://
+//	go run ./scripts/loadgen -only I -workers 8 -events 400000   # ingest rate
 package main
 
 import (
@@ -48,6 +64,10 @@ type scenario struct {
 	sample   int      // every sample-th subscriber records latency
 	idle     bool     // D: no publishing, RSS per subscriber
 	args     []string // extra relay flags
+	events   int      // stop publishing after this many events (0: after duration)
+	secure   bool     // over TLS (-tls)
+	pin      string   // -relay-cpus: the relay runs on these CPUs only
+	extra    bool     // run only when named in -only
 }
 
 func scenarios(quick bool) []scenario {
@@ -74,6 +94,12 @@ func scenarios(quick bool) []scenario {
 			subs: c, tenants: 1, rate: 2000, batch: 20, workers: 4, duration: d, bufSize: 64 << 10, sample: max(1, c/250)},
 		{name: "D", what: fmt.Sprintf("%d idle subs / 1 tenant", idle),
 			subs: idle, tenants: 1, idle: true, bufSize: 512},
+		// I and F are closed loops: a rate no relay reaches makes every
+		// POST go as soon as the one before it is answered.
+		{name: "I", what: "ingest, 1,000-event POSTs, closed loop", extra: true,
+			tenants: 1, rate: 1e9, batch: 1000, workers: 1, duration: d / 2},
+		{name: "F", what: fmt.Sprintf("%d subs / 1 tenant, 1,000-event POSTs, closed loop", c), extra: true,
+			subs: c, tenants: 1, rate: 1e9, batch: 1000, workers: 1, duration: d / 2, bufSize: 64 << 10, sample: max(1, c/250)},
 	}
 }
 
@@ -91,11 +117,15 @@ func main() {
 	pubBatch := flag.Int("batch", 1, "publisher: events per POST")
 	pubWorkers := flag.Int("workers", 16, "publisher: concurrent POSTs")
 	pubDuration := flag.Duration("duration", 10*time.Second, "publisher: how long")
+	pubEvents := flag.Int("events", 0, "publisher: stop after this many events (0: after -duration)")
+	secure := flag.Bool("tls", false, "run the scenarios over TLS (https://, wss://) with a throw-away certificate")
+	subsN := flag.Int("subs", 0, "subscribers, overriding the scenarios' own")
+	relayCPUs := flag.String("relay-cpus", "", "run the relay on these `cpus` only (taskset -c); run loadgen itself under taskset on the others")
 	relayArgs := flag.String("relay-args", "", "extra `flags` for every relay, space-separated (e.g. \"--broker redis://127.0.0.1:6379/0\")")
 	results := flag.String("results", "", "also append each row as a line of key=value fields to `file` (make bench's summary)")
 	flag.Parse()
 	if *pubAddr != "" {
-		if err := publishMain(*pubAddr, *pubTenants, *pubRate, *pubBatch, *pubWorkers, *pubDuration); err != nil {
+		if err := publishMain(*pubAddr, *pubTenants, *pubRate, *pubBatch, *pubWorkers, *pubEvents, *secure, *pubDuration); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen: publisher:", err)
 			os.Exit(1)
 		}
@@ -111,10 +141,37 @@ func main() {
 	fmt.Printf("%-3s %-42s %21s %9s %5s %11s %8s %8s %8s %8s %9s %9s %7s %8s %7s  %s\n",
 		"", "scenario", "delivered/expected", "gaps", "lost", "deliv/s", "p50", "p95", "p99", "max",
 		"posted/s", "POST p99", "relayCPU", "relayRSS", "genCPU", "note")
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	failed := false
 	for _, sc := range scenarios(*quick) {
-		if *only != "" && !strings.Contains(strings.ToUpper(*only), sc.name) {
+		if *only != "" && !strings.Contains(strings.ToUpper(*only), sc.name) || *only == "" && sc.extra {
 			continue
+		}
+		if set["subs"] && sc.subs > 0 {
+			sc.what = strings.Replace(sc.what, fmt.Sprint(sc.subs), fmt.Sprint(*subsN), 1)
+			sc.subs = *subsN
+		}
+		if set["rate"] {
+			sc.rate = *pubRate
+		}
+		if set["batch"] {
+			sc.batch = *pubBatch
+		}
+		if set["workers"] {
+			sc.workers = *pubWorkers
+		}
+		if set["duration"] {
+			sc.duration = *pubDuration
+		}
+		sc.events = *pubEvents
+		sc.pin = *relayCPUs
+		if sc.pin != "" {
+			sc.what += " (relay on CPU " + sc.pin + ")"
+		}
+		if *secure {
+			sc.secure = true
+			sc.what += " (wss://)"
 		}
 		// Each process (this one and the relay) holds a socket per
 		// subscriber: stay 100 under the open files limit.
@@ -153,7 +210,23 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		"--max-tenant-subscribers", fmt.Sprint(sc.subs + 1000),
 		"--admin-listen", "127.0.0.1:0",
 	}, sc.args...)
-	r, err := relayproc.Start(bin, append([]string{"--log-level", "error"}, args...)...)
+	if sc.secure {
+		dir, err := os.MkdirTemp("", "loadgen-tls")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cert, key, err := selfSigned(dir)
+		if err != nil {
+			return err
+		}
+		args = append(args, "--tls-cert", cert, "--tls-key", key)
+	}
+	var prefix []string
+	if sc.pin != "" {
+		prefix = []string{"taskset", "-c", sc.pin}
+	}
+	r, err := relayproc.StartWith(prefix, bin, append([]string{"--log-level", "error"}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -190,7 +263,7 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		rss := r.RSSKiB()
 		per := float64(rss-rss0) / float64(sc.subs)
 		if memstats && r.Admin != "" {
-			printMemStats(r.Admin)
+			printMemStats(adminURL(sc, r.Admin))
 		}
 		fmt.Printf("%-3s %-42s %21s %9s %5s %11s %8s %8s %8s %8s %9s %9s %7s %7dM %7s  %.1f KiB RSS per idle subscriber\n",
 			sc.name, sc.what, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", rss/1024, "-", per)
@@ -207,7 +280,7 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		prof.Add(1)
 		go func() {
 			defer prof.Done()
-			if err := saveProfile(r.Admin, sc.duration, cpuprofile); err != nil {
+			if err := saveProfile(adminURL(sc, r.Admin), sc.duration, cpuprofile); err != nil {
 				fmt.Fprintln(os.Stderr, "loadgen: profile:", err)
 			}
 		}()
@@ -325,7 +398,7 @@ func connect(addr string, sc scenario, n int) ([]*sub, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			t := i % sc.tenants
-			c, buf, w, err := dial(addr, srcIP(i), tenantName(t, sc.tenants), sc.bufSize)
+			c, buf, w, err := dial(addr, srcIP(i), tenantName(t, sc.tenants), sc.bufSize, sc.secure)
 			if err != nil {
 				mu.Lock()
 				if first == nil {
@@ -370,15 +443,31 @@ func waitHellos(subs []*sub, limit time.Duration) error {
 	return nil
 }
 
+// adminURL is the base URL of the relay's admin listener, which serves
+// HTTPS too when the relay has a certificate.
+func adminURL(sc scenario, admin string) string {
+	if sc.secure {
+		return "https://" + admin
+	}
+	return "http://" + admin
+}
+
+// adminGet gets url from the admin listener (whose certificate, with -tls,
+// is the throw-away one).
+func adminGet(url string) (*http.Response, error) {
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS()}}
+	return c.Get(url)
+}
+
 // saveProfile fetches the relay's CPU profile over d from its admin
 // listener.
 func saveProfile(admin string, d time.Duration, file string) error {
-	return saveURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), file)
+	return saveURL(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), file)
 }
 
 // saveURL saves what url answers in file.
 func saveURL(url, file string) error {
-	res, err := http.Get(url)
+	res, err := adminGet(url)
 	if err != nil {
 		return err
 	}
@@ -400,7 +489,7 @@ func saveURL(url, file string) error {
 // printMemStats copies the runtime.MemStats part of the relay's heap
 // profile to stderr: where an idle subscriber's memory goes.
 func printMemStats(admin string) {
-	res, err := http.Get("http://" + admin + "/debug/pprof/heap?debug=1")
+	res, err := adminGet(admin + "/debug/pprof/heap?debug=1")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: memstats:", err)
 		return
@@ -410,7 +499,7 @@ func printMemStats(admin string) {
 	if i := strings.Index(string(b), "# runtime.MemStats"); i >= 0 {
 		os.Stderr.Write(b[i:])
 	}
-	if err := saveURL("http://"+admin+"/debug/pprof/heap", "/tmp/loadgen-heap.pprof"); err == nil {
+	if err := saveURL(admin+"/debug/pprof/heap", "/tmp/loadgen-heap.pprof"); err == nil {
 		fmt.Fprintln(os.Stderr, "loadgen: heap profile in /tmp/loadgen-heap.pprof")
 	}
 }

@@ -31,10 +31,21 @@ func resultLine(sc scenario, quick bool, o outcome) string {
 	if quick {
 		q = 1
 	}
-	f := []string{"fanout", sc.name,
+	// The record's name: "fanout A", "fanout tls A", "fanout pinned B".
+	f := []string{"fanout", sc.name}
+	switch {
+	case sc.secure:
+		f = []string{"fanout", "tls", sc.name}
+	case sc.pin != "":
+		f = []string{"fanout", "pinned", sc.name}
+	}
+	f = append(f,
 		fmt.Sprintf("quick=%d", q),
 		fmt.Sprintf("subs=%d", sc.subs),
 		fmt.Sprintf("tenants=%d", sc.tenants),
+	)
+	if sc.pin != "" {
+		f = append(f, "relay_cpus="+sc.pin)
 	}
 	if sc.idle {
 		f = append(f, "idle=1",

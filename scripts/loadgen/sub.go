@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -39,10 +40,17 @@ type sub struct {
 
 const wsKey = "dGhlIHNhbXBsZSBub25jZQ==" // any 16 bytes, base64
 
-// dial connects from src and upgrades to a WebSocket stream of tenant.
-func dial(addr string, src net.IP, tenant string, bufSize int) (net.Conn, []byte, int, error) {
+// dial connects from src and upgrades to a WebSocket stream of tenant,
+// over TLS (wss://) when secure.
+func dial(addr string, src net.IP, tenant string, bufSize int, secure bool) (net.Conn, []byte, int, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 30 * time.Second}
-	c, err := d.Dial("tcp", addr)
+	var c net.Conn
+	var err error
+	if secure {
+		c, err = tls.DialWithDialer(&d, "tcp", addr, clientTLS())
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, nil, 0, err
 	}

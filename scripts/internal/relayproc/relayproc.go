@@ -24,8 +24,14 @@ type Relay struct {
 // Start starts bin on a free loopback port with args (after --listen) and
 // waits for the line naming its address. Its later stderr (warnings such as
 // slow subscribers) goes to this process's stderr.
-func Start(bin string, args ...string) (*Relay, error) {
-	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+func Start(bin string, args ...string) (*Relay, error) { return StartWith(nil, bin, args...) }
+
+// StartWith is Start with bin run through the command prefix (e.g.
+// "taskset", "-c", "0"), which must exec it in its own process (so that the
+// process measured is the relay).
+func StartWith(prefix []string, bin string, args ...string) (*Relay, error) {
+	argv := append(append(append([]string(nil), prefix...), bin, "--listen", "127.0.0.1:0"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -57,10 +63,15 @@ func Start(bin string, args ...string) (*Relay, error) {
 	return r, nil
 }
 
-// AddrIn returns the host:port of the first http:// URL in line.
+// AddrIn returns the host:port of the first http:// or https:// URL in
+// line.
 func AddrIn(line string) string {
 	for _, f := range strings.Fields(line) {
-		if u, ok := strings.CutPrefix(f, "http://"); ok {
+		u, ok := strings.CutPrefix(f, "http://")
+		if !ok {
+			u, ok = strings.CutPrefix(f, "https://")
+		}
+		if ok {
 			return strings.TrimRight(u, "/,)")
 		}
 	}

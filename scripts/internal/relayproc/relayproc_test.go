@@ -12,6 +12,7 @@ func TestAddrIn(t *testing.T) {
 		"tl-relay: listening on http://127.0.0.1:41234\n":             "127.0.0.1:41234",
 		"tl-relay: admin (metrics, pprof) on http://127.0.0.1:9090/,": "127.0.0.1:9090",
 		"tl-relay: no address here":                                   "",
+		"tl-relay: listening on https://127.0.0.1:8443\n":             "127.0.0.1:8443",
 	} {
 		if got := AddrIn(line); got != want {
 			t.Errorf("AddrIn(%q) = %q, want %q", line, got, want)
