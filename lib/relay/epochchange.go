@@ -23,22 +23,22 @@ type previousEpocher interface {
 //     of it is already gone (newEpochGap).
 //
 // With controls false (the NDJSON stream) nothing is appended.
-func (sub *subscriber) epochChange(dst []byte, log tlog.Log, epoch string, controls bool) (msg []byte, oldest, newest uint64) {
+func (c *cursor) epochChange(dst []byte, log tlog.Log, epoch string, controls bool) (msg []byte, oldest, newest uint64) {
 	oldest, newest = log.Bounds()
 	if controls {
 		if pe, ok := log.(previousEpocher); ok {
-			if was, known := pe.PreviousEpoch(); was == sub.epoch && sub.cursor <= known {
-				dst = appendGap(dst, tlog.Gap{From: sub.cursor, To: known}, "epoch")
-				if sub.m != nil {
-					sub.m.Gap(metrics.GapEpoch, sub.cursor, known)
+			if was, known := pe.PreviousEpoch(); was == c.epoch && c.seq <= known {
+				dst = appendGap(dst, tlog.Gap{From: c.seq, To: known}, "epoch")
+				if c.m != nil {
+					c.m.Gap(metrics.GapEpoch, c.seq, known)
 				}
 			}
 		}
-		dst = appendHello(dst, sub.t.name, epoch, newest)
+		dst = appendHello(dst, c.tenant, epoch, newest)
 		if g := newEpochGap(oldest); g != nil {
 			dst = appendGap(dst, *g, "epoch")
-			if sub.m != nil {
-				sub.m.Gap(metrics.GapEpoch, g.From, g.To)
+			if c.m != nil {
+				c.m.Gap(metrics.GapEpoch, g.From, g.To)
 			}
 		}
 	}

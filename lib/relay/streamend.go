@@ -16,32 +16,32 @@ const (
 
 // bounded reports whether the stream has an end, so its messages are its
 // own (the hub shares a message only between unbounded subscribers).
-func (sub *subscriber) bounded() bool { return sub.limit >= 0 || sub.hasUntil }
+func (c *cursor) bounded() bool { return c.limit >= 0 || c.hasUntil }
 
 // clip cuts lines, read from the log up to next, so that the message sends
 // nothing past the stream's end: no line after until, and no more
 // deliveries than limit allows. It returns the lines and the seq after the
 // last one kept.
-func (sub *subscriber) clip(lines [][]byte, next uint64) ([][]byte, uint64) {
-	if !sub.bounded() {
+func (c *cursor) clip(lines [][]byte, next uint64) ([][]byte, uint64) {
+	if !c.bounded() {
 		return lines, next
 	}
 	first := next - uint64(len(lines))
-	if sub.hasUntil && next > sub.until+1 {
+	if c.hasUntil && next > c.until+1 {
 		keep := 0
-		if sub.until+1 > first {
-			keep = int(sub.until + 1 - first)
+		if c.until+1 > first {
+			keep = int(c.until + 1 - first)
 		}
 		lines, next = lines[:keep], first+uint64(keep)
 	}
-	if sub.limit >= 0 {
-		left := sub.limit - sub.sent
+	if c.limit >= 0 {
+		left := c.limit - c.sent
 		for i, l := range lines {
 			if left == 0 {
 				lines, next = lines[:i], first+uint64(i)
 				break
 			}
-			if sub.filter.match(l) {
+			if c.filter.match(l) {
 				left--
 			}
 		}
@@ -51,6 +51,6 @@ func (sub *subscriber) clip(lines [][]byte, next uint64) ([][]byte, uint64) {
 
 // complete reports whether the stream reached its end: everything it owes
 // was sent (the hello included).
-func (sub *subscriber) complete() bool {
-	return (sub.limit >= 0 && sub.sent >= sub.limit) || (sub.hasUntil && sub.cursor > sub.until)
+func (c *cursor) complete() bool {
+	return (c.limit >= 0 && c.sent >= c.limit) || (c.hasUntil && c.seq > c.until)
 }
