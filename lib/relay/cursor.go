@@ -26,7 +26,7 @@ type cursor struct {
 	epoch    string // the epoch seq counts in
 	pending  []byte // control lines to send before the next lines (the hello)
 
-	// The stream's end, when it has one (see streamend.go): it closes once
+	// The stream's end, when it has one (see bounded): it closes once
 	// sent reaches limit (-1: no limit), or seq passed until.
 	limit    int64
 	sent     int64
@@ -53,7 +53,7 @@ const (
 func (a action) closeFrame() (code int, reason string) {
 	switch a {
 	case actCloseComplete:
-		return closeComplete, closeCompleteReason
+		return websocket.CloseNormalClosure, "end of stream"
 	case actCloseRevoked:
 		return websocket.ClosePolicyViolation, "token no longer allowed"
 	}
@@ -71,23 +71,15 @@ type view struct {
 	target   uint64 // close once everything up to this seq went out
 }
 
-// next returns what to do next. A change of the log's epoch (a shared
-// broker lost its data) restarts the cursor first: the subscriber is told
-// as a new one would be (epochChange), then follows the new epoch from its
-// oldest line.
+// next returns what to do next, after a restart if the log's epoch changed
+// (see restart).
 func (c *cursor) next(v view, revoked bool) action {
 	if revoked {
 		// The hello (if it has not gone out yet) first; no more lines.
 		return c.pendingOr(actCloseRevoked)
 	}
 	if v.epoch != c.epoch {
-		var newest uint64
-		c.pending, c.seq, newest = c.epochChange(c.pending, c.log, v.epoch, c.controls)
-		c.epoch = v.epoch
-		if c.hasUntil {
-			c.until = newest // an until of the old epoch means now
-		}
-		v.newest = max(v.newest, newest)
+		v.newest = max(v.newest, c.restart(v.epoch))
 	}
 	switch {
 	case c.complete():
@@ -101,6 +93,45 @@ func (c *cursor) next(v view, revoked bool) action {
 		return c.pendingOr(actReadCold)
 	}
 	return actRead
+}
+
+// previousEpocher is a log whose epoch can change under a subscriber (a
+// shared broker started a new one): it tells which epoch the current one
+// replaced and the newest seq known in it.
+type previousEpocher interface {
+	PreviousEpoch() (epoch string, newest uint64)
+}
+
+// restart follows the log into its new epoch (a shared broker lost its
+// data): the cursor goes on from the new epoch's oldest line, an until of
+// the old epoch means the new one's newest seq (returned), and a WebSocket
+// is told as a new subscriber would be, in order:
+//   - a gap with reason epoch in the OLD numbering, from its cursor to the
+//     newest seq the relay knew there, when it had not received them all:
+//     those events existed and will never reach it;
+//   - the new hello, with the new epoch's newest seq;
+//   - a gap with reason epoch in the NEW numbering, 1..oldest-1, when part
+//     of it is already gone (newEpochGap).
+func (c *cursor) restart(epoch string) (newest uint64) {
+	oldest, newest := c.log.Bounds()
+	if c.controls {
+		if pe, ok := c.log.(previousEpocher); ok {
+			if was, known := pe.PreviousEpoch(); was == c.epoch && c.seq <= known {
+				c.pending = appendGap(c.pending, tlog.Gap{From: c.seq, To: known}, "epoch")
+				c.m.Gap(metrics.GapEpoch, c.seq, known)
+			}
+		}
+		c.pending = appendHello(c.pending, c.tenant, epoch, newest)
+		if g := newEpochGap(oldest); g != nil {
+			c.pending = appendGap(c.pending, *g, "epoch")
+			c.m.Gap(metrics.GapEpoch, g.From, g.To)
+		}
+	}
+	c.epoch, c.seq = epoch, oldest
+	if c.hasUntil {
+		c.until = newest
+	}
+	return newest
 }
 
 // pendingOr returns actPending while control lines wait, else a.
@@ -145,8 +176,21 @@ func (d *delivery) any() bool { return d.lines > 0 || !d.gap.Empty() || d.withCo
 // the stream's end, that pass the filter.
 func (c *cursor) message(dst []byte, lines [][]byte, next uint64, gap tlog.Gap) ([]byte, delivery) {
 	lines, next = c.clip(lines, next)
-	msg, n, first := appendMessage(dst, c.pending, c.controls, gap, lines, &c.filter)
-	return msg, delivery{next: next, gap: gap, lines: len(lines), n: n, first: first, withControls: len(c.pending) > 0}
+	d := delivery{next: next, gap: gap, lines: len(lines), withControls: len(c.pending) > 0}
+	msg := append(append(dst, make([]byte, frameHeadroom)...), c.pending...)
+	if c.controls && !gap.Empty() {
+		msg = appendGap(msg, gap, "evicted")
+	}
+	for i, l := range lines {
+		if c.filter.match(l) {
+			if d.n == 0 {
+				d.first = i
+			}
+			d.n++
+			msg = append(msg, l...)
+		}
+	}
+	return msg, d
 }
 
 // advance moves the cursor past a message sent.
@@ -164,24 +208,48 @@ func (sub *subscriber) delivered(d delivery) {
 	}
 }
 
-// appendMessage appends a message to dst: frameHeadroom bytes of room for
-// its framing, the pending control lines, the gap line (with controls) and
-// the lines that pass f. It returns how many lines passed, and the index of
-// the first.
-func appendMessage(dst, pending []byte, controls bool, gap tlog.Gap, lines [][]byte, f *filter) (msg []byte, n, first int) {
-	msg = append(dst, make([]byte, frameHeadroom)...)
-	msg = append(msg, pending...)
-	if controls && !gap.Empty() {
-		msg = appendGap(msg, gap, "evicted")
+// A stream may end by itself (tl-protocol(7): limit=N, until=SEQ): the relay
+// then closes it as a finished response, with 1000 on a WebSocket and by
+// ending the body of a chunked one, so `curl -sN ...?last=5&limit=5` and
+// `tl-tail --no-follow` end without waiting for anything.
+
+// bounded reports whether the stream has an end, so its messages are its
+// own (the hub shares a message only between unbounded subscribers).
+func (c *cursor) bounded() bool { return c.limit >= 0 || c.hasUntil }
+
+// clip cuts lines, read from the log up to next, so that the message sends
+// nothing past the stream's end: no line after until, and no more
+// deliveries than limit allows. It returns the lines and the seq after the
+// last one kept.
+func (c *cursor) clip(lines [][]byte, next uint64) ([][]byte, uint64) {
+	if !c.bounded() {
+		return lines, next
 	}
-	for i, l := range lines {
-		if f.match(l) {
-			if n == 0 {
-				first = i
+	first := next - uint64(len(lines))
+	if c.hasUntil && next > c.until+1 {
+		keep := 0
+		if c.until+1 > first {
+			keep = int(c.until + 1 - first)
+		}
+		lines, next = lines[:keep], first+uint64(keep)
+	}
+	if c.limit >= 0 {
+		left := c.limit - c.sent
+		for i, l := range lines {
+			if left == 0 {
+				lines, next = lines[:i], first+uint64(i)
+				break
 			}
-			n++
-			msg = append(msg, l...)
+			if c.filter.match(l) {
+				left--
+			}
 		}
 	}
-	return msg, n, first
+	return lines, next
+}
+
+// complete reports whether the stream reached its end: everything it owes
+// was sent (the hello included).
+func (c *cursor) complete() bool {
+	return (c.limit >= 0 && c.sent >= c.limit) || (c.hasUntil && c.seq > c.until)
 }

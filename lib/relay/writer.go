@@ -70,24 +70,21 @@ func (sub *subscriber) pump(send func([]byte) error, tick func() bool, gone <-ch
 		v.epoch = log.Epoch()
 		_, v.newest = log.Bounds()
 		act := sub.next(v, sub.isRevoked())
-		more := false
+		var more bool
+		var err error
 		switch act {
 		case actWait:
 		case actPending:
 			sub.takeTurn()
-			err := send(sub.takePending())
+			more, err = true, send(sub.takePending())
 			sub.giveTurn()
-			if err != nil {
-				return act, false
-			}
-			more = true
 		case actRead, actReadCold:
-			var err error
-			if more, err = sub.readSend(act == actReadCold, send); err != nil {
-				return act, false
-			}
+			more, err = sub.readSend(act == actReadCold, send)
 		default:
 			return act, true
+		}
+		if err != nil {
+			return act, false
 		}
 		if more {
 			// There may be more. A busy stream still pings on time, or
