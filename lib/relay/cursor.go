@@ -8,14 +8,11 @@ import (
 )
 
 // A cursor is one subscriber's place in its tenant's log and the rule of
-// what it is sent next: the control lines it is owed (the hello, an epoch
-// change), the lines past its place that pass its filter, up to its end
-// (limit=N, until=SEQ), a gap line for what it missed, and when its stream
-// closes. Both engines drive one (the hub, hub.go, for WebSockets on plain
-// sockets on Linux; a writer goroutine, writer.go, for the others) and keep
-// only their I/O: they ask next what to do, read the log when told, build
-// the message with message and record it with advance. The engine serving
-// the subscriber owns its cursor.
+// what it is sent next: control lines (hello, gaps), the lines that pass its
+// filter up to its end (limit=N, until=SEQ), or its close. Both engines (the
+// hub, hub.go; a writer goroutine, writer.go) drive one, and keep only their
+// I/O: next says what to do, message builds what they read, advance records
+// it. The engine serving the subscriber owns its cursor.
 type cursor struct {
 	log      tlog.Log
 	tenant   string       // the tenant's name, for a hello
@@ -60,8 +57,6 @@ func (a action) closeFrame() (code int, reason string) {
 	return websocket.CloseGoingAway, "relay shutting down"
 }
 
-func (a action) closes() bool { return a >= actCloseComplete }
-
 // view is what next looks at in the log and the relay, taken once by the
 // engine (the hub, once per round for all its subscribers).
 type view struct {
@@ -72,27 +67,29 @@ type view struct {
 }
 
 // next returns what to do next, after a restart if the log's epoch changed
-// (see restart).
+// (see restart). Control lines owed go out first: with the lines read,
+// else on their own (before a close, or a read that may wait).
 func (c *cursor) next(v view, revoked bool) action {
-	if revoked {
-		// The hello (if it has not gone out yet) first; no more lines.
-		return c.pendingOr(actCloseRevoked)
-	}
-	if v.epoch != c.epoch {
+	if !revoked && v.epoch != c.epoch {
 		v.newest = max(v.newest, c.restart(v.epoch))
 	}
+	a := actRead
 	switch {
+	case revoked:
+		a = actCloseRevoked // no more lines
 	case c.complete():
-		return c.pendingOr(actCloseComplete)
+		a = actCloseComplete
 	case v.draining && c.seq > v.target:
-		return c.pendingOr(actCloseDrained)
+		a = actCloseDrained
 	case c.seq > v.newest:
-		return c.pendingOr(actWait)
+		a = actWait
 	case tlog.IsCold(c.log, c.seq):
-		// The hello goes out before a read that may wait.
-		return c.pendingOr(actReadCold)
+		a = actReadCold
 	}
-	return actRead
+	if a != actRead && len(c.pending) > 0 {
+		return actPending
+	}
+	return a
 }
 
 // previousEpocher is a log whose epoch can change under a subscriber (a
@@ -134,14 +131,6 @@ func (c *cursor) restart(epoch string) (newest uint64) {
 	return newest
 }
 
-// pendingOr returns actPending while control lines wait, else a.
-func (c *cursor) pendingOr(a action) action {
-	if len(c.pending) > 0 {
-		return actPending
-	}
-	return a
-}
-
 // takePending returns a message of the pending control lines alone, after
 // frameHeadroom bytes of room for its framing (see actPending).
 func (c *cursor) takePending() []byte {
@@ -159,16 +148,15 @@ func (c *cursor) plain() bool { return len(c.pending) == 0 && c.filter.all() && 
 // next (after gap), of which lines were kept (see clip) and n passed the
 // filter, the first at index first.
 type delivery struct {
-	next         uint64
-	gap          tlog.Gap
-	lines        int
-	n, first     int
-	withControls bool // it carried pending control lines
+	next     uint64
+	gap      tlog.Gap
+	lines    int
+	n, first int
 }
 
-// any reports whether the message had anything in it: the engine sends it
-// and may go on at once.
-func (d *delivery) any() bool { return d.lines > 0 || !d.gap.Empty() || d.withControls }
+// any reports whether the cursor moved on or was told of a gap: there may
+// be more at once.
+func (d *delivery) any() bool { return d.lines > 0 || !d.gap.Empty() }
 
 // message appends to dst the message for lines, read from the log at seq
 // up to next after gap: frameHeadroom bytes of room for its framing, the
@@ -176,7 +164,7 @@ func (d *delivery) any() bool { return d.lines > 0 || !d.gap.Empty() || d.withCo
 // the stream's end, that pass the filter.
 func (c *cursor) message(dst []byte, lines [][]byte, next uint64, gap tlog.Gap) ([]byte, delivery) {
 	lines, next = c.clip(lines, next)
-	d := delivery{next: next, gap: gap, lines: len(lines), withControls: len(c.pending) > 0}
+	d := delivery{next: next, gap: gap, lines: len(lines)}
 	msg := append(append(dst, make([]byte, frameHeadroom)...), c.pending...)
 	if c.controls && !gap.Empty() {
 		msg = appendGap(msg, gap, "evicted")
@@ -195,15 +183,13 @@ func (c *cursor) message(dst []byte, lines [][]byte, next uint64, gap tlog.Gap) 
 
 // advance moves the cursor past a message sent.
 func (c *cursor) advance(d delivery) {
-	c.pending = nil
-	c.seq = d.next
-	c.sent += int64(d.n)
+	c.pending, c.seq, c.sent = nil, d.next, c.sent+int64(d.n)
 }
 
 // delivered moves sub's cursor past a message sent and counts it.
 func (sub *subscriber) delivered(d delivery) {
 	sub.advance(d)
-	if d.lines > 0 || !d.gap.Empty() {
+	if d.any() {
 		sub.wrote(d.lines, d.n, d.first, d.next, d.gap)
 	}
 }

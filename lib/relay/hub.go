@@ -47,8 +47,7 @@ type hub struct {
 // shared is the message built once in a round for the subscribers at seq
 // whose cursor is plain (see cursor.plain).
 type shared struct {
-	ok    bool
-	seq   uint64
+	seq   uint64 // 0: none yet
 	d     delivery
 	frame []byte // frameHeadroom, then the message; the frame starts at start
 	start int
@@ -322,7 +321,7 @@ func (h *hub) answer(sub *subscriber) bool {
 // most one message, or its close. It reports whether some may still be
 // behind.
 func (h *hub) round(v view) (again bool) {
-	h.share.ok = false
+	h.share.seq = 0
 	for i := 0; i < len(h.subs); i++ {
 		sub := h.subs[i]
 		if !sub.closeAt.IsZero() {
@@ -332,7 +331,7 @@ func (h *hub) round(v view) (again bool) {
 			sub.coldWait = nil // it waited for news of the old epoch
 		}
 		act := sub.next(v, sub.isRevoked())
-		if len(sub.out) > 0 && (!act.closes() || act == actCloseDrained) {
+		if len(sub.out) > 0 && act != actCloseComplete && act != actCloseRevoked {
 			// The socket is full: it gets more once it has room. A
 			// drain closes it once everything accepted went out.
 			continue
@@ -342,7 +341,7 @@ func (h *hub) round(v view) (again bool) {
 		case actWait:
 		case actPending:
 			msg := sub.takePending()
-			more, alive = true, h.write(sub, msg[putFrameHeader(msg, len(msg)-frameHeadroom):])
+			more, alive = true, h.send(sub, msg[putFrameHeader(msg, len(msg)-frameHeadroom):], true)
 		case actRead, actReadCold:
 			more, alive = h.step(sub, act == actReadCold)
 			h.s.pace.yield() // ingestion first (pace.go)
@@ -351,7 +350,6 @@ func (h *hub) round(v view) (again bool) {
 		}
 		if !alive {
 			i-- // end moved the last subscriber here
-			continue
 		}
 		again = again || more
 	}
@@ -363,7 +361,6 @@ func (h *hub) round(v view) (again bool) {
 // now, or by a fetch when the read may wait (cold). It reports whether
 // there may be more, and whether sub is still open.
 func (h *hub) step(sub *subscriber, cold bool) (more, alive bool) {
-	log := h.t.log
 	f := sub.fetched.Swap(nil)
 	if f != nil {
 		sub.fetching = false
@@ -395,29 +392,25 @@ func (h *hub) step(sub *subscriber, cold bool) (more, alive bool) {
 	}
 	var frame []byte
 	var d delivery
-	if sc := &h.share; f == nil && sc.ok && sc.seq == sub.seq && sub.plain() {
+	if sc := &h.share; f == nil && sc.seq == sub.seq && sub.plain() {
 		frame, d = sc.frame[sc.start:], sc.d
 	} else {
-		var lines [][]byte
-		var next uint64
-		var gap tlog.Gap
-		var err error
+		var r fetched
 		if f != nil {
-			lines, next, gap, err = f.lines, f.next, f.gap, f.err
-			if len(lines) == 0 && gap.Empty() {
+			if r = *f; len(r.lines) == 0 && r.gap.Empty() {
 				sub.coldWait = f.notify
 			}
 		} else {
-			lines, next, gap, err = log.Read(sub.seq, h.lines[:0], maxMessageLines, maxMessageBytes)
-			h.lines = lines
+			r.lines, r.next, r.gap, r.err = sub.log.Read(sub.seq, h.lines[:0], maxMessageLines, maxMessageBytes)
+			h.lines = r.lines
 		}
-		if err != nil {
+		if r.err != nil {
 			// The log closed: the relay is going away.
 			h.end(sub)
 			return false, false
 		}
-		if log.Epoch() != sub.epoch {
-			clear(lines)
+		if sub.log.Epoch() != sub.epoch {
+			clear(r.lines)
 			return true, true // changed during the read: the next round starts over
 		}
 		shareable := f == nil && sub.plain()
@@ -426,8 +419,8 @@ func (h *hub) step(sub *subscriber, cold bool) (more, alive bool) {
 			buf = &h.share.frame
 		}
 		var msg []byte
-		msg, d = sub.message((*buf)[:0], lines, next, gap)
-		clear(lines) // drop the references to the log's lines
+		msg, d = sub.message((*buf)[:0], r.lines, r.next, r.gap)
+		clear(r.lines) // drop the references to the log's lines
 		*buf = msg
 		start := len(msg) // nothing to send: an empty frame
 		if len(msg) > frameHeadroom {
@@ -435,14 +428,13 @@ func (h *hub) step(sub *subscriber, cold bool) (more, alive bool) {
 			frame = msg[start:]
 		}
 		if shareable {
-			h.share = shared{ok: true, seq: sub.seq, d: d, frame: msg, start: start}
+			h.share = shared{seq: sub.seq, d: d, frame: msg, start: start}
 		}
 	}
-	if len(frame) > 0 && !h.write(sub, frame) {
+	if len(frame) > 0 && !h.send(sub, frame, true) {
 		return false, false
 	}
 	sub.delivered(d)
-	// A hello alone may leave it where a drain closes it: one more round.
 	return d.any(), true
 }
 
@@ -468,11 +460,6 @@ func (h *hub) fetch(sub *subscriber, cursor uint64, epoch string) {
 	sub.kick(evFetched)
 }
 
-// write sends a data message's frame on sub's socket without blocking;
-// what the socket does not take waits in sub.out for the poller to say
-// there is room. It reports whether sub is still open.
-func (h *hub) write(sub *subscriber, frame []byte) bool { return h.send(sub, frame, true) }
-
 // control sends a control frame: at once, or after the frame in progress.
 // A pong that would wait behind it is kept aside instead, the latest
 // replacing any earlier (RFC 6455, 5.5.3, lets a server answer only the
@@ -487,8 +474,11 @@ func (h *hub) control(sub *subscriber, frame []byte) bool {
 	return h.send(sub, frame, false)
 }
 
-// send writes frame, after whatever sub.out holds; a data message that
-// goes out whole counts for the heartbeat rule (lastWrite).
+// send writes frame on sub's socket without blocking, after whatever
+// sub.out holds; what the socket does not take waits in sub.out for the
+// poller to say there is room. A data message (message) that goes out whole
+// counts for the heartbeat rule (lastWrite). It reports whether sub is
+// still open.
 func (h *hub) send(sub *subscriber, frame []byte, message bool) bool {
 	if len(sub.out) > 0 {
 		sub.out = append(sub.out, frame...)

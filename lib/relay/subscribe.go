@@ -299,16 +299,15 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		oldest, newest = t.log.Bounds()
 		epoch = t.log.Epoch()
 	}
-	c := cursor{log: t.log, tenant: name, filter: sq.filter, epoch: epoch, limit: sq.limit}
+	sub.cursor = cursor{log: t.log, tenant: name, filter: sq.filter, epoch: epoch, limit: sq.limit}
 	var epochGap *tlog.Gap
-	c.seq, epochGap = sq.start(oldest, newest, epoch)
+	sub.seq, epochGap = sq.start(oldest, newest, epoch)
 	if sq.last > 0 && !sq.filter.all() && !sq.hasSince {
 		// last=N counts the events that pass the filter.
-		c.seq = lastMatching(t.log, &sq.filter, uint64(sq.last), oldest, newest)
+		sub.seq = lastMatching(t.log, &sq.filter, uint64(sq.last), oldest, newest)
 	}
-	c.until, c.hasUntil = sq.end(newest, epoch)
-	c.m = t.m.Subscribe(c.seq - 1) // closed by end
-	sub.cursor = c
+	sub.until, sub.hasUntil = sq.end(newest, epoch)
+	sub.m = t.m.Subscribe(sub.seq - 1) // closed by end
 	sub.remote = r.RemoteAddr
 
 	if !websocket.IsWebSocketUpgrade(r) {

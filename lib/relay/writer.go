@@ -118,14 +118,13 @@ func (sub *subscriber) pump(send func([]byte) error, tick func() bool, gone <-ch
 // that may wait on I/O (cold) is made without a turn, which the other
 // writers would wait for. It reports whether there may be more at once.
 func (sub *subscriber) readSend(cold bool, send func([]byte) error) (more bool, err error) {
-	log := sub.log
 	// The lines buffer is held only while this batch is sent, so an idle
 	// subscriber holds none.
 	linesp := linesPool.Get().(*[][]byte)
 	if !cold {
 		sub.takeTurn()
 	}
-	lines, next, gap, err := log.Read(sub.seq, (*linesp)[:0], maxMessageLines, maxMessageBytes)
+	lines, next, gap, err := sub.log.Read(sub.seq, (*linesp)[:0], maxMessageLines, maxMessageBytes)
 	if cold {
 		sub.takeTurn()
 	}
@@ -133,7 +132,7 @@ func (sub *subscriber) readSend(cold bool, send func([]byte) error) (more bool, 
 	switch {
 	case err != nil:
 		// The log closed: the relay is going away.
-	case log.Epoch() != sub.epoch:
+	case sub.log.Epoch() != sub.epoch:
 		more = true // changed during the read: start over in the new one
 	default:
 		d, err = sub.sendLines(lines, next, gap, send)
