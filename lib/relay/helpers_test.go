@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
 // engine is one of the two ways a relay serves WebSocket subscribers: its
@@ -102,6 +103,12 @@ func startRelay(t *testing.T, cfg Config) *testRelay {
 		}
 	})
 	return r
+}
+
+// waitSubscribers waits until the relay counts n subscribers.
+func (r *testRelay) waitSubscribers(n int) {
+	r.t.Helper()
+	testkit.WaitFor(r.t, fmt.Sprintf("%d subscribers", n), func() bool { return r.s.Stats().Subscribers == n })
 }
 
 // post sends body to tenant's events endpoint and returns the status, the

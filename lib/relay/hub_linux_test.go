@@ -19,12 +19,6 @@ import (
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
-// waitSubscribers waits until the relay counts n subscribers.
-func (r *testRelay) waitSubscribers(n int) {
-	r.t.Helper()
-	testkit.WaitFor(r.t, fmt.Sprintf("%d subscribers", n), func() bool { return r.s.Stats().Subscribers == n })
-}
-
 // goroutineIDs returns the ids of the goroutines that exist now.
 func goroutineIDs() map[int]bool {
 	buf := make([]byte, 1<<20)
