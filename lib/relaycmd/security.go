@@ -1,11 +1,10 @@
-package relay
+package relaycmd
 
 import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/limit"
+	"github.com/tl-sh/tl/lib/relay"
 )
 
 // securityFlags are tl-relay's flags for serving beyond localhost: tokens,
@@ -28,7 +28,8 @@ type securityFlags struct {
 	allowOrigin []string
 	rateLimit   float64
 	rateBurst   int
-	ingest      *ingestFlags // public ingest keys (ingestkey.go)
+	ingestRate  float64 // public ingest keys' limit per client address
+	ingestBurst int
 }
 
 func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
@@ -40,28 +41,22 @@ func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
 	fs.StringSliceVar(&f.allowOrigin, "allow-origin", nil, "let web pages from `ORIGIN` (https://host[:port], or *) publish (with CORS) and read streams, or with TENANT=ORIGIN publish to TENANT only; requests without Origin (the CLI clients) are always let in")
 	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "accept at most `N` events per second per tenant (0: no limit); over it, 429 with Retry-After")
 	fs.IntVar(&f.rateBurst, "rate-burst", 0, "let a tenant publish bursts of `N` events above --rate-limit (default: one second's worth); a batch of more events gets 429 with TL-Max-Batch")
-	f.ingest = addIngestFlags(fs)
+	fs.Float64Var(&f.ingestRate, "ingest-rate", relay.DefaultIngestRate, "accept at most `N` events per second per client address from public ingest keys; over it, 429 with Retry-After")
+	fs.IntVar(&f.ingestBurst, "ingest-burst", relay.DefaultIngestBurst, "let one client address publish bursts of `N` events above --ingest-rate with ingest keys (a larger batch gets 429 with TL-Max-Batch)")
 	return f
 }
 
-// security is what the flags set up: the token store, the TLS
-// certificate, and the checks plugged into Config.
+// security is what the flags set up: the access policy the relay runs on
+// every request, the TLS certificate, and what SIGHUP reloads.
 type security struct {
-	store   *auth.Store // nil: no --tokens
-	origins *auth.Origins
-	// loopbackOnly: no tokens, no --insecure and a loopback listener, so
-	// the Host header must name loopback too. A web page whose own host
-	// name the attacker points at 127.0.0.1 (DNS rebinding) is then
-	// same-origin with the relay and sends no Origin on a GET, but its
-	// requests carry its own name in Host.
-	loopbackOnly bool
-	certs        *certHolder // nil: plain HTTP
-	ingestRate   *limit.Rate // ingest keys' events per client address
+	access *relay.Access
+	certs  *certHolder // nil: plain HTTP
 }
 
-// setup checks the flags against the listen address and fills cfg's hooks.
-// A bad combination of flags is a usage error (exit status 2).
-func (f *securityFlags) setup(cfg *Config, listen string) (*security, error) {
+// setup checks the flags against the listen address and plugs the access
+// policy into cfg. A bad combination of flags is a usage error (exit
+// status 2).
+func (f *securityFlags) setup(cfg *relay.Config, listen string) (*security, error) {
 	if err := auth.CheckListen(listen, f.tokens != "", f.insecure); err != nil {
 		return nil, cli.Usagef("%v", err)
 	}
@@ -71,18 +66,20 @@ func (f *securityFlags) setup(cfg *Config, listen string) (*security, error) {
 	if f.rateLimit < 0 || f.rateBurst < 0 {
 		return nil, cli.Usagef("--rate-limit and --rate-burst must not be negative")
 	}
-	sec := &security{}
+	a := &relay.Access{}
 	var err error
-	if sec.origins, err = auth.ParseOrigins(f.allowOrigin); err != nil {
+	if a.Origins, err = auth.ParseOrigins(f.allowOrigin); err != nil {
 		return nil, cli.Usagef("%v", err)
 	}
 	if f.tokens != "" {
-		if sec.store, err = auth.Open(f.tokens); err != nil {
+		if a.Tokens, err = auth.Open(f.tokens); err != nil {
 			return nil, err
 		}
 	} else if host, _, err := net.SplitHostPort(listen); err == nil && auth.IsLoopback(host) && !f.insecure {
-		sec.loopbackOnly = true
+		// Without tokens a loopback relay serves only its own machine.
+		a.LoopbackOnly = true
 	}
+	sec := &security{access: a}
 	if f.tlsCert != "" {
 		sec.certs = &certHolder{certFile: f.tlsCert, keyFile: f.tlsKey}
 		if err := sec.certs.load(); err != nil {
@@ -92,48 +89,12 @@ func (f *securityFlags) setup(cfg *Config, listen string) (*security, error) {
 	if f.rateLimit > 0 {
 		cfg.PublishRate = limit.NewRate(f.rateLimit, f.rateBurst)
 	}
-	if err := f.ingest.setup(cfg, sec); err != nil {
-		return nil, err
+	if f.ingestRate <= 0 || f.ingestBurst < 1 {
+		return nil, cli.Usagef("--ingest-rate and --ingest-burst must be positive")
 	}
-	cfg.Authorize = sec.authorize
-	cfg.CheckOrigin = func(r *http.Request) bool { return sec.origins.Allowed(r.Header.Get("Origin")) }
+	a.IngestRate = limit.NewRate(f.ingestRate, f.ingestBurst)
+	a.Install(cfg)
 	return sec, nil
-}
-
-var scopes = map[Scope]auth.Scope{ScopePublish: auth.Publish, ScopeSubscribe: auth.Subscribe, ScopeAdmin: auth.Admin}
-
-// authorize is Config.Authorize: the Origin and Host checks, then the token.
-func (sec *security) authorize(r *http.Request, tenant string, scope Scope) error {
-	if herr, done := sec.authorizeIngest(r, tenant, scope); done {
-		if herr == nil {
-			return nil
-		}
-		return herr
-	}
-	if o := r.Header.Get("Origin"); !sec.origins.Allowed(o) && (scope != ScopePublish || !sec.origins.Publishes(tenant, o)) {
-		return &HTTPError{Status: http.StatusForbidden, Msg: fmt.Sprintf("Origin %.100q is not allowed (see --allow-origin)", o)}
-	}
-	if sec.loopbackOnly {
-		host, _, err := net.SplitHostPort(r.Host)
-		if err != nil {
-			host = r.Host
-		}
-		if !auth.IsLoopback(host) {
-			return &HTTPError{Status: http.StatusForbidden, Msg: fmt.Sprintf("Host %.100q is not a loopback address: without --tokens this relay serves only its own machine (give --tokens, or --insecure behind a proxy)", r.Host)}
-		}
-	}
-	if sec.store == nil {
-		return nil
-	}
-	_, err := sec.store.Authorize(auth.BearerToken(r.Header), tenant, scopes[scope])
-	if err != nil {
-		e := &HTTPError{Status: auth.Status(err), Msg: err.Error()}
-		if e.Status == http.StatusUnauthorized {
-			e.Header = http.Header{"Www-Authenticate": {`Bearer realm="tl"`}}
-		}
-		return e
-	}
-	return nil
 }
 
 // listener wraps l in TLS when --tls-cert is given, and returns the URL
@@ -154,7 +115,7 @@ func (sec *security) listener(l net.Listener) (net.Listener, string) {
 // reload is SIGHUP: read the token file and the certificate again, then
 // close the subscribers whose token no longer allows them (1008). On an
 // error the old tokens or certificate stay in force.
-func (sec *security) reload(s *Server, log *slog.Logger) {
+func (sec *security) reload(s *relay.Server, log *slog.Logger) {
 	if sec.certs != nil {
 		if err := sec.certs.load(); err != nil {
 			log.Error("TLS certificate not reloaded, keeping the old one", "err", err)
@@ -162,10 +123,10 @@ func (sec *security) reload(s *Server, log *slog.Logger) {
 			log.Info("TLS certificate reloaded")
 		}
 	}
-	if sec.store == nil {
+	if sec.access.Tokens == nil {
 		return
 	}
-	n, err := sec.store.Reload()
+	n, err := sec.access.Tokens.Reload()
 	if err != nil {
 		log.Error("tokens not reloaded, keeping the old ones", "err", err)
 		return
@@ -178,7 +139,7 @@ func (sec *security) reload(s *Server, log *slog.Logger) {
 // (which waits for a reload in progress). Without tokens or TLS there is
 // nothing to reload, but SIGHUP is still caught: by default it would kill
 // the relay.
-func (sec *security) handleSIGHUP(s *Server, log *slog.Logger) (stop func()) {
+func (sec *security) handleSIGHUP(s *relay.Server, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	quit := make(chan struct{})
@@ -188,7 +149,7 @@ func (sec *security) handleSIGHUP(s *Server, log *slog.Logger) (stop func()) {
 		for {
 			select {
 			case <-hup:
-				if sec.store == nil && sec.certs == nil {
+				if sec.access.Tokens == nil && sec.certs == nil {
 					log.Info("SIGHUP: nothing to reload (no --tokens, no --tls-cert)")
 					continue
 				}
