@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/auth"
+	"github.com/tl-sh/tl/lib/limit"
 )
 
 // TestReauthorizeRace revokes a token at the worst moment: a subscriber has
@@ -29,22 +29,22 @@ func TestReauthorizeRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg Config
-	sec, err := (&securityFlags{tokens: path}).setup(&cfg, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := installAccess(t, &cfg, path, nil, DefaultIngestRate, DefaultIngestBurst)
 	var srv atomic.Pointer[Server] // set once the relay runs
 	var once sync.Once
 	check := cfg.Authorize
 	cfg.Authorize = func(r *http.Request, tenant string, scope Scope) error {
 		err := check(r, tenant, scope)
 		// The first check passes; then, before the subscriber goes on,
-		// the token is revoked and the relay reloads.
+		// the token is revoked and the relay reloads (as on SIGHUP).
 		once.Do(func() {
 			if err := os.WriteFile(path, []byte("# everyone revoked\n"), 0o600); err != nil {
 				t.Error(err)
 			}
-			sec.reload(srv.Load(), slog.New(slog.DiscardHandler))
+			if _, err := store.Reload(); err != nil {
+				t.Error(err)
+			}
+			srv.Load().Reauthorize()
 		})
 		return err
 	}
@@ -59,4 +59,21 @@ func TestReauthorizeRace(t *testing.T) {
 	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("dial: %v (%v), want 401", err, resp)
 	}
+}
+
+// installAccess plugs into cfg the access policy of tl-relay --tokens
+// tokens --allow-origin allow --ingest-rate rate --ingest-burst burst
+// (on a loopback address), and returns the token store.
+func installAccess(t testing.TB, cfg *Config, tokens string, allow []string, rate float64, burst int) *auth.Store {
+	t.Helper()
+	store, err := auth.Open(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origins, err := auth.ParseOrigins(allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	(&Access{Tokens: store, Origins: origins, IngestRate: limit.NewRate(rate, burst)}).Install(cfg)
+	return store
 }
