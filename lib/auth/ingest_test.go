@@ -3,8 +3,6 @@ package auth
 import (
 	"strings"
 	"testing"
-
-	"github.com/tl-sh/tl/lib/cli"
 )
 
 const ingestTok = "ingest-token-0123456789abcdef0123"
@@ -111,56 +109,6 @@ func TestAuthorizeIngest(t *testing.T) {
 	var nilStore *Store
 	if _, isIngest, err := nilStore.AuthorizeIngest(ingestTok, "acme", "https://shop.example"); isIngest || err != nil || nilStore.IngestOrigin("acme", "https://shop.example") {
 		t.Error("a nil Store has ingest keys")
-	}
-}
-
-func TestRunTokenIngest(t *testing.T) {
-	out, line, err := runToken(t, "", "--scopes", "ingest", "--tenants", "acme", "--origin", "https://shop.example", "--origin", "https://www.shop.example,http://localhost:3000", "--name", "shop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(out)
-	if !strings.HasSuffix(line, " ingest acme shop origins=https://shop.example,https://www.shop.example,http://localhost:3000\n") {
-		t.Errorf("line = %q", line)
-	}
-	tab, err := Parse("stderr", []byte(line))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range []string{"https://shop.example", "https://www.shop.example", "http://localhost:3000"} {
-		if _, isIngest, err := tab.AuthorizeIngest(token, "acme", o); !isIngest || err != nil {
-			t.Errorf("key refused from %s: %v %v", o, isIngest, err)
-		}
-	}
-	// With --stdin, the line alone on stdout.
-	const own = "my-own-random-ingest-key-from-vault-1"
-	out, _, err = runToken(t, own+"\n", "--stdin", "--scopes", "ingest", "--tenants", "acme", "--origin", "*")
-	if err != nil || !strings.HasSuffix(out, " ingest acme origins=*\n") || !strings.HasPrefix(out, Hash(own).String()) {
-		t.Errorf("--stdin: %q, %v", out, err)
-	}
-}
-
-func TestRunTokenIngestUsage(t *testing.T) {
-	tests := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--scopes", "ingest", "--tenants", "acme"}, "needs --origin"},
-		{[]string{"--scopes", "publish", "--tenants", "acme", "--origin", "https://a.example"}, "only for --scopes ingest"},
-		{[]string{"--scopes", "ingest,publish", "--tenants", "acme", "--origin", "https://a.example"}, "goes alone"},
-		{[]string{"--scopes", "ingest", "--tenants", "acme-*", "--origin", "https://a.example"}, "one tenant"},
-		{[]string{"--scopes", "ingest", "--tenants", "acme", "--origin", "https://a.example/x"}, "want scheme://host"},
-		{[]string{"--scopes", "ingest", "--tenants", "acme", "--origin", "https://a.example#x"}, "no spaces or #"},
-		{[]string{"--scopes", "ingest", "--tenants", "acme", "--origin", "https://a.example", "--name", "a=b"}, "use letters"},
-	}
-	for _, tt := range tests {
-		out, _, err := runToken(t, "", tt.args...)
-		if code, _ := cli.Code(err); code != cli.ExitUsage || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%v: err %v (exit %d), want usage error containing %q", tt.args, err, code, tt.want)
-		}
-		if out != "" {
-			t.Errorf("%v: printed %q (a token for a refused line)", tt.args, out)
-		}
 	}
 }
 

@@ -48,19 +48,9 @@ func TestPhysicalMemory(t *testing.T) {
 	}
 }
 
-func TestMemoryBudgetFlag(t *testing.T) {
-	least := minMemoryBudget(DefaultMaxBody)
+func TestBatchMemory(t *testing.T) {
 	if b := batchMemory(DefaultMaxBody); b < 7*DefaultMaxBody || b > 8*DefaultMaxBody {
 		t.Errorf("a batch of 8 MiB holds up to %d bytes: expected about 7x", b)
-	}
-	if _, _, err := memoryBudget(true, least-1, DefaultMaxBody); err == nil {
-		t.Error("a budget under one batch was accepted")
-	}
-	if got, from, err := memoryBudget(true, least, DefaultMaxBody); err != nil || got != least || from != "--memory-budget" {
-		t.Errorf("memoryBudget(least) = %d, %q, %v", got, from, err)
-	}
-	if got, _, err := memoryBudget(false, 0, 1<<40); err != nil || got != minMemoryBudget(1<<40) {
-		t.Errorf("a default under one batch was not raised: %d, %v", got, err)
 	}
 }
 

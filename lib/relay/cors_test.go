@@ -43,10 +43,7 @@ func browserRelay(t *testing.T, allow []string, rate float64, burst int) *testRe
 		t.Fatal(err)
 	}
 	var cfg Config
-	f := &securityFlags{tokens: path, allowOrigin: allow, ingest: &ingestFlags{rate: rate, burst: burst}}
-	if _, err := f.setup(&cfg, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
+	installAccess(t, &cfg, path, allow, rate, burst)
 	return startRelay(t, cfg)
 }
 
@@ -422,10 +419,7 @@ func BenchmarkPublishWeb(b *testing.B) {
 		b.Fatal(err)
 	}
 	var cfg Config
-	f := &securityFlags{tokens: path, allowOrigin: []string{"bench=" + shopPage}, ingest: &ingestFlags{rate: 1e12, burst: 1 << 30}}
-	if _, err := f.setup(&cfg, "127.0.0.1:0"); err != nil {
-		b.Fatal(err)
-	}
+	installAccess(b, &cfg, path, []string{"bench=" + shopPage}, 1e12, 1<<30)
 	s := New(cfg)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -8,10 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/tl-sh/tl/lib/auth"
-	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/limit"
 )
 
@@ -41,38 +38,10 @@ const (
 	keyParam = "key"
 )
 
-// ingestFlags are tl-relay's flags for the ingest keys' limit.
-type ingestFlags struct {
-	rate  float64
-	burst int
-}
-
-func addIngestFlags(fs *pflag.FlagSet) *ingestFlags {
-	f := &ingestFlags{}
-	fs.Float64Var(&f.rate, "ingest-rate", DefaultIngestRate, "accept at most `N` events per second per client address from public ingest keys; over it, 429 with Retry-After")
-	fs.IntVar(&f.burst, "ingest-burst", DefaultIngestBurst, "let one client address publish bursts of `N` events above --ingest-rate with ingest keys (a larger batch gets 429 with TL-Max-Batch)")
-	return f
-}
-
-// setup checks the flags and plugs the ingest keys into cfg, beside
-// sec's Authorize.
-func (f *ingestFlags) setup(cfg *Config, sec *security) error {
-	if f == nil { // securityFlags built without its flag set: the defaults
-		f = &ingestFlags{rate: DefaultIngestRate, burst: DefaultIngestBurst}
-	}
-	if f.rate <= 0 || f.burst < 1 {
-		return cli.Usagef("--ingest-rate and --ingest-burst must be positive")
-	}
-	sec.ingestRate = limit.NewRate(f.rate, f.burst)
-	cfg.PublishOrigin = sec.publishOrigin
-	cfg.LimitPublish = sec.limitIngest
-	return nil
-}
-
 // publishOrigin is Config.PublishOrigin: --allow-origin (everywhere or for
 // the tenant), or an ingest key of the tenant, names the origin.
-func (sec *security) publishOrigin(tenant, origin string) bool {
-	return sec.origins.Publishes(tenant, origin) || sec.store.IngestOrigin(tenant, origin)
+func (a *Access) publishOrigin(tenant, origin string) bool {
+	return a.Origins.Publishes(tenant, origin) || a.Tokens.IngestOrigin(tenant, origin)
 }
 
 // requestToken returns the token r presents: its bearer token, or the
@@ -96,18 +65,18 @@ func requestToken(r *http.Request) (token string, viaURL bool, herr *HTTPError) 
 // done false when r presents no ingest key (Authorize goes on as for any
 // token), else the answer: nil to let an ingest key publish, or the
 // refusal.
-func (sec *security) authorizeIngest(r *http.Request, tenant string, scope Scope) (herr *HTTPError, done bool) {
-	if sec.store == nil {
+func (a *Access) authorizeIngest(r *http.Request, tenant string, scope Scope) (herr *HTTPError, done bool) {
+	if a.Tokens == nil {
 		return nil, false // no tokens at all: key= means nothing
 	}
 	token, viaURL, herr := requestToken(r)
 	if herr != nil {
 		return herr, true
 	}
-	_, isIngest, err := sec.store.AuthorizeIngest(token, tenant, r.Header.Get("Origin"))
+	_, isIngest, err := a.Tokens.AuthorizeIngest(token, tenant, r.Header.Get("Origin"))
 	switch {
 	case !isIngest && viaURL:
-		if _, err := sec.store.Authorize(token, tenant, auth.Publish); auth.Status(err) == http.StatusUnauthorized {
+		if _, err := a.Tokens.Authorize(token, tenant, auth.Publish); auth.Status(err) == http.StatusUnauthorized {
 			return &HTTPError{Status: http.StatusUnauthorized, Msg: err.Error()}, true // unknown, or revoked
 		}
 		// Any other token in a URL would end up in browser histories
@@ -120,7 +89,7 @@ func (sec *security) authorizeIngest(r *http.Request, tenant string, scope Scope
 	case err != nil:
 		return &HTTPError{Status: auth.Status(err), Msg: err.Error()}, true
 	}
-	if wait := sec.ingestRate.Wait(clientKey(r)); wait > 0 {
+	if wait := a.IngestRate.Wait(clientKey(r)); wait > 0 {
 		// Refused before its body is read.
 		return addressLimited(wait), true
 	}
@@ -135,24 +104,24 @@ func (sec *security) authorizeIngest(r *http.Request, tenant string, scope Scope
 
 // limitIngest is Config.LimitPublish: the events of a POST made with an
 // ingest key are taken from its client address's bucket.
-func (sec *security) limitIngest(r *http.Request, tenant string, n int) error {
-	if sec.store == nil || r.Header.Get("Origin") == "" {
+func (a *Access) limitIngest(r *http.Request, tenant string, n int) error {
+	if a.Tokens == nil || r.Header.Get("Origin") == "" {
 		return nil // no ingest key: Authorize refused one without Origin
 	}
 	token, _, herr := requestToken(r)
 	if herr != nil {
 		return herr
 	}
-	if _, isIngest, err := sec.store.AuthorizeIngest(token, tenant, r.Header.Get("Origin")); !isIngest || err != nil {
+	if _, isIngest, err := a.Tokens.AuthorizeIngest(token, tenant, r.Header.Get("Origin")); !isIngest || err != nil {
 		return nil // not an ingest key's (Authorize has refused a bad one)
 	}
-	if n > sec.ingestRate.Burst() {
-		e := httpErrorf(http.StatusTooManyRequests, "a batch with an ingest key holds at most %d events (TL-Max-Batch)", sec.ingestRate.Burst())
-		wait := limit.RoundUpSecond(time.Duration(float64(sec.ingestRate.Burst()) / sec.ingestRate.PerSec() * float64(time.Second)))
-		e.Header = http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}, "Tl-Max-Batch": {strconv.Itoa(sec.ingestRate.Burst())}}
+	if n > a.IngestRate.Burst() {
+		e := httpErrorf(http.StatusTooManyRequests, "a batch with an ingest key holds at most %d events (TL-Max-Batch)", a.IngestRate.Burst())
+		wait := limit.RoundUpSecond(time.Duration(float64(a.IngestRate.Burst()) / a.IngestRate.PerSec() * float64(time.Second)))
+		e.Header = http.Header{"Retry-After": {strconv.Itoa(int(wait / time.Second))}, "Tl-Max-Batch": {strconv.Itoa(a.IngestRate.Burst())}}
 		return e
 	}
-	if ok, wait := sec.ingestRate.Take(clientKey(r), n); !ok {
+	if ok, wait := a.IngestRate.Take(clientKey(r), n); !ok {
 		return addressLimited(wait)
 	}
 	return nil

@@ -61,9 +61,7 @@ func TestListTenants(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg Config
-	if _, err := (&securityFlags{tokens: path}).setup(&cfg, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
+	installAccess(t, &cfg, path, nil, DefaultIngestRate, DefaultIngestBurst)
 	r := startRelay(t, cfg)
 	for _, tenant := range []string{"acme-us", "acme-eu", "acme", "globex"} {
 		if code, b, _ := r.post(tenant, "application/x-ndjson", clicks(1, 1), "Authorization", "Bearer "+reader); code != 202 {

@@ -1,119 +1,65 @@
 package relay
 
 import (
-	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
-
-	"github.com/spf13/pflag"
 
 	"github.com/tl-sh/tl/lib/auth"
-	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/limit"
 )
 
-// securityFlags are tl-relay's flags for serving beyond localhost: tokens,
-// TLS, browser origins and the publish rate.
-type securityFlags struct {
-	tokens      string
-	insecure    bool
-	tlsCert     string
-	tlsKey      string
-	allowOrigin []string
-	rateLimit   float64
-	rateBurst   int
-	ingest      *ingestFlags // public ingest keys (ingestkey.go)
-}
-
-func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
-	f := &securityFlags{}
-	fs.StringVar(&f.tokens, "tokens", "", "require bearer tokens, granted by `FILE` (hashes; make lines with tl-relay token); SIGHUP reloads it")
-	fs.BoolVar(&f.insecure, "insecure", false, "allow listening beyond loopback without --tokens")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS and WSS with the PEM certificate chain in `FILE` (SIGHUP reloads it)")
-	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM private key of --tls-cert, in `FILE`")
-	fs.StringSliceVar(&f.allowOrigin, "allow-origin", nil, "let web pages from `ORIGIN` (https://host[:port], or *) publish (with CORS) and read streams, or with TENANT=ORIGIN publish to TENANT only; requests without Origin (the CLI clients) are always let in")
-	fs.Float64Var(&f.rateLimit, "rate-limit", 0, "accept at most `N` events per second per tenant (0: no limit); over it, 429 with Retry-After")
-	fs.IntVar(&f.rateBurst, "rate-burst", 0, "let a tenant publish bursts of `N` events above --rate-limit (default: one second's worth); a batch of more events gets 429 with TL-Max-Batch")
-	f.ingest = addIngestFlags(fs)
-	return f
-}
-
-// security is what the flags set up: the token store, the TLS
-// certificate, and the checks plugged into Config.
-type security struct {
-	store   *auth.Store // nil: no --tokens
-	origins *auth.Origins
-	// loopbackOnly: no tokens, no --insecure and a loopback listener, so
-	// the Host header must name loopback too. A web page whose own host
+// Access is the relay's policy for requests from beyond its own machine:
+// bearer tokens and their scopes, the origins of web pages, public ingest
+// keys and their limit per client address. The command builds it from its
+// flags and files (lib/relaycmd); Install plugs it into a Config, whose
+// hooks then run it on every request.
+type Access struct {
+	// Tokens grants the bearer tokens (nil: no token is asked for). A
+	// reload of the store holds from the next request on; then
+	// Server.Reauthorize closes the subscribers it no longer allows.
+	Tokens *auth.Store
+	// Origins are the web pages let in (tl-relay --allow-origin); nil
+	// lets in only requests without Origin (the CLI clients).
+	Origins *auth.Origins
+	// LoopbackOnly makes the Host header name loopback too: the relay has
+	// no tokens and listens on loopback only. A web page whose own host
 	// name the attacker points at 127.0.0.1 (DNS rebinding) is then
 	// same-origin with the relay and sends no Origin on a GET, but its
 	// requests carry its own name in Host.
-	loopbackOnly bool
-	certs        *certHolder // nil: plain HTTP
-	ingestRate   *limit.Rate // ingest keys' events per client address
+	LoopbackOnly bool
+	// IngestRate limits the events ingest keys bring per client address
+	// (nil: DefaultIngestRate and DefaultIngestBurst).
+	IngestRate *limit.Rate
 }
 
-// setup checks the flags against the listen address and fills cfg's hooks.
-// A bad combination of flags is a usage error (exit status 2).
-func (f *securityFlags) setup(cfg *Config, listen string) (*security, error) {
-	if err := auth.CheckListen(listen, f.tokens != "", f.insecure); err != nil {
-		return nil, cli.Usagef("%v", err)
+// Install sets cfg's Authorize, CheckOrigin, PublishOrigin and
+// LimitPublish to a's checks.
+func (a *Access) Install(cfg *Config) {
+	if a.IngestRate == nil {
+		a.IngestRate = limit.NewRate(DefaultIngestRate, DefaultIngestBurst)
 	}
-	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return nil, cli.Usagef("--tls-cert and --tls-key go together")
-	}
-	if f.rateLimit < 0 || f.rateBurst < 0 {
-		return nil, cli.Usagef("--rate-limit and --rate-burst must not be negative")
-	}
-	sec := &security{}
-	var err error
-	if sec.origins, err = auth.ParseOrigins(f.allowOrigin); err != nil {
-		return nil, cli.Usagef("%v", err)
-	}
-	if f.tokens != "" {
-		if sec.store, err = auth.Open(f.tokens); err != nil {
-			return nil, err
-		}
-	} else if host, _, err := net.SplitHostPort(listen); err == nil && auth.IsLoopback(host) && !f.insecure {
-		sec.loopbackOnly = true
-	}
-	if f.tlsCert != "" {
-		sec.certs = &certHolder{certFile: f.tlsCert, keyFile: f.tlsKey}
-		if err := sec.certs.load(); err != nil {
-			return nil, err
-		}
-	}
-	if f.rateLimit > 0 {
-		cfg.PublishRate = limit.NewRate(f.rateLimit, f.rateBurst)
-	}
-	if err := f.ingest.setup(cfg, sec); err != nil {
-		return nil, err
-	}
-	cfg.Authorize = sec.authorize
-	cfg.CheckOrigin = func(r *http.Request) bool { return sec.origins.Allowed(r.Header.Get("Origin")) }
-	return sec, nil
+	cfg.Authorize = a.Authorize
+	cfg.CheckOrigin = func(r *http.Request) bool { return a.Origins.Allowed(r.Header.Get("Origin")) }
+	cfg.PublishOrigin = a.publishOrigin
+	cfg.LimitPublish = a.limitIngest
 }
 
 var scopes = map[Scope]auth.Scope{ScopePublish: auth.Publish, ScopeSubscribe: auth.Subscribe, ScopeAdmin: auth.Admin}
 
-// authorize is Config.Authorize: the Origin and Host checks, then the token.
-func (sec *security) authorize(r *http.Request, tenant string, scope Scope) error {
-	if herr, done := sec.authorizeIngest(r, tenant, scope); done {
+// Authorize is Config.Authorize: ingest keys, the Origin and Host checks,
+// then the token.
+func (a *Access) Authorize(r *http.Request, tenant string, scope Scope) error {
+	if herr, done := a.authorizeIngest(r, tenant, scope); done {
 		if herr == nil {
 			return nil
 		}
 		return herr
 	}
-	if o := r.Header.Get("Origin"); !sec.origins.Allowed(o) && (scope != ScopePublish || !sec.origins.Publishes(tenant, o)) {
+	if o := r.Header.Get("Origin"); !a.Origins.Allowed(o) && (scope != ScopePublish || !a.Origins.Publishes(tenant, o)) {
 		return &HTTPError{Status: http.StatusForbidden, Msg: fmt.Sprintf("Origin %.100q is not allowed (see --allow-origin)", o)}
 	}
-	if sec.loopbackOnly {
+	if a.LoopbackOnly {
 		host, _, err := net.SplitHostPort(r.Host)
 		if err != nil {
 			host = r.Host
@@ -122,10 +68,10 @@ func (sec *security) authorize(r *http.Request, tenant string, scope Scope) erro
 			return &HTTPError{Status: http.StatusForbidden, Msg: fmt.Sprintf("Host %.100q is not a loopback address: without --tokens this relay serves only its own machine (give --tokens, or --insecure behind a proxy)", r.Host)}
 		}
 	}
-	if sec.store == nil {
+	if a.Tokens == nil {
 		return nil
 	}
-	_, err := sec.store.Authorize(auth.BearerToken(r.Header), tenant, scopes[scope])
+	_, err := a.Tokens.Authorize(auth.BearerToken(r.Header), tenant, scopes[scope])
 	if err != nil {
 		e := &HTTPError{Status: auth.Status(err), Msg: err.Error()}
 		if e.Status == http.StatusUnauthorized {
@@ -134,100 +80,4 @@ func (sec *security) authorize(r *http.Request, tenant string, scope Scope) erro
 		return e
 	}
 	return nil
-}
-
-// listener wraps l in TLS when --tls-cert is given, and returns the URL
-// scheme clients use.
-func (sec *security) listener(l net.Listener) (net.Listener, string) {
-	if sec.certs == nil {
-		return l, "http"
-	}
-	conf := &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: sec.certs.get,
-		// WebSocket upgrades need HTTP/1.1; the relay serves nothing else.
-		NextProtos: []string{"http/1.1"},
-	}
-	return tls.NewListener(l, conf), "https"
-}
-
-// reload is SIGHUP: read the token file and the certificate again, then
-// close the subscribers whose token no longer allows them (1008). On an
-// error the old tokens or certificate stay in force.
-func (sec *security) reload(s *Server, log *slog.Logger) {
-	if sec.certs != nil {
-		if err := sec.certs.load(); err != nil {
-			log.Error("TLS certificate not reloaded, keeping the old one", "err", err)
-		} else {
-			log.Info("TLS certificate reloaded")
-		}
-	}
-	if sec.store == nil {
-		return
-	}
-	n, err := sec.store.Reload()
-	if err != nil {
-		log.Error("tokens not reloaded, keeping the old ones", "err", err)
-		return
-	}
-	closed := s.Reauthorize()
-	log.Info("tokens reloaded", "tokens", n, "subscribers_closed", closed)
-}
-
-// handleSIGHUP reloads on every SIGHUP until the returned stop is called
-// (which waits for a reload in progress). Without tokens or TLS there is
-// nothing to reload, but SIGHUP is still caught: by default it would kill
-// the relay.
-func (sec *security) handleSIGHUP(s *Server, log *slog.Logger) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-hup:
-				if sec.store == nil && sec.certs == nil {
-					log.Info("SIGHUP: nothing to reload (no --tokens, no --tls-cert)")
-					continue
-				}
-				sec.reload(s, log)
-			case <-quit:
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(hup)
-			close(quit)
-			<-done
-		})
-	}
-}
-
-// certHolder holds the TLS certificate, swapped whole by load.
-type certHolder struct {
-	certFile, keyFile string
-	mu                sync.RWMutex // guards cert
-	cert              *tls.Certificate
-}
-
-func (h *certHolder) load() error {
-	c, err := tls.LoadX509KeyPair(h.certFile, h.keyFile)
-	if err != nil {
-		return fmt.Errorf("TLS certificate: %w", err)
-	}
-	h.mu.Lock()
-	h.cert = &c
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *certHolder) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.cert, nil
 }

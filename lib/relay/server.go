@@ -1,4 +1,5 @@
-// Package relay is tl-relay: the HTTP and WebSocket server of tl-protocol(7).
+// Package relay is the relay of tl-relay (lib/relaycmd is the command):
+// the HTTP and WebSocket server of tl-protocol(7).
 // Each tenant owns an append-only log (lib/tlog); a POST validates its
 // events once, encodes them once and appends them; each subscriber is a
 // cursor into the log. The tenant's hub (hub.go), one goroutine, writes to

@@ -1,19 +1,17 @@
-package relay
+package relaycmd
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/internal/testkit"
+	"github.com/tl-sh/tl/lib/relay"
 )
 
 func testEnv() (*cli.Env, *bytes.Buffer, *testkit.SyncBuffer) {
@@ -117,59 +115,40 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 }
 
-// TestAuthorizeHook: the hook sees the tenant and scope before any work,
-// and its HTTPError status is the answer.
-func TestAuthorizeHook(t *testing.T) {
-	var mu sync.Mutex
-	var seen []string
-	r := startRelay(t, Config{Authorize: func(req *http.Request, tenant string, scope Scope) error {
-		mu.Lock()
-		seen = append(seen, tenant+" "+string(scope))
-		mu.Unlock()
-		switch req.Header.Get("Authorization") {
-		case "":
-			return &HTTPError{Status: 401, Msg: "no token", Header: http.Header{"Www-Authenticate": {"Bearer"}}}
-		case "Bearer good":
-			return nil
-		}
-		return errors.New("token without this scope")
-	}})
-	code, body, hdr := r.post("acme", "application/json", []byte(`{"type":"click","path":"/"}`))
-	if code != 401 || body != `{"error":"no token"}`+"\n" || hdr.Get("Www-Authenticate") != "Bearer" {
-		t.Errorf("no token: %d %q %v", code, body, hdr)
+func TestMemoryBudgetFlag(t *testing.T) {
+	least := relay.MinMemoryBudget(relay.DefaultMaxBody)
+	if _, _, err := memoryBudget(true, least-1, relay.DefaultMaxBody); err == nil {
+		t.Error("a budget under one batch was accepted")
 	}
-	code, body, _ = r.post("acme", "application/json", []byte(`{"type":"click","path":"/"}`), "Authorization", "Bearer bad")
-	if code != 403 || !strings.Contains(body, "without this scope") {
-		t.Errorf("bad token: %d %q", code, body)
+	if got, from, err := memoryBudget(true, least, relay.DefaultMaxBody); err != nil || got != least || from != "--memory-budget" {
+		t.Errorf("memoryBudget(least) = %d, %q, %v", got, from, err)
 	}
-	code, _, _ = r.post("acme", "application/json", []byte(`{"type":"click","path":"/"}`), "Authorization", "Bearer good")
-	if code != 202 {
-		t.Errorf("good token: %d", code)
-	}
-	res, err := http.Get(r.url + "/v1/tenants/globex/stream")
-	if err != nil || res.StatusCode != 401 {
-		t.Errorf("subscribe without token: %v %v", err, res)
-	}
-	res.Body.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	if got := strings.Join(seen, ","); got != "acme publish,acme publish,acme publish,globex subscribe" {
-		t.Errorf("hook saw %s", got)
+	if got, _, err := memoryBudget(false, 0, 1<<40); err != nil || got != relay.MinMemoryBudget(1<<40) {
+		t.Errorf("a default under one batch was not raised: %d, %v", got, err)
 	}
 }
 
-// TestHeaderLimit: request headers over the limit are refused (431).
-func TestHeaderLimit(t *testing.T) {
-	r := startRelay(t, Config{})
-	req, _ := http.NewRequest("GET", r.url+"/healthz", nil)
-	req.Header.Set("X-Big", strings.Repeat("h", maxHeaderBytes+8192))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+// TestMaxTenantsFlag: --max-tenants N is Config.MaxTenants N, 0 lifts the
+// limit (a negative Config value), a negative flag is a usage error.
+func TestMaxTenantsFlag(t *testing.T) {
+	tests := []struct {
+		flag, want int
+		bad        bool
+	}{
+		{relay.DefaultMaxTenants, relay.DefaultMaxTenants, false},
+		{7, 7, false},
+		{0, -1, false},
+		{-1, 0, true},
 	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("big header: %d", res.StatusCode)
+	for _, tt := range tests {
+		got, err := tenantsLimit(tt.flag)
+		if got != tt.want || (err != nil) != tt.bad {
+			t.Errorf("tenantsLimit(%d) = %d, %v; want %d (error: %v)", tt.flag, got, err, tt.want, tt.bad)
+		}
+	}
+	env, _, _ := testEnv()
+	err := Run(context.Background(), []string{"--listen", "127.0.0.1:0", "--max-tenants", "-1"}, env)
+	if code, msg := cli.Code(err); code != cli.ExitUsage || !strings.Contains(msg, "--max-tenants") {
+		t.Errorf("--max-tenants -1: exit %d %q, want %d", code, msg, cli.ExitUsage)
 	}
 }

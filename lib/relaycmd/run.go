@@ -1,4 +1,8 @@
-package relay
+// Package relaycmd is the tl-relay command: its flags and usage, the
+// token file, TLS and SIGHUP, the choice of backing (memory, a data
+// directory or a Redis broker), the listeners and the admin server. The
+// relay itself (lib/relay) takes what they set up as a Config.
+package relaycmd
 
 import (
 	"context"
@@ -11,9 +15,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/redislog"
+	"github.com/tl-sh/tl/lib/relay"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -37,33 +41,33 @@ flags:
 // Run is tl-relay's entry point.
 func Run(ctx context.Context, args []string, env *cli.Env) error {
 	if len(args) > 0 && args[0] == "token" {
-		return auth.RunToken(ctx, args[1:], env)
+		return runToken(ctx, args[1:], env)
 	}
 	fs := pflag.NewFlagSet("tl-relay", pflag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.SortFlags = false
-	var cfg Config
-	listen := fs.String("listen", DefaultListen, "listen on `ADDR` (host:port; port 0 picks a free one)")
+	var cfg relay.Config
+	listen := fs.String("listen", relay.DefaultListen, "listen on `ADDR` (host:port; port 0 picks a free one)")
 	historyBytes := sizeValue(tlog.DefaultMaxBytes)
-	maxBody := sizeValue(DefaultMaxBody)
+	maxBody := sizeValue(relay.DefaultMaxBody)
 	fs.IntVar(&cfg.HistoryEvents, "history-events", tlog.DefaultMaxEvents, "keep up to `N` events per tenant")
 	fs.Var(&historyBytes, "history-bytes", "keep up to `SIZE` of events per tenant (bytes, or with KiB, MiB, GiB)")
 	fs.Var(&maxBody, "max-body", "refuse request bodies over `SIZE` with 413")
 	memBudget := sizeValue(0)
 	fs.Var(&memBudget, "memory-budget", "hold at most `SIZE` of history and Idempotency-Keys in memory over all tenants; when full, the tenants holding the most lose their oldest events first (default: a quarter of the machine's or cgroup's memory)")
-	fs.IntVar(&cfg.MaxSubscribers, "max-subscribers", DefaultMaxSubscribers, "accept at most `N` subscribers in all")
-	fs.IntVar(&cfg.MaxTenantSubscribers, "max-tenant-subscribers", DefaultMaxTenantSubscribers, "accept at most `N` subscribers per tenant")
-	maxTenants := fs.Int("max-tenants", DefaultMaxTenants, "hold at most `N` tenants at once (0: no limit); a request that would create one more gets 503")
-	fs.DurationVar(&cfg.PingInterval, "ping-interval", DefaultPingInterval, "ping WebSocket subscribers every `DURATION`; close those silent for two")
-	drain := fs.Duration("drain-timeout", DefaultDrainTimeout, "on SIGTERM/SIGINT, give subscribers at most `DURATION` to drain")
-	fs.DurationVar(&cfg.TenantIdle, "tenant-idle", DefaultTenantIdle, "forget a tenant with no subscriber and no request for `DURATION`")
+	fs.IntVar(&cfg.MaxSubscribers, "max-subscribers", relay.DefaultMaxSubscribers, "accept at most `N` subscribers in all")
+	fs.IntVar(&cfg.MaxTenantSubscribers, "max-tenant-subscribers", relay.DefaultMaxTenantSubscribers, "accept at most `N` subscribers per tenant")
+	maxTenants := fs.Int("max-tenants", relay.DefaultMaxTenants, "hold at most `N` tenants at once (0: no limit); a request that would create one more gets 503")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", relay.DefaultPingInterval, "ping WebSocket subscribers every `DURATION`; close those silent for two")
+	drain := fs.Duration("drain-timeout", relay.DefaultDrainTimeout, "on SIGTERM/SIGINT, give subscribers at most `DURATION` to drain")
+	fs.DurationVar(&cfg.TenantIdle, "tenant-idle", relay.DefaultTenantIdle, "forget a tenant with no subscriber and no request for `DURATION`")
 	dataDir := fs.String("data-dir", "", "keep tenant histories in `DIR`, on disk before each 202, so they survive restarts and crashes")
 	dataMax := sizeValue(0)
 	fs.Var(&dataMax, "data-max-bytes", "with --data-dir, cap DIR at `SIZE`: the least recently written data of any tenant goes first (0: no cap)")
-	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", DefaultBodyTimeout, "cut off a POST whose body has not arrived within `DURATION` (408)")
-	fs.DurationVar(&cfg.HeaderTimeout, "header-timeout", DefaultHeaderTimeout, "close a connection whose request headers have not arrived within `DURATION`")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a keep-alive connection idle for `DURATION`")
-	maxInflight := sizeValue(DefaultMaxInflightBytes)
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", relay.DefaultBodyTimeout, "cut off a POST whose body has not arrived within `DURATION` (408)")
+	fs.DurationVar(&cfg.HeaderTimeout, "header-timeout", relay.DefaultHeaderTimeout, "close a connection whose request headers have not arrived within `DURATION`")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", relay.DefaultIdleTimeout, "close a keep-alive connection idle for `DURATION`")
+	maxInflight := sizeValue(relay.DefaultMaxInflightBytes)
 	maxTenantInflight := sizeValue(0)
 	fs.Var(&maxInflight, "max-inflight-bytes", "hold at most `SIZE` of memory for request bodies being read, relay-wide (a body costs ~2.5x its size); over it, 503 with Retry-After before the body is read")
 	fs.Var(&maxTenantInflight, "max-tenant-inflight-bytes", "hold at most `SIZE` of that memory for one tenant's bodies (default: a quarter of --max-inflight-bytes)")
@@ -147,7 +151,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	}
 	var adminL net.Listener
 	if obs.adminListen != "" {
-		if adminL, err = listenAdmin(obs.adminListen, sec.store != nil, secFlags.insecure); err != nil {
+		if adminL, err = listenAdmin(obs.adminListen, sec.access.Tokens != nil, secFlags.insecure); err != nil {
 			return err
 		}
 	}
@@ -206,7 +210,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 		defer b.Close() // after Shutdown has closed the tenant logs
 	}
 
-	s := New(cfg)
+	s := relay.New(cfg)
 	stopHUP := sec.handleSIGHUP(s, cfg.Logger)
 	defer stopHUP()
 	var admin *adminServer
@@ -245,12 +249,12 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 // against --max-body: both must hold one body of the largest size, or such
 // a body could never be published.
 func inflightLimits(fs *pflag.FlagSet, total, share, maxBody int64) (int64, int64, error) {
-	need := bodyCost(maxBody)
+	need := relay.BodyCost(maxBody)
 	if total < need {
 		return 0, 0, cli.Usagef("--max-inflight-bytes must be at least %d, what one body of --max-body %d holds while it is read\ntry 'tl-relay --help'", need, maxBody)
 	}
 	if !fs.Changed("max-tenant-inflight-bytes") {
-		return total, defaultTenantInflight(total, maxBody), nil
+		return total, relay.DefaultTenantInflight(total, maxBody), nil
 	}
 	switch {
 	case share < need:
@@ -278,7 +282,7 @@ func brokerURL(fs *pflag.FlagSet, flag string, getenv func(string) string) (url,
 // openBroker connects the relay to Redis: tenant logs, Idempotency-Keys
 // and readiness go through it. A relay starts while Redis is down and is
 // ready once it answers. from names where url came from, for errors.
-func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Broker, error) {
+func openBroker(url, from string, cfg *relay.Config, historyBytes int64) (*redislog.Broker, error) {
 	b, err := redislog.NewBroker(redislog.Options{
 		URL:       url,
 		MaxEvents: cfg.HistoryEvents,
@@ -313,16 +317,16 @@ func openBroker(url, from string, cfg *Config, historyBytes int64) (*redislog.Br
 // soon as accepted): a smaller flag is a usage error, a smaller default is
 // raised to it.
 func memoryBudget(set bool, flag, maxBody int64) (int64, string, error) {
-	least := minMemoryBudget(maxBody)
+	least := relay.MinMemoryBudget(maxBody)
 	if set {
 		if flag < least {
 			return 0, "", cli.Usagef("--memory-budget %s cannot hold one batch of --max-body %s (up to %s in memory): make it at least %s, or lower --max-body\ntry 'tl-relay --help'",
-				cli.FormatSize(flag), cli.FormatSize(maxBody), humanSize(batchMemory(maxBody)), humanSize(least))
+				cli.FormatSize(flag), cli.FormatSize(maxBody), humanSize(relay.BatchMemory(maxBody)), humanSize(least))
 		}
 		return flag, "--memory-budget", nil
 	}
-	def, from := DefaultMemoryBudget()
-	from = fmt.Sprintf("1/%d of %s", budgetDivisor, from)
+	def, from := relay.DefaultMemoryBudget()
+	from = fmt.Sprintf("1/%d of %s", relay.MemoryBudgetShare, from)
 	if def < least {
 		return least, from + ", raised to hold one batch of --max-body", nil
 	}

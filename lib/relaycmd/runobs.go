@@ -1,4 +1,4 @@
-package relay
+package relaycmd
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/metrics"
+	"github.com/tl-sh/tl/lib/relay"
 )
 
 // maxMetricsTenants caps --metrics-tenants: each labeled tenant adds about
@@ -102,19 +103,11 @@ func listenAdmin(addr string, tokens, insecure bool) (net.Listener, error) {
 // startAdmin serves s.AdminHandler on l, and prints the address on stderr,
 // on a line of its own. It serves TLS when the main listener does: admin
 // tokens must not cross the network in the clear either.
-func startAdmin(l net.Listener, s *Server, sec *security, stderr io.Writer) *adminServer {
+func startAdmin(l net.Listener, s *relay.Server, sec *security, stderr io.Writer) *adminServer {
 	l, scheme := sec.listener(l)
 	fmt.Fprintf(stderr, "tl-relay: admin on %s://%s\n", scheme, l.Addr())
 	a := &adminServer{
-		http: &http.Server{
-			Handler: s.AdminHandler(),
-			// The main listener's limits: the admin port is no less exposed
-			// to slow or oversized headers (slowloris, 431).
-			MaxHeaderBytes:    maxHeaderBytes,
-			ReadHeaderTimeout: s.cfg.HeaderTimeout,
-			IdleTimeout:       s.cfg.IdleTimeout,
-			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		},
+		http:   s.AdminServer(),
 		bound:  l.Addr().String(),
 		served: make(chan error, 1),
 	}
