@@ -38,52 +38,54 @@ func (l *prevSwapLog) swapKnown(next *tlog.Memory, newest uint64) {
 // naming the new epoch's newest seq, then a gap in the NEW epoch only for
 // the part already evicted, then the new epoch's lines from its oldest.
 func TestEpochChangeExactLines(t *testing.T) {
-	body := []byte(`"tenant_id":"acme","timestamp":1,"type":"click","path":"/new","metadata":{}}` + "\n")
-	tests := []struct {
-		name      string
-		knownOld  uint64 // newest seq of the old epoch the relay knew
-		newEvents int    // events the new epoch holds at the change
-		newCap    int    // its history bound
-		want      []string
-	}{
-		{"all received, nothing evicted", 3, 2, 10, []string{
-			`{"control":"hello","tenant":"acme","epoch":"NEW","last_seq":2}`,
-			`{"seq":1,`, `{"seq":2,`}},
-		{"old tail lost", 5, 2, 10, []string{
-			`{"control":"gap","from_seq":4,"to_seq":5,"reason":"epoch"}`,
-			`{"control":"hello","tenant":"acme","epoch":"NEW","last_seq":2}`,
-			`{"seq":1,`, `{"seq":2,`}},
-		{"old tail lost and new part evicted", 7, 5, 2, []string{
-			`{"control":"gap","from_seq":4,"to_seq":7,"reason":"epoch"}`,
-			`{"control":"hello","tenant":"acme","epoch":"NEW","last_seq":5}`,
-			`{"control":"gap","from_seq":1,"to_seq":3,"reason":"epoch"}`,
-			`{"seq":4,`, `{"seq":5,`}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sl := &prevSwapLog{swapLog: &swapLog{cur: tlog.NewMemory(10, 1<<20), wake: [][]byte{body}}}
-			r := startRelay(t, Config{OpenLog: func(string) (tlog.Log, error) { return sl, nil }})
-			w := r.dial("acme", "")
-			w.hello()
-			r.mustPost("acme", clicks(1, 3))
-			w.wantSeqs(1, 2, 3)
-			next := tlog.NewMemory(tt.newCap, 1<<20)
-			for i := 0; i < tt.newEvents; i++ {
-				appendBodies(next, [][]byte{body})
-			}
-			sl.swapKnown(next, tt.knownOld)
-			for i, want := range tt.want {
-				want = replaceNew(want, next.Epoch())
-				got := w.line()
-				if len(want) < len(got) && want[len(want)-1] == ',' {
-					got = got[:len(want)] // a delivery: its seq is what counts
+	forEachEngine(t, func(t *testing.T, e engine) {
+		body := []byte(`"tenant_id":"acme","timestamp":1,"type":"click","path":"/new","metadata":{}}` + "\n")
+		tests := []struct {
+			name      string
+			knownOld  uint64 // newest seq of the old epoch the relay knew
+			newEvents int    // events the new epoch holds at the change
+			newCap    int    // its history bound
+			want      []string
+		}{
+			{"all received, nothing evicted", 3, 2, 10, []string{
+				`{"control":"hello","tenant":"acme","epoch":"NEW","last_seq":2}`,
+				`{"seq":1,`, `{"seq":2,`}},
+			{"old tail lost", 5, 2, 10, []string{
+				`{"control":"gap","from_seq":4,"to_seq":5,"reason":"epoch"}`,
+				`{"control":"hello","tenant":"acme","epoch":"NEW","last_seq":2}`,
+				`{"seq":1,`, `{"seq":2,`}},
+			{"old tail lost and new part evicted", 7, 5, 2, []string{
+				`{"control":"gap","from_seq":4,"to_seq":7,"reason":"epoch"}`,
+				`{"control":"hello","tenant":"acme","epoch":"NEW","last_seq":5}`,
+				`{"control":"gap","from_seq":1,"to_seq":3,"reason":"epoch"}`,
+				`{"seq":4,`, `{"seq":5,`}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				sl := &prevSwapLog{swapLog: &swapLog{cur: tlog.NewMemory(10, 1<<20), wake: [][]byte{body}}}
+				r := e.start(t, Config{OpenLog: func(string) (tlog.Log, error) { return sl, nil }})
+				w := r.dial("acme", "")
+				w.hello()
+				r.mustPost("acme", clicks(1, 3))
+				w.wantSeqs(1, 2, 3)
+				next := tlog.NewMemory(tt.newCap, 1<<20)
+				for i := 0; i < tt.newEvents; i++ {
+					appendBodies(next, [][]byte{body})
 				}
-				if got != want {
-					t.Fatalf("line %d after the change: %s\nwant %s", i+1, got, want)
+				sl.swapKnown(next, tt.knownOld)
+				for i, want := range tt.want {
+					want = replaceNew(want, next.Epoch())
+					got := w.line()
+					if len(want) < len(got) && want[len(want)-1] == ',' {
+						got = got[:len(want)] // a delivery: its seq is what counts
+					}
+					if got != want {
+						t.Fatalf("line %d after the change: %s\nwant %s", i+1, got, want)
+					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 func replaceNew(s, epoch string) string {

@@ -76,10 +76,10 @@ func (c *fakeClock) advance(d time.Duration) time.Time {
 // moving the clock one interval on.
 const fakeInterval = time.Hour
 
-// startFakeHeartbeat starts a relay whose heartbeat runs on clk and on the
+// startFakeHeartbeat starts a relay served by e whose heartbeat runs on clk and on the
 // ticks the test fires.
-func startFakeHeartbeat(t *testing.T, clk *fakeClock) *testRelay {
-	return startRelay(t, Config{PingInterval: fakeInterval, now: clk.now})
+func startFakeHeartbeat(t *testing.T, e engine, clk *fakeClock) *testRelay {
+	return e.start(t, Config{PingInterval: fakeInterval, now: clk.now})
 }
 
 // readLines reads w in a goroutine of its own: the seqs of its deliveries
@@ -110,104 +110,108 @@ func readLines(w *wsClient) (got <-chan uint64, ended <-chan error) {
 // behind the data; once no message goes out either, it is closed two
 // intervals after the last one at the earliest.
 func TestBusySubscriberPinged(t *testing.T) {
-	clk := newFakeClock()
-	r := startFakeHeartbeat(t, clk)
-	w := r.dial("acme", "")
-	var pings atomic.Int64
-	w.c.SetPingHandler(func(string) error { pings.Add(1); return nil }) // never answers
-	w.hello()
-	got, ended := readLines(w)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		clk := newFakeClock()
+		r := startFakeHeartbeat(t, e, clk)
+		w := r.dial("acme", "")
+		var pings atomic.Int64
+		w.c.SetPingHandler(func(string) error { pings.Add(1); return nil }) // never answers
+		w.hello()
+		got, ended := readLines(w)
 
-	// Busy: every interval a batch, taken whole before the next interval.
-	const batches, batch = 20, 500
-	want := uint64(1)
-	for b := 0; b < batches; b++ {
-		r.mustPost("acme", clicks(b*batch, batch))
-		clk.advance(fakeInterval)
-		r.s.ticks.fire()
-		for i := 0; i < batch; i++ {
-			select {
-			case s := <-got:
-				if s != want {
-					t.Fatalf("got seq %d, want %d", s, want)
+		// Busy: every interval a batch, taken whole before the next interval.
+		const batches, batch = 20, 500
+		want := uint64(1)
+		for b := 0; b < batches; b++ {
+			r.mustPost("acme", clicks(b*batch, batch))
+			clk.advance(fakeInterval)
+			r.s.ticks.fire()
+			for i := 0; i < batch; i++ {
+				select {
+				case s := <-got:
+					if s != want {
+						t.Fatalf("got seq %d, want %d", s, want)
+					}
+					want++
+				case err := <-ended:
+					t.Fatalf("the relay dropped a subscriber taking every message, after seq %d: %v", want-1, err)
 				}
-				want++
-			case err := <-ended:
-				t.Fatalf("the relay dropped a subscriber taking every message, after seq %d: %v", want-1, err)
 			}
 		}
-	}
 
-	// Idle: nothing goes out, nothing comes back.
-	var err error
-	idle := 0
-	for err == nil {
-		clk.advance(fakeInterval)
-		idle++
-		r.s.ticks.fire() // a writer still finishing the last batch may miss a fire: then the next one
-		select {
-		case err = <-ended:
-		case s := <-got:
-			t.Fatalf("unexpected delivery %d", s)
-		case <-time.After(50 * time.Millisecond): // the poll's pace, not a bound
+		// Idle: nothing goes out, nothing comes back.
+		var err error
+		idle := 0
+		for err == nil {
+			clk.advance(fakeInterval)
+			idle++
+			r.s.ticks.fire() // a writer still finishing the last batch may miss a fire: then the next one
+			select {
+			case err = <-ended:
+			case s := <-got:
+				t.Fatalf("unexpected delivery %d", s)
+			case <-time.After(50 * time.Millisecond): // the poll's pace, not a bound
+			}
+			if idle > 1000 {
+				t.Fatal("the relay never closed a silent, idle subscriber")
+			}
 		}
-		if idle > 1000 {
-			t.Fatal("the relay never closed a silent, idle subscriber")
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the relay did not close the silent subscriber: %v", err)
 		}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("the relay did not close the silent subscriber: %v", err)
-	}
-	if idle < 2 {
-		t.Errorf("closed %d intervals after the last message; the rule allows 2 at the earliest", idle)
-	}
-	if pings.Load() == 0 {
-		t.Error("the subscriber was closed without a ping")
-	}
-	testkit.WaitFor(t, "the subscriber freed", func() bool { return r.s.Stats().Subscribers == 0 })
+		if idle < 2 {
+			t.Errorf("closed %d intervals after the last message; the rule allows 2 at the earliest", idle)
+		}
+		if pings.Load() == 0 {
+			t.Error("the subscriber was closed without a ping")
+		}
+		testkit.WaitFor(t, "the subscriber freed", func() bool { return r.s.Stats().Subscribers == 0 })
+	})
 }
 
 // TestHeartbeatAnswered: a client that answers the pings is kept through
 // any number of intervals without a message.
 func TestHeartbeatAnswered(t *testing.T) {
-	clk := newFakeClock()
-	r := startFakeHeartbeat(t, clk)
-	w := r.dial("acme", "")
-	w.hello()
-	got, ended := readLines(w) // gorilla's default ping handler answers
-	var sub *subscriber
-	testkit.WaitFor(t, "the subscriber", func() bool {
-		r.s.mu.Lock()
-		defer r.s.mu.Unlock()
-		for s := range r.s.streams {
-			sub = s
+	forEachEngine(t, func(t *testing.T, e engine) {
+		clk := newFakeClock()
+		r := startFakeHeartbeat(t, e, clk)
+		w := r.dial("acme", "")
+		w.hello()
+		got, ended := readLines(w) // gorilla's default ping handler answers
+		var sub *subscriber
+		testkit.WaitFor(t, "the subscriber", func() bool {
+			r.s.mu.Lock()
+			defer r.s.mu.Unlock()
+			for s := range r.s.streams {
+				sub = s
+			}
+			return sub != nil
+		})
+		for i := 0; i < 6; i++ {
+			at := clk.advance(fakeInterval)
+			// Fire until the relay has the answer to a ping of this interval
+			// (a fire can come before the writer waits for it).
+			for fires := 0; sub.pong().Before(at); fires++ {
+				if fires > 1000 {
+					t.Fatalf("interval %d: no answer to a ping reached the relay", i)
+				}
+				r.s.ticks.fire()
+				select {
+				case err := <-ended:
+					t.Fatalf("a client answering pings was dropped after %d intervals: %v", i, err)
+				case <-time.After(50 * time.Millisecond): // the poll's pace, not a bound
+				}
+			}
 		}
-		return sub != nil
+		r.mustPost("acme", clicks(1, 1))
+		select {
+		case s := <-got:
+			if s != 1 {
+				t.Fatalf("got seq %d, want 1", s)
+			}
+		case err := <-ended:
+			t.Fatalf("a client answering pings was dropped: %v", err)
+		}
 	})
-	for i := 0; i < 6; i++ {
-		at := clk.advance(fakeInterval)
-		// Fire until the relay has the answer to a ping of this interval
-		// (a fire can come before the writer waits for it).
-		for fires := 0; sub.pong().Before(at); fires++ {
-			if fires > 1000 {
-				t.Fatalf("interval %d: no answer to a ping reached the relay", i)
-			}
-			r.s.ticks.fire()
-			select {
-			case err := <-ended:
-				t.Fatalf("a client answering pings was dropped after %d intervals: %v", i, err)
-			case <-time.After(50 * time.Millisecond): // the poll's pace, not a bound
-			}
-		}
-	}
-	r.mustPost("acme", clicks(1, 1))
-	select {
-	case s := <-got:
-		if s != 1 {
-			t.Fatalf("got seq %d, want 1", s)
-		}
-	case err := <-ended:
-		t.Fatalf("a client answering pings was dropped: %v", err)
-	}
 }

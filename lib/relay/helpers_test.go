@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +19,44 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/testkit"
 )
 
-// testNoHubs makes startRelay serve every WebSocket subscriber with
-// goroutines of its own, as on a system without epoll (TestWithoutHubs).
-var testNoHubs bool
+// engine is one of the two ways a relay serves WebSocket subscribers: its
+// tenants' hubs (epoll, Linux) or goroutines of their own (TLS, systems
+// without epoll).
+type engine struct {
+	name   string
+	noHubs bool
+}
+
+// engines are the engines this system has.
+func engines() []engine {
+	es := []engine{{name: "goroutines", noHubs: true}}
+	if runtime.GOOS == "linux" {
+		es = append([]engine{{name: "hub"}}, es...)
+	}
+	return es
+}
+
+// hub reports whether the engine is the hubs.
+func (e engine) hub() bool { return !e.noHubs }
+
+// start starts a relay with cfg (see startRelay) served by the engine.
+func (e engine) start(t *testing.T, cfg Config) *testRelay {
+	t.Helper()
+	cfg.noHubs = e.noHubs
+	return startRelay(t, cfg)
+}
+
+// forEachEngine runs f as a subtest on each engine: every stream behaviour
+// holds on both, except where a test says otherwise.
+func forEachEngine(t *testing.T, f func(t *testing.T, e engine)) {
+	t.Helper()
+	for _, e := range engines() {
+		t.Run(e.name, func(t *testing.T) { f(t, e) })
+	}
+}
 
 // testRelay is a relay on a real loopback port.
 type testRelay struct {
@@ -42,7 +76,6 @@ func startRelay(t *testing.T, cfg Config) *testRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.noHubs = cfg.noHubs || testNoHubs
 	s := New(cfg)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
@@ -70,6 +103,12 @@ func startRelay(t *testing.T, cfg Config) *testRelay {
 		}
 	})
 	return r
+}
+
+// waitSubscribers waits until the relay counts n subscribers.
+func (r *testRelay) waitSubscribers(n int) {
+	r.t.Helper()
+	testkit.WaitFor(r.t, fmt.Sprintf("%d subscribers", n), func() bool { return r.s.Stats().Subscribers == n })
 }
 
 // post sends body to tenant's events endpoint and returns the status, the

@@ -3,6 +3,8 @@ package relay
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -42,17 +44,13 @@ type hub struct {
 	share   shared   // the message for every unfiltered subscriber at one cursor
 }
 
-// shared is the message built once in a round for the subscribers at
-// cursor with no filter and nothing else to send first.
+// shared is the message built once in a round for the subscribers at seq
+// whose cursor is plain (see cursor.plain).
 type shared struct {
-	ok          bool
-	cursor      uint64
-	next        uint64
-	gap         tlog.Gap
-	nlines      int
-	frame       []byte // frameHeadroom, then the message; the frame starts at start
-	start       int
-	n, firstIdx int
+	seq   uint64 // 0: none yet
+	d     delivery
+	frame []byte // frameHeadroom, then the message; the frame starts at start
+	start int
 }
 
 // Events a hub's subscriber is kicked with.
@@ -64,6 +62,41 @@ const (
 	evGone                 // close at once (the drain ran out of time)
 	evFetched              // a read of old history (see fetch) is done
 )
+
+// hubSub is a subscriber's state in the hub engine.
+type hubSub struct {
+	conn      net.Conn
+	fd        int // conn's descriptor: only the hub writes to it, and it alone closes conn
+	rc        syscall.RawConn
+	pollID    uint64        // its id in the poller
+	events    atomic.Uint32 // the ev bits the hub has yet to see
+	queued    atomic.Bool   // in the hub's inbox
+	frames    clientFrames  // owned by the poller
+	pollReady bool          // in the poller's ready list; owned by the poller
+	readDone  bool          // nothing more to read (an error, the end); owned by the poller
+
+	// Owned by the hub:
+	hubIdx     int       // its index in hub.subs
+	out        []byte    // frames the socket has yet to take
+	pongLater  []byte    // a pong to send once out is written (see hub.control)
+	outSince   time.Time // when out filled
+	live       liveness
+	lastWrite  time.Time // when a message last went out whole (the relay's clock)
+	closeAt    time.Time // after our close frame: when to close the socket unanswered
+	endFlushed bool      // close the socket once out is written (we answered the client's close)
+	fetching   bool      // a fetch is reading old history for it
+	fetched    atomic.Pointer[fetched]
+	coldWait   <-chan struct{} // after a fetch that found nothing: fetch again once it is closed
+	ended      bool
+
+	// What the poller heard, guarded by subscriber.pongMu:
+	pingData   []byte // the payload of a ping to answer
+	pingOwed   bool
+	peerClosed bool // the client sent a close frame
+	peerCode   int  // its code (0: none)
+	failCode   int  // the client broke the protocol: close with this code
+	readGone   bool // the connection ended or broke
+}
 
 // kick tells sub's hub about ev.
 func (sub *subscriber) kick(ev uint32) {
@@ -103,11 +136,10 @@ func (s *Server) hubConn(ws *websocket.Conn) (net.Conn, int, bool) {
 
 // attach hands sub, upgraded on conn, to its tenant's hub, starting one if
 // none runs. From now on the hub owns sub and closes conn.
-func (s *Server) attach(sub *subscriber, conn net.Conn, fd int, hello []byte) {
+func (s *Server) attach(sub *subscriber, conn net.Conn, fd int) {
 	sub.conn, sub.fd = conn, fd
 	sub.rc, _ = conn.(*net.TCPConn).SyscallConn()
 	sub.frames.Limit = wsReadLimit
-	sub.pending = hello
 	sub.live = liveness{interval: s.cfg.PingInterval}
 	now := s.cfg.now()
 	sub.setPong(now)
@@ -146,16 +178,12 @@ func (h *hub) run() {
 	defer h.s.hubs.Done()
 	log := h.t.log
 	stop := h.s.stop
-	draining := false
-	var target uint64 // when draining: the last seq to send before closing
+	var v view // v.draining, v.target: see round
 	var timer *time.Timer
 	for {
 		notify := log.Notify()
 		ticks := h.s.ticks.C()
 		h.takeInbox()
-		if draining {
-			h.closeDrained(target)
-		}
 		if len(h.subs) == 0 && h.exit() {
 			if timer != nil {
 				timer.Stop()
@@ -172,15 +200,17 @@ func (h *hub) run() {
 			}
 			closeC = timer.C
 		}
-		if h.round() || len(h.subs) == 0 {
+		v.epoch = log.Epoch()
+		_, v.newest = log.Bounds()
+		if h.round(v) || len(h.subs) == 0 {
 			// Some are still behind (or the round ended the last one):
 			// go round again, after a look at what else is waiting.
 			select {
 			case <-ticks:
 				h.tick()
 			case <-stop:
-				stop, draining = nil, true
-				_, target = log.Bounds()
+				stop, v.draining = nil, true
+				_, v.target = log.Bounds()
 			case <-closeC:
 				h.closeExpired()
 			default:
@@ -193,8 +223,8 @@ func (h *hub) run() {
 		case <-ticks:
 			h.tick()
 		case <-stop:
-			stop, draining = nil, true
-			_, target = log.Bounds()
+			stop, v.draining = nil, true
+			_, v.target = log.Bounds()
 		case <-closeC:
 			h.closeExpired()
 		}
@@ -238,17 +268,10 @@ func (h *hub) takeInbox() {
 		if ev&evRead != 0 && !h.answer(sub) {
 			continue
 		}
-		if ev&evWritable != 0 && !h.flush(sub) {
-			continue
+		if ev&evWritable != 0 {
+			h.flush(sub)
 		}
-		if ev&evRevoke != 0 && sub.closeAt.IsZero() {
-			// The hello (if it has not gone out yet) first, as on the
-			// goroutine path; no more lines.
-			if !h.sendPending(sub) {
-				continue
-			}
-			h.sendClose(sub, websocket.ClosePolicyViolation, "token no longer allowed")
-		}
+		// evRevoke: the next round closes it (see cursor.next).
 	}
 }
 
@@ -294,137 +317,110 @@ func (h *hub) answer(sub *subscriber) bool {
 	return true
 }
 
-// round steps every subscriber that is behind the log once. It reports
-// whether some may still be behind.
-func (h *hub) round() (again bool) {
-	log := h.t.log
-	epoch := log.Epoch()
-	_, newest := log.Bounds()
-	h.share.ok = false
+// round gives every subscriber what its cursor says it is owed next: at
+// most one message, or its close. It reports whether some may still be
+// behind.
+func (h *hub) round(v view) (again bool) {
+	h.share.seq = 0
 	for i := 0; i < len(h.subs); i++ {
 		sub := h.subs[i]
 		if !sub.closeAt.IsZero() {
 			continue
 		}
-		if len(sub.pending) == 0 && sub.complete() {
-			if !h.closeComplete(sub) {
-				i--
-			}
+		if sub.epoch != v.epoch {
+			sub.coldWait = nil // it waited for news of the old epoch
+		}
+		act := sub.next(v, sub.isRevoked())
+		if len(sub.out) > 0 && act != actCloseComplete && act != actCloseRevoked {
+			// The socket is full: it gets more once it has room. A
+			// drain closes it once everything accepted went out.
 			continue
 		}
-		if len(sub.out) > 0 || (sub.cursor > newest && sub.epoch == epoch && len(sub.pending) == 0) {
-			continue
+		more, alive := false, true
+		switch act {
+		case actWait:
+		case actPending:
+			msg := sub.takePending()
+			more, alive = true, h.send(sub, msg[putFrameHeader(msg, len(msg)-frameHeadroom):], true)
+		case actRead, actReadCold:
+			more, alive = h.step(sub, act == actReadCold)
+			h.s.pace.yield() // ingestion first (pace.go)
+		default:
+			alive = h.sendClose(sub, act)
 		}
-		more, alive := h.step(sub, epoch)
-		h.s.pace.yield() // ingestion first (pace.go)
 		if !alive {
 			i-- // end moved the last subscriber here
-			continue
 		}
-		if sub.complete() {
-			if !h.closeComplete(sub) {
-				i--
-			}
-			continue
-		}
-		if more {
-			again = true
-		}
+		again = again || more
 	}
 	h.share.frame = h.share.frame[:0]
 	return again
 }
 
-// step sends sub one message of what the log holds past its cursor. It
-// reports whether there may be more, and whether sub is still open.
-func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
-	log := h.t.log
-	if sub.epoch != epoch {
-		// The numbering restarted under this subscriber (a shared broker
-		// lost its data): tell it as a new subscriber would hear it,
-		// then follow the new epoch from its oldest line.
-		var oldest, newest uint64
-		sub.pending, oldest, newest = sub.epochChange(sub.pending, log, epoch, true)
-		sub.epoch, sub.cursor = epoch, oldest
-		sub.coldWait = nil
-		if sub.hasUntil {
-			sub.until = newest // an until of the old epoch means now
-		}
-	}
+// step sends sub one message of what the log holds past its cursor: read
+// now, or by a fetch when the read may wait (cold). It reports whether
+// there may be more, and whether sub is still open.
+func (h *hub) step(sub *subscriber, cold bool) (more, alive bool) {
 	f := sub.fetched.Swap(nil)
 	if f != nil {
 		sub.fetching = false
-		if f.cursor != sub.cursor || f.epoch != epoch {
+		if f.cursor != sub.seq || f.epoch != sub.epoch {
 			f = nil // the subscriber moved on meanwhile
 		}
 	}
 	if sub.fetching {
 		return false, true // its fetch kicks the hub when done
 	}
+	if f == nil && cold {
+		// Old history, on disk or in Redis: read it in a goroutine of
+		// its own, so that the live subscribers do not wait. After a
+		// read that found nothing (Redis away), the next waits for the
+		// log to say there is news, as a writer goroutine waits on
+		// Notify.
+		if sub.coldWait != nil {
+			select {
+			case <-sub.coldWait:
+				sub.coldWait = nil
+			default:
+				return false, true
+			}
+		}
+		sub.fetching = true
+		h.s.hubs.Add(1)
+		go h.fetch(sub, sub.seq, sub.epoch)
+		return false, true
+	}
 	var frame []byte
-	var next uint64
-	var gap tlog.Gap
-	var nlines, n, first int
-	if sc := &h.share; f == nil && sc.ok && sc.cursor == sub.cursor && len(sub.pending) == 0 && sub.filter.all() && !sub.bounded() {
-		frame, next, gap, nlines, n, first = sc.frame[sc.start:], sc.next, sc.gap, sc.nlines, sc.n, sc.firstIdx
+	var d delivery
+	if sc := &h.share; f == nil && sc.seq == sub.seq && sub.plain() {
+		frame, d = sc.frame[sc.start:], sc.d
 	} else {
-		var lines [][]byte
-		var nx uint64
-		var g tlog.Gap
-		var err error
-		switch {
-		case f != nil:
-			lines, nx, g, err = f.lines, f.next, f.gap, f.err
-			if len(lines) == 0 && g.Empty() {
+		var r fetched
+		if f != nil {
+			if r = *f; len(r.lines) == 0 && r.gap.Empty() {
 				sub.coldWait = f.notify
 			}
-		case tlog.IsCold(log, sub.cursor):
-			// Old history, on disk or in Redis: read it in a goroutine
-			// of its own, so that the live subscribers do not wait. The
-			// hello goes out now. After a read that found nothing (Redis
-			// away), the next waits for the log to say there is news, as
-			// a writer goroutine waits on Notify.
-			if sub.coldWait != nil {
-				select {
-				case <-sub.coldWait:
-					sub.coldWait = nil
-				default:
-					return false, true
-				}
-			}
-			if !h.sendPending(sub) {
-				return false, false
-			}
-			sub.fetching = true
-			h.s.hubs.Add(1)
-			go h.fetch(sub, sub.cursor, epoch)
-			return false, true
-		default:
-			lines, nx, g, err = log.Read(sub.cursor, h.lines[:0], maxMessageLines, maxMessageBytes)
+		} else {
+			r.lines, r.next, r.gap, r.err = sub.log.Read(sub.seq, h.lines[:0], maxMessageLines, maxMessageBytes)
+			h.lines = r.lines
 		}
-		if err != nil {
+		if r.err != nil {
 			// The log closed: the relay is going away.
 			h.end(sub)
 			return false, false
 		}
-		if log.Epoch() != epoch {
-			clear(lines)
+		if sub.log.Epoch() != sub.epoch {
+			clear(r.lines)
 			return true, true // changed during the read: the next round starts over
 		}
-		if f == nil {
-			h.lines = lines
-		}
-		read := lines
-		lines, nx = sub.clip(lines, nx)
-		next, gap, nlines = nx, g, len(lines)
-		shareable := f == nil && len(sub.pending) == 0 && sub.filter.all() && !sub.bounded()
+		shareable := f == nil && sub.plain()
 		buf := &h.own
 		if shareable {
 			buf = &h.share.frame
 		}
 		var msg []byte
-		msg, n, first = appendMessage((*buf)[:0], sub.pending, true, gap, lines, &sub.filter)
-		clear(read) // drop the references to the log's lines
+		msg, d = sub.message((*buf)[:0], r.lines, r.next, r.gap)
+		clear(r.lines) // drop the references to the log's lines
 		*buf = msg
 		start := len(msg) // nothing to send: an empty frame
 		if len(msg) > frameHeadroom {
@@ -432,46 +428,14 @@ func (h *hub) step(sub *subscriber, epoch string) (more, alive bool) {
 			frame = msg[start:]
 		}
 		if shareable {
-			h.share = shared{ok: true, cursor: sub.cursor, next: next, gap: gap, nlines: nlines,
-				frame: msg, start: start, n: n, firstIdx: first}
+			h.share = shared{seq: sub.seq, d: d, frame: msg, start: start}
 		}
 	}
-	sub.pending = nil
-	if len(frame) > 0 {
-		if !h.write(sub, frame) {
-			return false, false
-		}
+	if len(frame) > 0 && !h.send(sub, frame, true) {
+		return false, false
 	}
-	if nlines == 0 && gap.Empty() {
-		sub.cursor = next
-		// A hello alone may leave it where a drain closes it: one more
-		// round, so closeDrained sees it.
-		return len(frame) > 0, true
-	}
-	sub.cursor = next
-	sub.sent += int64(n)
-	sub.wrote(nlines, n, first, next, gap)
-	return true, true
-}
-
-// closeComplete starts closing sub (1000) once its stream reached its end
-// (limit, until); the close frame goes out after what sub.out holds. It
-// reports whether sub is still open.
-func (h *hub) closeComplete(sub *subscriber) bool {
-	n := len(h.subs)
-	h.sendClose(sub, closeComplete, closeCompleteReason)
-	return len(h.subs) == n
-}
-
-// sendPending sends sub's pending control lines (the hello) on their own.
-// It reports whether sub is still open.
-func (h *hub) sendPending(sub *subscriber) bool {
-	if len(sub.pending) == 0 {
-		return true
-	}
-	msg := append(make([]byte, frameHeadroom), sub.pending...)
-	sub.pending = nil
-	return h.write(sub, msg[putFrameHeader(msg, len(msg)-frameHeadroom):])
+	sub.delivered(d)
+	return d.any(), true
 }
 
 // fetched is what fetch read for a subscriber.
@@ -496,11 +460,6 @@ func (h *hub) fetch(sub *subscriber, cursor uint64, epoch string) {
 	sub.kick(evFetched)
 }
 
-// write sends a data message's frame on sub's socket without blocking;
-// what the socket does not take waits in sub.out for the poller to say
-// there is room. It reports whether sub is still open.
-func (h *hub) write(sub *subscriber, frame []byte) bool { return h.send(sub, frame, true) }
-
 // control sends a control frame: at once, or after the frame in progress.
 // A pong that would wait behind it is kept aside instead, the latest
 // replacing any earlier (RFC 6455, 5.5.3, lets a server answer only the
@@ -515,8 +474,11 @@ func (h *hub) control(sub *subscriber, frame []byte) bool {
 	return h.send(sub, frame, false)
 }
 
-// send writes frame, after whatever sub.out holds; a data message that
-// goes out whole counts for the heartbeat rule (lastWrite).
+// send writes frame on sub's socket without blocking, after whatever
+// sub.out holds; what the socket does not take waits in sub.out for the
+// poller to say there is room. A data message (message) that goes out whole
+// counts for the heartbeat rule (lastWrite). It reports whether sub is
+// still open.
 func (h *hub) send(sub *subscriber, frame []byte, message bool) bool {
 	if len(sub.out) > 0 {
 		sub.out = append(sub.out, frame...)
@@ -598,28 +560,15 @@ func (h *hub) tick() {
 	}
 }
 
-// sendClose starts the closing handshake: the close frame goes out after
-// anything in progress, and the socket closes when the client answers or
-// closeGrace has passed.
-func (h *hub) sendClose(sub *subscriber, code int, reason string) {
+// sendClose starts the closing handshake for act (see action.closeFrame):
+// the close frame goes out after anything in progress, and the socket
+// closes when the client answers or closeGrace has passed. It reports
+// whether sub is still open.
+func (h *hub) sendClose(sub *subscriber, act action) bool {
+	code, reason := act.closeFrame()
 	sub.closeAt = time.Now().Add(closeGrace)
 	h.closing++
-	h.control(sub, wsframe.AppendClose(nil, wsframe.StatusCode(code), reason))
-}
-
-// closeDrained starts closing (1001) each subscriber that has been sent
-// everything up to target.
-func (h *hub) closeDrained(target uint64) {
-	for i := 0; i < len(h.subs); i++ {
-		sub := h.subs[i]
-		if sub.closeAt.IsZero() && sub.cursor > target && len(sub.out) == 0 && len(sub.pending) == 0 {
-			n := len(h.subs)
-			h.sendClose(sub, websocket.CloseGoingAway, "relay shutting down")
-			if len(h.subs) < n {
-				i--
-			}
-		}
-	}
+	return h.control(sub, wsframe.AppendClose(nil, wsframe.StatusCode(code), reason))
 }
 
 // nextClose returns the earliest closeGrace deadline (h.closing > 0).

@@ -19,49 +19,6 @@ import (
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
-// TestWithoutHubs runs the WebSocket tests again on the goroutine path
-// (serveWS), which TLS connections and systems without epoll take. (This
-// file is Linux's: elsewhere every test takes that path already.)
-func TestWithoutHubs(t *testing.T) {
-	tests := []struct {
-		name string
-		f    func(*testing.T)
-	}{
-		{"StreamStart", TestStreamStart},
-		{"EpochChangeUnderSubscriber", TestEpochChangeUnderSubscriber},
-		{"BusySubscriberPinged", TestBusySubscriberPinged},
-		{"HeartbeatAnswered", TestHeartbeatAnswered},
-		{"GracefulShutdown", TestGracefulShutdown},
-		{"ShutdownTimeout", TestShutdownTimeout},
-		{"ReplayAndResume", TestReplayAndResume},
-		{"Filters", TestFilters},
-		{"Packing", TestPacking},
-		{"Isolation", TestIsolation},
-		{"SlowSubscriber", TestSlowSubscriber},
-		{"Heartbeat", TestHeartbeat},
-		{"ClientControlFrames", TestClientControlFrames},
-		{"MixedCursors", TestMixedCursors},
-		{"EmptyReadSendsNothing", TestEmptyReadSendsNothing},
-		{"ColdReadsDelayNoOne", TestColdReadsDelayNoOne},
-		{"StreamLimit", TestStreamLimit},
-		{"StreamUntil", TestStreamUntil},
-		{"FilteredLast", TestFilteredLast},
-		{"BoundedBesideShared", TestBoundedBesideShared},
-		{"FilteredLastOnDisk", TestFilteredLastOnDisk},
-	}
-	testNoHubs = true
-	defer func() { testNoHubs = false }()
-	for _, tt := range tests {
-		t.Run(tt.name, tt.f)
-	}
-}
-
-// waitSubscribers waits until the relay counts n subscribers.
-func (r *testRelay) waitSubscribers(n int) {
-	r.t.Helper()
-	testkit.WaitFor(r.t, fmt.Sprintf("%d subscribers", n), func() bool { return r.s.Stats().Subscribers == n })
-}
-
 // goroutineIDs returns the ids of the goroutines that exist now.
 func goroutineIDs() map[int]bool {
 	buf := make([]byte, 1<<20)
@@ -87,130 +44,130 @@ func goroutineIDs() map[int]bool {
 // events costs no goroutine (one hub per tenant does); on the goroutine
 // path it costs two, which is what the test tells apart.
 func TestIdleSubscribersHoldNoGoroutine(t *testing.T) {
-	const n = 200
-	for _, noHubs := range []bool{false, true} {
-		t.Run(fmt.Sprintf("noHubs=%v", noHubs), func(t *testing.T) {
-			testNoHubs = noHubs
-			defer func() { testNoHubs = false }()
-			r := startRelay(t, Config{})
-			// Count the goroutines started from now on, by id: one that
-			// was already ending (the previous subtest's, an idle HTTP
-			// connection's) must not make up for a subscriber's.
-			before := goroutineIDs()
-			var subs []*wsClient
-			for i := 0; i < n; i++ {
-				w := r.dial(fmt.Sprintf("t%d", i%2), "")
-				w.hello()
-				subs = append(subs, w)
-			}
-			r.waitSubscribers(n)
-			added := func() int {
-				k := 0
-				for id := range goroutineIDs() {
-					if !before[id] {
-						k++
-					}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		const n = 200
+		r := e.start(t, Config{})
+		// Count the goroutines started from now on, by id: one that
+		// was already ending (the previous subtest's, an idle HTTP
+		// connection's) must not make up for a subscriber's.
+		before := goroutineIDs()
+		var subs []*wsClient
+		for i := 0; i < n; i++ {
+			w := r.dial(fmt.Sprintf("t%d", i%2), "")
+			w.hello()
+			subs = append(subs, w)
+		}
+		r.waitSubscribers(n)
+		added := func() int {
+			k := 0
+			for id := range goroutineIDs() {
+				if !before[id] {
+					k++
 				}
-				return k
 			}
-			if noHubs {
-				if k := added(); k < 2*n {
-					t.Fatalf("goroutine path: %d goroutines for %d subscribers, expected at least two each", k, n)
-				}
-				return
+			return k
+		}
+		if !e.hub() {
+			if k := added(); k < 2*n {
+				t.Fatalf("goroutine path: %d goroutines for %d subscribers, expected at least two each", k, n)
 			}
-			// net/http's connection goroutines end just after the upgrade.
-			testkit.WaitFor(t, fmt.Sprintf("at most 4 new goroutines for %d idle subscribers on 2 tenants (one hub per tenant)", n),
-				func() bool { return added() <= 4 })
-			// And they are served: one post reaches them all.
-			r.mustPost("t0", clicks(0, 1))
-			r.mustPost("t1", clicks(0, 1))
-			for _, w := range subs {
-				w.wantSeqs(1)
-			}
-		})
-	}
+			return
+		}
+		// net/http's connection goroutines end just after the upgrade.
+		testkit.WaitFor(t, fmt.Sprintf("at most 4 new goroutines for %d idle subscribers on 2 tenants (one hub per tenant)", n),
+			func() bool { return added() <= 4 })
+		// And they are served: one post reaches them all.
+		r.mustPost("t0", clicks(0, 1))
+		r.mustPost("t1", clicks(0, 1))
+		for _, w := range subs {
+			w.wantSeqs(1)
+		}
+	})
 }
 
 // TestClientControlFrames: the relay answers a client's ping with its
 // payload, ignores a data message, and answers a close with its code, then
 // lets the subscriber go.
 func TestClientControlFrames(t *testing.T) {
-	r := startRelay(t, Config{})
-	w := r.dial("acme", "")
-	w.hello()
-	pong := make(chan string, 1)
-	w.c.SetPongHandler(func(s string) error { pong <- s; return nil })
-	if err := w.c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.c.WriteMessage(websocket.TextMessage, []byte("hello relay")); err != nil {
-		t.Fatal(err)
-	}
-	// The client reads the pong on the way to a data message, but the
-	// poller reads the ping while the hub writes: the pong may come after
-	// any given message. Post one event at a time until a read brings it.
-	var got string
-	for seq := uint64(1); got == ""; seq++ {
-		if seq > 200 {
-			t.Fatal("no pong to the client's ping after 200 messages")
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{})
+		w := r.dial("acme", "")
+		w.hello()
+		pong := make(chan string, 1)
+		w.c.SetPongHandler(func(s string) error { pong <- s; return nil })
+		if err := w.c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(5*time.Second)); err != nil {
+			t.Fatal(err)
 		}
-		r.mustPost("acme", clicks(int(seq), 1))
-		w.wantSeqs(seq)
-		select {
-		case got = <-pong:
-		default:
-			time.Sleep(10 * time.Millisecond)
+		if err := w.c.WriteMessage(websocket.TextMessage, []byte("hello relay")); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got != "are you there" {
-		t.Fatalf("pong %q", got)
-	}
-	msg := websocket.FormatCloseMessage(4001, "done")
-	if err := w.c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := w.next(10 * time.Second)
-	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != 4001 {
-		t.Fatalf("after the client's close: %v, want the relay's close 4001", err)
-	}
-	r.waitSubscribers(0)
+		// The client reads the pong on the way to a data message, but the
+		// poller reads the ping while the hub writes: the pong may come after
+		// any given message. Post one event at a time until a read brings it.
+		var got string
+		for seq := uint64(1); got == ""; seq++ {
+			if seq > 200 {
+				t.Fatal("no pong to the client's ping after 200 messages")
+			}
+			r.mustPost("acme", clicks(int(seq), 1))
+			w.wantSeqs(seq)
+			select {
+			case got = <-pong:
+			default:
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if got != "are you there" {
+			t.Fatalf("pong %q", got)
+		}
+		msg := websocket.FormatCloseMessage(4001, "done")
+		if err := w.c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := w.next(10 * time.Second)
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4001 {
+			t.Fatalf("after the client's close: %v, want the relay's close 4001", err)
+		}
+		r.waitSubscribers(0)
+	})
 }
 
 // TestClientBreaksProtocol: a client frame that breaks RFC 6455 (or a
 // message over the read limit) is answered with a close frame naming why,
 // and the subscriber is let go; the others carry on.
 func TestClientBreaksProtocol(t *testing.T) {
-	tests := []struct {
-		name  string
-		frame []byte
-		code  int
-	}{
-		{"unmasked", []byte{0x89, 0x00}, websocket.CloseProtocolError},
-		{"unknown opcode", clientFrame(true, 0x3, nil), websocket.CloseProtocolError},
-		{"too big", clientFrame(true, opText, make([]byte, 4096)), websocket.CloseMessageTooBig},
-	}
-	r := startRelay(t, Config{})
-	good := r.dial("acme", "")
-	good.hello()
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := r.dial("acme", "")
-			w.hello()
-			if _, err := w.c.NetConn().Write(tt.frame); err != nil {
-				t.Fatal(err)
-			}
-			_, err := w.next(10 * time.Second)
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != tt.code {
-				t.Fatalf("got %v, want a close %d", err, tt.code)
-			}
-			r.waitSubscribers(1)
-		})
-	}
-	r.mustPost("acme", clicks(0, 1))
-	good.wantSeqs(1)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		tests := []struct {
+			name  string
+			frame []byte
+			code  int
+		}{
+			{"unmasked", []byte{0x89, 0x00}, websocket.CloseProtocolError},
+			{"unknown opcode", clientFrame(true, 0x3, nil), websocket.CloseProtocolError},
+			{"too big", clientFrame(true, opText, make([]byte, 4096)), websocket.CloseMessageTooBig},
+		}
+		r := e.start(t, Config{})
+		good := r.dial("acme", "")
+		good.hello()
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				w := r.dial("acme", "")
+				w.hello()
+				if _, err := w.c.NetConn().Write(tt.frame); err != nil {
+					t.Fatal(err)
+				}
+				_, err := w.next(10 * time.Second)
+				var ce *websocket.CloseError
+				if !errors.As(err, &ce) || ce.Code != tt.code {
+					t.Fatalf("got %v, want a close %d", err, tt.code)
+				}
+				r.waitSubscribers(1)
+			})
+		}
+		r.mustPost("acme", clicks(0, 1))
+		good.wantSeqs(1)
+	})
 }
 
 // TestMixedCursors: on one tenant, subscribers at different places in the
@@ -218,43 +175,45 @@ func TestClientBreaksProtocol(t *testing.T) {
 // exactly their lines in order (the hub shares one message among those at
 // the same cursor with no filter, and builds the others their own).
 func TestMixedCursors(t *testing.T) {
-	r := startRelay(t, Config{})
-	r.mustPost("acme", clicks(0, 10)) // seqs 1..10: clicks /p0../p9
-	live1 := r.dial("acme", "")
-	live2 := r.dial("acme", "")
-	last3 := r.dial("acme", "last=3")
-	from5 := r.dial("acme", "since=5")
-	views := r.dial("acme", "type=pageview")
-	paths := r.dial("acme", "path=/p1&last=100")
-	for _, w := range []*wsClient{live1, live2, last3, from5, views, paths} {
-		w.hello()
-	}
-	var body strings.Builder
-	for i := 10; i < 40; i++ {
-		typ := "click"
-		if i%3 == 0 {
-			typ = "pageview"
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{})
+		r.mustPost("acme", clicks(0, 10)) // seqs 1..10: clicks /p0../p9
+		live1 := r.dial("acme", "")
+		live2 := r.dial("acme", "")
+		last3 := r.dial("acme", "last=3")
+		from5 := r.dial("acme", "since=5")
+		views := r.dial("acme", "type=pageview")
+		paths := r.dial("acme", "path=/p1&last=100")
+		for _, w := range []*wsClient{live1, live2, last3, from5, views, paths} {
+			w.hello()
 		}
-		fmt.Fprintf(&body, `{"type":%q,"path":"/p%d","timestamp":1}`+"\n", typ, i)
-		if i%7 == 0 { // several posts, so the subscribers meet again and part
-			r.mustPost("acme", []byte(body.String()))
-			body.Reset()
+		var body strings.Builder
+		for i := 10; i < 40; i++ {
+			typ := "click"
+			if i%3 == 0 {
+				typ = "pageview"
+			}
+			fmt.Fprintf(&body, `{"type":%q,"path":"/p%d","timestamp":1}`+"\n", typ, i)
+			if i%7 == 0 { // several posts, so the subscribers meet again and part
+				r.mustPost("acme", []byte(body.String()))
+				body.Reset()
+			}
 		}
-	}
-	r.mustPost("acme", []byte(body.String()))
-	live1.wantSeqs(testkit.SeqRange(11, 40)...)
-	live2.wantSeqs(testkit.SeqRange(11, 40)...)
-	last3.wantSeqs(testkit.SeqRange(8, 40)...)
-	from5.wantSeqs(testkit.SeqRange(6, 40)...)
-	var pv []uint64
-	for i := 10; i < 40; i++ {
-		if i%3 == 0 {
-			pv = append(pv, uint64(i+1))
+		r.mustPost("acme", []byte(body.String()))
+		live1.wantSeqs(testkit.SeqRange(11, 40)...)
+		live2.wantSeqs(testkit.SeqRange(11, 40)...)
+		last3.wantSeqs(testkit.SeqRange(8, 40)...)
+		from5.wantSeqs(testkit.SeqRange(6, 40)...)
+		var pv []uint64
+		for i := 10; i < 40; i++ {
+			if i%3 == 0 {
+				pv = append(pv, uint64(i+1))
+			}
 		}
-	}
-	views.wantSeqs(pv...)
-	// /p1 is a prefix of /p1 and /p10../p19 (seqs 2 and 11..20).
-	paths.wantSeqs(append([]uint64{2}, testkit.SeqRange(11, 20)...)...)
+		views.wantSeqs(pv...)
+		// /p1 is a prefix of /p1 and /p10../p19 (seqs 2 and 11..20).
+		paths.wantSeqs(append([]uint64{2}, testkit.SeqRange(11, 20)...)...)
+	})
 }
 
 // BenchmarkHubFanout is one append fanned out by a tenant's hub to subs
@@ -363,21 +322,23 @@ func (l lagLog) Bounds() (uint64, uint64) {
 // return yet, subscribers sharing a message get nothing (not an empty
 // frame, which would break their stream), then the line when it comes.
 func TestEmptyReadSendsNothing(t *testing.T) {
-	var lag atomic.Bool
-	r := startRelay(t, Config{OpenLog: func(string) (tlog.Log, error) {
-		return lagLog{tlog.NewMemory(1000, 1<<20), &lag}, nil
-	}})
-	a, b := r.dial("acme", ""), r.dial("acme", "")
-	a.hello()
-	b.hello()
-	lag.Store(true)
-	r.mustPost("acme", clicks(0, 1))
-	a.wantSeqs(1)
-	b.wantSeqs(1)
-	lag.Store(false)
-	r.mustPost("acme", clicks(1, 1))
-	a.wantSeqs(2)
-	b.wantSeqs(2)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		var lag atomic.Bool
+		r := e.start(t, Config{OpenLog: func(string) (tlog.Log, error) {
+			return lagLog{tlog.NewMemory(1000, 1<<20), &lag}, nil
+		}})
+		a, b := r.dial("acme", ""), r.dial("acme", "")
+		a.hello()
+		b.hello()
+		lag.Store(true)
+		r.mustPost("acme", clicks(0, 1))
+		a.wantSeqs(1)
+		b.wantSeqs(1)
+		lag.Store(false)
+		r.mustPost("acme", clicks(1, 1))
+		a.wantSeqs(2)
+		b.wantSeqs(2)
+	})
 }
 
 // coldLog reads seqs below lo only once release is closed, as a log reading
@@ -402,42 +363,44 @@ func (l coldLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]by
 // the same tenant, nor one of another tenant; they get their history in
 // order once it can be read.
 func TestColdReadsDelayNoOne(t *testing.T) {
-	var lo atomic.Uint64
-	release := make(chan struct{})
-	r := startRelay(t, Config{OpenLog: func(name string) (tlog.Log, error) {
-		if name != "acme" {
-			return coldLog{tlog.NewMemory(1000, 1<<20), new(atomic.Uint64), release}, nil
+	forEachEngine(t, func(t *testing.T, e engine) {
+		var lo atomic.Uint64
+		release := make(chan struct{})
+		r := e.start(t, Config{OpenLog: func(name string) (tlog.Log, error) {
+			if name != "acme" {
+				return coldLog{tlog.NewMemory(1000, 1<<20), new(atomic.Uint64), release}, nil
+			}
+			return coldLog{tlog.NewMemory(1000, 1<<20), &lo, release}, nil
+		}})
+		released := false
+		defer func() {
+			if !released {
+				close(release)
+			}
+		}()
+		r.mustPost("acme", clicks(0, 20))
+		lo.Store(21)
+		live := r.dial("acme", "")
+		live.hello()
+		other := r.dial("other", "")
+		other.hello()
+		var replays []*wsClient
+		for i := 0; i < 3; i++ {
+			w := r.dial("acme", "since=0")
+			w.hello()
+			replays = append(replays, w)
 		}
-		return coldLog{tlog.NewMemory(1000, 1<<20), &lo, release}, nil
-	}})
-	released := false
-	defer func() {
-		if !released {
-			close(release)
+		r.waitSubscribers(5)
+		r.mustPost("acme", clicks(20, 1))
+		r.mustPost("other", clicks(0, 1))
+		live.wantSeqs(21) // while the replays' reads wait
+		other.wantSeqs(1)
+		close(release)
+		released = true
+		for _, w := range replays {
+			w.wantSeqs(testkit.SeqRange(1, 21)...)
 		}
-	}()
-	r.mustPost("acme", clicks(0, 20))
-	lo.Store(21)
-	live := r.dial("acme", "")
-	live.hello()
-	other := r.dial("other", "")
-	other.hello()
-	var replays []*wsClient
-	for i := 0; i < 3; i++ {
-		w := r.dial("acme", "since=0")
-		w.hello()
-		replays = append(replays, w)
-	}
-	r.waitSubscribers(5)
-	r.mustPost("acme", clicks(20, 1))
-	r.mustPost("other", clicks(0, 1))
-	live.wantSeqs(21) // while the replays' reads wait
-	other.wantSeqs(1)
-	close(release)
-	released = true
-	for _, w := range replays {
-		w.wantSeqs(testkit.SeqRange(1, 21)...)
-	}
+	})
 }
 
 // failLog's Read returns nothing (mode 1, as redislog does while Redis is
@@ -460,71 +423,75 @@ func (l failLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]by
 // TestHubEndsWithItsLastSubscriber: a drain whose last subscriber ends on a
 // failed read finishes then, not at the next ping tick (here an hour away).
 func TestHubEndsWithItsLastSubscriber(t *testing.T) {
-	var mode atomic.Int32
-	var mem *tlog.Memory
-	r := startRelay(t, Config{PingInterval: fakeInterval, OpenLog: func(string) (tlog.Log, error) {
-		mem = tlog.NewMemory(1000, 1<<20)
-		return failLog{mem, &mode}, nil
-	}})
-	w := r.dial("acme", "")
-	w.hello()
-	mode.Store(1)
-	r.mustPost("acme", clicks(0, 1)) // the hub cannot read it: its subscriber waits
-	done := make(chan error, 1)
-	go func() { done <- r.s.Shutdown(context.Background()) }()
-	// Let the hub take the stop (if it has not, the test passes anyway).
-	time.Sleep(100 * time.Millisecond)
-	mode.Store(2)
-	appendBodies(mem, [][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")})
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Shutdown still waiting for a hub with no subscriber")
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		var mode atomic.Int32
+		var mem *tlog.Memory
+		r := e.start(t, Config{PingInterval: fakeInterval, OpenLog: func(string) (tlog.Log, error) {
+			mem = tlog.NewMemory(1000, 1<<20)
+			return failLog{mem, &mode}, nil
+		}})
+		w := r.dial("acme", "")
+		w.hello()
+		mode.Store(1)
+		r.mustPost("acme", clicks(0, 1)) // the hub cannot read it: its subscriber waits
+		done := make(chan error, 1)
+		go func() { done <- r.s.Shutdown(context.Background()) }()
+		// Let the hub take the stop (if it has not, the test passes anyway).
+		time.Sleep(100 * time.Millisecond)
+		mode.Store(2)
+		appendBodies(mem, [][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")})
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("Shutdown still waiting for a hub with no subscriber")
+		}
+	})
 }
 
 // TestDiskLogSubscribers: several subscribers on a tenant with a data
 // directory, while four writers append: each gets every line, whole (a
 // disk log counts a line durable a moment before Read can return it).
 func TestDiskLogSubscribers(t *testing.T) {
-	ds, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ds.Close()
-	logs := make(chan tlog.Log, 1)
-	r := startRelay(t, Config{OpenLog: func(name string) (tlog.Log, error) {
-		l, err := ds.Log(name)
-		if err == nil {
-			logs <- l
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ds, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return l, err
-	}})
-	var subs []*wsClient
-	for i := 0; i < 4; i++ {
-		w := r.dial("acme", "")
-		w.hello()
-		subs = append(subs, w)
-	}
-	l := <-logs
-	const writers, each = 4, 400
-	var wg sync.WaitGroup
-	for g := 0; g < writers; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				if _, _, err := appendBodies(l, [][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")}); err != nil {
-					t.Error(err)
-					return
-				}
+		defer ds.Close()
+		logs := make(chan tlog.Log, 1)
+		r := e.start(t, Config{OpenLog: func(name string) (tlog.Log, error) {
+			l, err := ds.Log(name)
+			if err == nil {
+				logs <- l
 			}
-		}()
-	}
-	wg.Wait()
-	for _, w := range subs {
-		w.wantSeqs(testkit.SeqRange(1, writers*each)...)
-	}
+			return l, err
+		}})
+		var subs []*wsClient
+		for i := 0; i < 4; i++ {
+			w := r.dial("acme", "")
+			w.hello()
+			subs = append(subs, w)
+		}
+		l := <-logs
+		const writers, each = 4, 400
+		var wg sync.WaitGroup
+		for g := 0; g < writers; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					if _, _, err := appendBodies(l, [][]byte{[]byte(`"type":"click","path":"/x","timestamp":1}` + "\n")}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, w := range subs {
+			w.wantSeqs(testkit.SeqRange(1, writers*each)...)
+		}
+	})
 }
 
 // awayLog's reads of seqs below lo find nothing and no error, as redislog's
@@ -549,24 +516,26 @@ func (l awayLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]by
 // tried again when the log says something changed, not at once: two
 // replaying subscribers do not set each other reading in a loop.
 func TestColdReadsWaitForNews(t *testing.T) {
-	var reads atomic.Int64
-	var mem *tlog.Memory
-	r := startRelay(t, Config{OpenLog: func(string) (tlog.Log, error) {
-		mem = tlog.NewMemory(1000, 1<<20)
-		return awayLog{mem, 11, &reads}, nil
-	}})
-	r.mustPost("acme", clicks(0, 20))
-	a, b := r.dial("acme", "since=0"), r.dial("acme", "since=0")
-	a.hello()
-	b.hello()
-	testkit.WaitFor(t, "a read each", func() bool { return reads.Load() >= 2 })
-	time.Sleep(300 * time.Millisecond) // a loop would read thousands of times meanwhile
-	if n := reads.Load(); n > 4 {
-		t.Fatalf("%d reads of old history with nothing new in the log", n)
-	}
-	// News: they read again (and find nothing again).
-	r.mustPost("acme", clicks(20, 1))
-	testkit.WaitFor(t, "a read each after the news", func() bool { return reads.Load() >= 4 })
+	forEachEngine(t, func(t *testing.T, e engine) {
+		var reads atomic.Int64
+		var mem *tlog.Memory
+		r := e.start(t, Config{OpenLog: func(string) (tlog.Log, error) {
+			mem = tlog.NewMemory(1000, 1<<20)
+			return awayLog{mem, 11, &reads}, nil
+		}})
+		r.mustPost("acme", clicks(0, 20))
+		a, b := r.dial("acme", "since=0"), r.dial("acme", "since=0")
+		a.hello()
+		b.hello()
+		testkit.WaitFor(t, "a read each", func() bool { return reads.Load() >= 2 })
+		time.Sleep(300 * time.Millisecond) // a loop would read thousands of times meanwhile
+		if n := reads.Load(); n > 4 {
+			t.Fatalf("%d reads of old history with nothing new in the log", n)
+		}
+		// News: they read again (and find nothing again).
+		r.mustPost("acme", clicks(20, 1))
+		testkit.WaitFor(t, "a read each after the news", func() bool { return reads.Load() >= 4 })
+	})
 }
 
 // flipLog starts a new epoch (a new memory log) in the middle of a Read,
@@ -595,23 +564,27 @@ func (l *flipLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]b
 
 // TestWriterTurnsAfterEpochChange: a writer goroutine whose read raced an
 // epoch change gives its turn back (else, after a few, every writer
-// goroutine would wait for a turn forever).
+// goroutine would wait for a turn forever). Hubs take no turns: on the hub
+// engine it checks that a read that raced the change starts over in the new
+// epoch.
 func TestWriterTurnsAfterEpochChange(t *testing.T) {
-	fl := &flipLog{}
-	fl.cur.Store(tlog.NewMemory(1000, 1<<20))
-	r := startRelay(t, Config{noHubs: true, OpenLog: func(string) (tlog.Log, error) { return fl, nil }})
-	w := r.dial("acme", "")
-	w.hello()
-	for i := 0; i < 2*cap(r.s.turns)+1; i++ {
-		fl.flip.Store(true)
-		r.mustPost("acme", clicks(i, 1))
-		if h := w.hello(); h.Epoch != fl.Epoch() { // the new epoch, told mid-stream
-			t.Fatalf("hello with epoch %s, want %s", h.Epoch, fl.Epoch())
+	forEachEngine(t, func(t *testing.T, e engine) {
+		fl := &flipLog{}
+		fl.cur.Store(tlog.NewMemory(1000, 1<<20))
+		r := e.start(t, Config{noHubs: true, OpenLog: func(string) (tlog.Log, error) { return fl, nil }})
+		w := r.dial("acme", "")
+		w.hello()
+		for i := 0; i < 2*cap(r.s.turns)+1; i++ {
+			fl.flip.Store(true)
+			r.mustPost("acme", clicks(i, 1))
+			if h := w.hello(); h.Epoch != fl.Epoch() { // the new epoch, told mid-stream
+				t.Fatalf("hello with epoch %s, want %s", h.Epoch, fl.Epoch())
+			}
+			testkit.WaitFor(t, "every turn given back", func() bool { return len(r.s.turns) == 0 })
 		}
-		testkit.WaitFor(t, "every turn given back", func() bool { return len(r.s.turns) == 0 })
-	}
-	r.mustPost("acme", clicks(100, 1))
-	w.wantSeqs(1)
+		r.mustPost("acme", clicks(100, 1))
+		w.wantSeqs(1)
+	})
 }
 
 // holdAtUpgrade makes the next subscriber wait between its upgrade and its
@@ -661,45 +634,41 @@ func fillSocket(r *testRelay) {
 // out, though nothing else wakes the hub (no appends while draining, no
 // ping for an hour; the tenant's other subscriber reads nothing).
 func TestDrainClosesLateSubscriber(t *testing.T) {
-	for _, noHubs := range []bool{false, true} {
-		t.Run(map[bool]string{false: "hub", true: "goroutines"}[noHubs], func(t *testing.T) {
-			testNoHubs = noHubs
-			defer func() { testNoHubs = false }()
-			r := startRelay(t, Config{PingInterval: time.Hour})
-			stuck, _, err := smallBufDialer().Dial(r.ws+"/v1/tenants/acme/stream", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer stuck.Close()
-			fillSocket(r)
-			entered, release := holdAtUpgrade(t)
-			late := dialAsync(t, websocket.DefaultDialer, r.ws+"/v1/tenants/acme/stream")
-			<-entered
-			stopped := r.shutdownAsync(10 * time.Second)
-			<-r.s.stop
-			// The hub takes the stop: nothing shows when, so give it a
-			// moment. Should it come later, the test passes without having
-			// reached the case it is for; it cannot fail for that.
-			time.Sleep(100 * time.Millisecond)
-			release()
-			c := <-late
-			if c == nil {
-				return
-			}
-			defer c.Close()
-			w := &wsClient{t: t, c: c}
-			w.hello()
-			_, err = w.next(20 * time.Second)
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
-				t.Errorf("after the hello: %v, want a 1001 close while the drain runs", err)
-			}
-			stuck.Close() // the drain can end now
-			if err := <-stopped; err != nil {
-				t.Errorf("Shutdown = %v", err)
-			}
-		})
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{PingInterval: time.Hour})
+		stuck, _, err := smallBufDialer().Dial(r.ws+"/v1/tenants/acme/stream", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stuck.Close()
+		fillSocket(r)
+		entered, release := holdAtUpgrade(t)
+		late := dialAsync(t, websocket.DefaultDialer, r.ws+"/v1/tenants/acme/stream")
+		<-entered
+		stopped := r.shutdownAsync(10 * time.Second)
+		<-r.s.stop
+		// The hub takes the stop: nothing shows when, so give it a
+		// moment. Should it come later, the test passes without having
+		// reached the case it is for; it cannot fail for that.
+		time.Sleep(100 * time.Millisecond)
+		release()
+		c := <-late
+		if c == nil {
+			return
+		}
+		defer c.Close()
+		w := &wsClient{t: t, c: c}
+		w.hello()
+		_, err = w.next(20 * time.Second)
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+			t.Errorf("after the hello: %v, want a 1001 close while the drain runs", err)
+		}
+		stuck.Close() // the drain can end now
+		if err := <-stopped; err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+	})
 }
 
 // TestDrainCutAtUpgrade: when the drain runs out of time while a
@@ -707,55 +676,54 @@ func TestDrainClosesLateSubscriber(t *testing.T) {
 // subscriber is closed too (it gets nothing, not even its hello), and
 // Shutdown returns with the deadline instead of waiting for it to drain.
 func TestDrainCutAtUpgrade(t *testing.T) {
-	for _, noHubs := range []bool{false, true} {
-		t.Run(map[bool]string{false: "hub", true: "goroutines"}[noHubs], func(t *testing.T) {
-			testNoHubs = noHubs
-			defer func() { testNoHubs = false }()
-			r := startRelay(t, Config{PingInterval: time.Hour}) // no write timeout to end it either
-			fillSocket(r)
-			entered, release := holdAtUpgrade(t)
-			late := dialAsync(t, smallBufDialer(), r.ws+"/v1/tenants/acme/stream?last=100")
-			<-entered
-			stopped := r.shutdownAsync(300 * time.Millisecond)
-			testkit.WaitFor(t, "the drain to run out of time", func() bool {
-				r.s.mu.Lock()
-				defer r.s.mu.Unlock()
-				for sub := range r.s.streams {
-					sub.mu.Lock()
-					forced := sub.forced
-					sub.mu.Unlock()
-					if !forced {
-						return false
-					}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{PingInterval: time.Hour}) // no write timeout to end it either
+		fillSocket(r)
+		entered, release := holdAtUpgrade(t)
+		late := dialAsync(t, smallBufDialer(), r.ws+"/v1/tenants/acme/stream?last=100")
+		<-entered
+		stopped := r.shutdownAsync(300 * time.Millisecond)
+		testkit.WaitFor(t, "the drain to run out of time", func() bool {
+			r.s.mu.Lock()
+			defer r.s.mu.Unlock()
+			for sub := range r.s.streams {
+				sub.mu.Lock()
+				forced := sub.forced
+				sub.mu.Unlock()
+				if !forced {
+					return false
 				}
-				return true
-			})
-			release()
-			c := <-late
-			if c == nil {
-				return
 			}
-			defer c.Close()
-			c.SetReadDeadline(time.Now().Add(20 * time.Second))
-			if _, msg, err := c.ReadMessage(); err == nil {
-				t.Errorf("the subscriber cut at its upgrade got %.40q", msg)
-			}
-			select {
-			case err := <-stopped:
-				if !errors.Is(err, context.DeadlineExceeded) {
-					t.Errorf("Shutdown = %v, want the deadline", err)
-				}
-			case <-time.After(30 * time.Second):
-				c.Close()
-				t.Fatalf("Shutdown still waits for the subscriber cut at its upgrade (%v later)", <-stopped)
-			}
+			return true
 		})
-	}
+		release()
+		c := <-late
+		if c == nil {
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, msg, err := c.ReadMessage(); err == nil {
+			t.Errorf("the subscriber cut at its upgrade got %.40q", msg)
+		}
+		select {
+		case err := <-stopped:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Shutdown = %v, want the deadline", err)
+			}
+		case <-time.After(30 * time.Second):
+			c.Close()
+			t.Fatalf("Shutdown still waits for the subscriber cut at its upgrade (%v later)", <-stopped)
+		}
+	})
 }
 
 // TestPongsWhileNotReading: a client that reads nothing and keeps pinging
 // gets one pong for all those pings, the answer to its latest, once it
-// reads again; the relay keeps no pong per ping meanwhile.
+// reads again; the relay keeps no pong per ping meanwhile. Hub engine only:
+// on the goroutine engine the reader answers each ping in turn, through a
+// socket that is full, and the relay drops such a client (the test sees
+// its connection reset), which the pong coalescing here is for.
 func TestPongsWhileNotReading(t *testing.T) {
 	r := startRelay(t, Config{})
 	c, _, err := smallBufDialer().Dial(r.ws+"/v1/tenants/acme/stream", nil)

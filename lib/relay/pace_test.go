@@ -12,28 +12,26 @@ import (
 // every line, in order, with no gap, while POSTs and the fan-out take
 // turns; and the pacer did yield, so the test is not vacuous.
 func TestPacedFanoutKeepsEveryLine(t *testing.T) {
-	for _, noHubs := range []bool{false, true} {
-		t.Run(map[bool]string{false: "hub", true: "goroutines"}[noHubs], func(t *testing.T) {
-			r := startRelay(t, Config{noHubs: noHubs})
-			r.s.pace.slice = time.Nanosecond // set before any fan-out goroutine starts
-			const subs, posts, batch = 40, 60, 25
-			ws := make([]*wsClient, subs)
-			for i := range ws {
-				ws[i] = r.dial("acme", "")
-				ws[i].hello()
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{})
+		r.s.pace.slice = time.Nanosecond // set before any fan-out goroutine starts
+		const subs, posts, batch = 40, 60, 25
+		ws := make([]*wsClient, subs)
+		for i := range ws {
+			ws[i] = r.dial("acme", "")
+			ws[i].hello()
+		}
+		for p := 0; p < posts; p++ {
+			a := r.mustPost("acme", clicks(p*batch, batch))
+			if a.FirstSeq != uint64(p*batch+1) {
+				t.Fatalf("POST %d: first seq %d", p, a.FirstSeq)
 			}
-			for p := 0; p < posts; p++ {
-				a := r.mustPost("acme", clicks(p*batch, batch))
-				if a.FirstSeq != uint64(p*batch+1) {
-					t.Fatalf("POST %d: first seq %d", p, a.FirstSeq)
-				}
-			}
-			for _, w := range ws {
-				w.wantSeqs(testkit.SeqRange(1, posts*batch)...)
-			}
-			if r.s.pace.yields.Load() == 0 {
-				t.Error("the pacer never yielded")
-			}
-		})
-	}
+		}
+		for _, w := range ws {
+			w.wantSeqs(testkit.SeqRange(1, posts*batch)...)
+		}
+		if r.s.pace.yields.Load() == 0 {
+			t.Error("the pacer never yielded")
+		}
+	})
 }

@@ -112,140 +112,146 @@ func TestStreamUnknownParameter(t *testing.T) {
 // after N deliveries, counting only what passes the filter, whether they
 // come from the history or live.
 func TestStreamLimit(t *testing.T) {
-	r := startRelay(t, Config{})
-	r.mustPost("acme", clicks(1, 10))        // 1..10
-	r.mustPost("acme", pageviews(5))         // 11..15
-	r.mustPost("acme", clicks(11, 3))        // 16..18
-	r.mustPost("acme", []byte(pageviews(1))) // 19
-	cases := []struct {
-		query string
-		want  []uint64
-	}{
-		{"last=5&limit=5", testkit.SeqRange(15, 19)},
-		{"last=5&limit=2", []uint64{15, 16}},
-		{"last=100&limit=3&type=click", []uint64{1, 2, 3}},
-		{"since=9&limit=4&type=click", []uint64{10, 16, 17, 18}},
-		{"last=3&limit=0", nil},
-	}
-	for _, c := range cases {
-		t.Run(c.query, func(t *testing.T) {
-			w := r.dial("acme", c.query)
-			w.t = t
-			w.hello()
-			w.wantSeqs(c.want...)
-			if code := w.closed(); code != websocket.CloseNormalClosure {
-				t.Errorf("close %d, want 1000", code)
-			}
-			if got := r.chunkedSeqs("acme", c.query); fmt.Sprint(got) != fmt.Sprint(c.want) {
-				t.Errorf("chunked: %v, want %v", got, c.want)
-			}
-		})
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{})
+		r.mustPost("acme", clicks(1, 10))        // 1..10
+		r.mustPost("acme", pageviews(5))         // 11..15
+		r.mustPost("acme", clicks(11, 3))        // 16..18
+		r.mustPost("acme", []byte(pageviews(1))) // 19
+		cases := []struct {
+			query string
+			want  []uint64
+		}{
+			{"last=5&limit=5", testkit.SeqRange(15, 19)},
+			{"last=5&limit=2", []uint64{15, 16}},
+			{"last=100&limit=3&type=click", []uint64{1, 2, 3}},
+			{"since=9&limit=4&type=click", []uint64{10, 16, 17, 18}},
+			{"last=3&limit=0", nil},
+		}
+		for _, c := range cases {
+			t.Run(c.query, func(t *testing.T) {
+				w := r.dial("acme", c.query)
+				w.t = t
+				w.hello()
+				w.wantSeqs(c.want...)
+				if code := w.closed(); code != websocket.CloseNormalClosure {
+					t.Errorf("close %d, want 1000", code)
+				}
+				if got := r.chunkedSeqs("acme", c.query); fmt.Sprint(got) != fmt.Sprint(c.want) {
+					t.Errorf("chunked: %v, want %v", got, c.want)
+				}
+			})
+		}
 
-	// Live: the stream waits for the N-th delivery, then ends.
-	w := r.dial("acme", "limit=2&type=click")
-	w.hello()
-	r.mustPost("acme", pageviews(2))   // 20, 21
-	r.mustPost("acme", clicks(100, 3)) // 22..24
-	w.wantSeqs(22, 23)
-	if code := w.closed(); code != websocket.CloseNormalClosure {
-		t.Errorf("live: close %d, want 1000", code)
-	}
-	r.waitSubscribers(0)
+		// Live: the stream waits for the N-th delivery, then ends.
+		w := r.dial("acme", "limit=2&type=click")
+		w.hello()
+		r.mustPost("acme", pageviews(2))   // 20, 21
+		r.mustPost("acme", clicks(100, 3)) // 22..24
+		w.wantSeqs(22, 23)
+		if code := w.closed(); code != websocket.CloseNormalClosure {
+			t.Errorf("live: close %d, want 1000", code)
+		}
+		r.waitSubscribers(0)
+	})
 }
 
 // TestStreamUntil: until=SEQ (or now: the hello's last_seq) sends the
 // history up to that seq, filtered, and closes even when the last event
 // that passes the filter is older: the cursor passing SEQ ends it.
 func TestStreamUntil(t *testing.T) {
-	r := startRelay(t, Config{})
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{})
 
-	// An empty tenant ends at once, after the hello.
-	w := r.dial("empty", "until=now")
-	if h := w.hello(); h.LastSeq != 0 {
-		t.Errorf("hello %+v", h)
-	}
-	if code := w.closed(); code != websocket.CloseNormalClosure {
-		t.Errorf("empty: close %d, want 1000", code)
-	}
-	if got := r.chunkedSeqs("empty", "until=now"); len(got) != 0 {
-		t.Errorf("empty chunked: %v", got)
-	}
+		// An empty tenant ends at once, after the hello.
+		w := r.dial("empty", "until=now")
+		if h := w.hello(); h.LastSeq != 0 {
+			t.Errorf("hello %+v", h)
+		}
+		if code := w.closed(); code != websocket.CloseNormalClosure {
+			t.Errorf("empty: close %d, want 1000", code)
+		}
+		if got := r.chunkedSeqs("empty", "until=now"); len(got) != 0 {
+			t.Errorf("empty chunked: %v", got)
+		}
 
-	a := r.mustPost("acme", clicks(1, 3)) // 1..3
-	r.mustPost("acme", pageviews(4))      // 4..7
-	cases := []struct {
-		query string
-		want  []uint64
-	}{
-		{"until=now&last=100", testkit.SeqRange(1, 7)},
-		{"until=now&last=2&type=click", []uint64{2, 3}},
-		{"until=now&type=click", nil},
-		{"until=5&since=1&epoch=" + a.Epoch, testkit.SeqRange(2, 5)},
-		{"until=5&since=9&epoch=" + a.Epoch, nil},
-		{"until=2&last=100&type=pageview", nil},
-		// An until of another epoch means now.
-		{"until=2&since=0&epoch=0123456789abcdef", testkit.SeqRange(1, 7)},
-	}
-	for _, c := range cases {
-		t.Run(c.query, func(t *testing.T) {
-			w := r.dial("acme", c.query)
-			w.t = t
-			w.hello()
-			w.wantSeqs(c.want...)
-			if code := w.closed(); code != websocket.CloseNormalClosure {
-				t.Errorf("close %d, want 1000", code)
-			}
-			if got := r.chunkedSeqs("acme", c.query); fmt.Sprint(got) != fmt.Sprint(c.want) {
-				t.Errorf("chunked: %v, want %v", got, c.want)
-			}
-		})
-	}
+		a := r.mustPost("acme", clicks(1, 3)) // 1..3
+		r.mustPost("acme", pageviews(4))      // 4..7
+		cases := []struct {
+			query string
+			want  []uint64
+		}{
+			{"until=now&last=100", testkit.SeqRange(1, 7)},
+			{"until=now&last=2&type=click", []uint64{2, 3}},
+			{"until=now&type=click", nil},
+			{"until=5&since=1&epoch=" + a.Epoch, testkit.SeqRange(2, 5)},
+			{"until=5&since=9&epoch=" + a.Epoch, nil},
+			{"until=2&last=100&type=pageview", nil},
+			// An until of another epoch means now.
+			{"until=2&since=0&epoch=0123456789abcdef", testkit.SeqRange(1, 7)},
+		}
+		for _, c := range cases {
+			t.Run(c.query, func(t *testing.T) {
+				w := r.dial("acme", c.query)
+				w.t = t
+				w.hello()
+				w.wantSeqs(c.want...)
+				if code := w.closed(); code != websocket.CloseNormalClosure {
+					t.Errorf("close %d, want 1000", code)
+				}
+				if got := r.chunkedSeqs("acme", c.query); fmt.Sprint(got) != fmt.Sprint(c.want) {
+					t.Errorf("chunked: %v, want %v", got, c.want)
+				}
+			})
+		}
 
-	// until=SEQ ahead of the log: the stream waits for SEQ, then ends,
-	// without the events after it.
-	w = r.dial("acme", "until=9&type=click")
-	w.hello()
-	r.mustPost("acme", clicks(10, 5)) // 8..12
-	w.wantSeqs(8, 9)
-	if code := w.closed(); code != websocket.CloseNormalClosure {
-		t.Errorf("ahead: close %d, want 1000", code)
-	}
-	r.waitSubscribers(0)
+		// until=SEQ ahead of the log: the stream waits for SEQ, then ends,
+		// without the events after it.
+		w = r.dial("acme", "until=9&type=click")
+		w.hello()
+		r.mustPost("acme", clicks(10, 5)) // 8..12
+		w.wantSeqs(8, 9)
+		if code := w.closed(); code != websocket.CloseNormalClosure {
+			t.Errorf("ahead: close %d, want 1000", code)
+		}
+		r.waitSubscribers(0)
+	})
 }
 
 // TestFilteredLast: with a filter, last=N is the newest N events that pass
 // it, however far back in the history they are (here more than one
 // scanWindow back), not the filtered part of the newest N.
 func TestFilteredLast(t *testing.T) {
-	r := startRelay(t, Config{HistoryEvents: 3 * scanWindow})
-	r.mustPost("acme", clicks(1, 4))                                      // 1..4
-	r.mustPost("acme", pageviews(scanWindow))                             // 5..4100
-	r.mustPost("acme", pageviews(scanWindow))                             // 4101..8196
-	r.mustPost("acme", []byte(`{"type":"custom","path":"/deploy"}`+"\n")) // 8197
-	cases := []struct {
-		query string
-		want  []uint64
-	}{
-		{"last=3&type=click", []uint64{2, 3, 4}},
-		{"last=10&type=click", testkit.SeqRange(1, 4)},
-		{"last=2&type=click,custom", []uint64{4, 8197}},
-		{"last=1&path=/p2", []uint64{2}},
-		{"last=2&type=custom&path=/deploy", []uint64{8197}},
-		{"last=0&type=click", nil},
-	}
-	for _, c := range cases {
-		t.Run(c.query, func(t *testing.T) {
-			w := r.dial("acme", c.query)
-			w.t = t
-			w.hello()
-			w.wantSeqs(c.want...)
-			w.c.Close()
-			if got := r.chunkedSeqs("acme", c.query+"&until=now"); fmt.Sprint(got) != fmt.Sprint(c.want) {
-				t.Errorf("chunked: %v, want %v", got, c.want)
-			}
-		})
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{HistoryEvents: 3 * scanWindow})
+		r.mustPost("acme", clicks(1, 4))                                      // 1..4
+		r.mustPost("acme", pageviews(scanWindow))                             // 5..4100
+		r.mustPost("acme", pageviews(scanWindow))                             // 4101..8196
+		r.mustPost("acme", []byte(`{"type":"custom","path":"/deploy"}`+"\n")) // 8197
+		cases := []struct {
+			query string
+			want  []uint64
+		}{
+			{"last=3&type=click", []uint64{2, 3, 4}},
+			{"last=10&type=click", testkit.SeqRange(1, 4)},
+			{"last=2&type=click,custom", []uint64{4, 8197}},
+			{"last=1&path=/p2", []uint64{2}},
+			{"last=2&type=custom&path=/deploy", []uint64{8197}},
+			{"last=0&type=click", nil},
+		}
+		for _, c := range cases {
+			t.Run(c.query, func(t *testing.T) {
+				w := r.dial("acme", c.query)
+				w.t = t
+				w.hello()
+				w.wantSeqs(c.want...)
+				w.c.Close()
+				if got := r.chunkedSeqs("acme", c.query+"&until=now"); fmt.Sprint(got) != fmt.Sprint(c.want) {
+					t.Errorf("chunked: %v, want %v", got, c.want)
+				}
+			})
+		}
+	})
 }
 
 // TestBoundedBesideShared: a stream with an end at the same cursor as
@@ -253,43 +259,47 @@ func TestFilteredLast(t *testing.T) {
 // for all the unfiltered subscribers at a cursor), and they never get its
 // cut: each gets exactly what it asked for.
 func TestBoundedBesideShared(t *testing.T) {
-	r := startRelay(t, Config{})
-	free1, bounded, free2 := r.dial("acme", ""), r.dial("acme", "limit=3"), r.dial("acme", "")
-	for _, w := range []*wsClient{free1, bounded, free2} {
-		w.hello()
-	}
-	r.waitSubscribers(3)
-	r.mustPost("acme", clicks(1, 10))
-	bounded.wantSeqs(1, 2, 3)
-	if code := bounded.closed(); code != websocket.CloseNormalClosure {
-		t.Errorf("bounded: close %d, want 1000", code)
-	}
-	free1.wantSeqs(testkit.SeqRange(1, 10)...)
-	free2.wantSeqs(testkit.SeqRange(1, 10)...)
-	r.mustPost("acme", clicks(11, 1))
-	free1.wantSeqs(11)
-	free2.wantSeqs(11)
+	forEachEngine(t, func(t *testing.T, e engine) {
+		r := e.start(t, Config{})
+		free1, bounded, free2 := r.dial("acme", ""), r.dial("acme", "limit=3"), r.dial("acme", "")
+		for _, w := range []*wsClient{free1, bounded, free2} {
+			w.hello()
+		}
+		r.waitSubscribers(3)
+		r.mustPost("acme", clicks(1, 10))
+		bounded.wantSeqs(1, 2, 3)
+		if code := bounded.closed(); code != websocket.CloseNormalClosure {
+			t.Errorf("bounded: close %d, want 1000", code)
+		}
+		free1.wantSeqs(testkit.SeqRange(1, 10)...)
+		free2.wantSeqs(testkit.SeqRange(1, 10)...)
+		r.mustPost("acme", clicks(11, 1))
+		free1.wantSeqs(11)
+		free2.wantSeqs(11)
+	})
 }
 
 // TestFilteredLastOnDisk: a filtered last=N and until over a data
 // directory's log (its Read, with its own windows and caches, not the
 // memory log's).
 func TestFilteredLastOnDisk(t *testing.T) {
-	ds, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ds.Close()
-	r := startRelay(t, Config{ListTenants: ds.Tenants, OpenLog: func(tenant string) (tlog.Log, error) { return ds.Log(tenant) }})
-	r.mustPost("acme", clicks(1, 3))            // 1..3
-	r.mustPost("acme", pageviews(2*scanWindow)) // 4..8195
-	w := r.dial("acme", "last=2&type=click&until=now")
-	w.hello()
-	w.wantSeqs(2, 3)
-	if code := w.closed(); code != websocket.CloseNormalClosure {
-		t.Errorf("close %d, want 1000", code)
-	}
-	if got := r.chunkedSeqs("acme", "last=2&type=click&until=now"); fmt.Sprint(got) != "[2 3]" {
-		t.Errorf("chunked: %v", got)
-	}
+	forEachEngine(t, func(t *testing.T, e engine) {
+		ds, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ds.Close()
+		r := e.start(t, Config{ListTenants: ds.Tenants, OpenLog: func(tenant string) (tlog.Log, error) { return ds.Log(tenant) }})
+		r.mustPost("acme", clicks(1, 3))            // 1..3
+		r.mustPost("acme", pageviews(2*scanWindow)) // 4..8195
+		w := r.dial("acme", "last=2&type=click&until=now")
+		w.hello()
+		w.wantSeqs(2, 3)
+		if code := w.closed(); code != websocket.CloseNormalClosure {
+			t.Errorf("close %d, want 1000", code)
+		}
+		if got := r.chunkedSeqs("acme", "last=2&type=click&until=now"); fmt.Sprint(got) != "[2 3]" {
+			t.Errorf("chunked: %v", got)
+		}
+	})
 }

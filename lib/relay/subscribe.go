@@ -2,14 +2,12 @@ package relay
 
 import (
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -261,7 +259,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		writeError(w, herr)
 		return
 	}
-	sub := &subscriber{s: s, t: t, filter: sq.filter, authReq: s.authRequest(r), revoked: make(chan struct{})}
+	sub := &subscriber{s: s, t: t, authReq: s.authRequest(r), revoked: make(chan struct{})}
 	if !s.beginStream(sub) {
 		s.reg.release(t, true)
 		writeError(w, unavailable("the relay is shutting down"))
@@ -301,17 +299,16 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		oldest, newest = t.log.Bounds()
 		epoch = t.log.Epoch()
 	}
+	sub.cursor = cursor{log: t.log, tenant: name, filter: sq.filter, epoch: epoch, limit: sq.limit}
 	var epochGap *tlog.Gap
-	sub.cursor, epochGap = sq.start(oldest, newest, epoch)
+	sub.seq, epochGap = sq.start(oldest, newest, epoch)
 	if sq.last > 0 && !sq.filter.all() && !sq.hasSince {
 		// last=N counts the events that pass the filter.
-		sub.cursor = lastMatching(t.log, &sq.filter, uint64(sq.last), oldest, newest)
+		sub.seq = lastMatching(t.log, &sq.filter, uint64(sq.last), oldest, newest)
 	}
-	sub.limit = sq.limit
 	sub.until, sub.hasUntil = sq.end(newest, epoch)
+	sub.m = t.m.Subscribe(sub.seq - 1) // closed by end
 	sub.remote = r.RemoteAddr
-	sub.m = t.m.Subscribe(sub.cursor - 1) // closed by end
-	sub.epoch = epoch
 
 	if !websocket.IsWebSocketUpgrade(r) {
 		defer end()
@@ -326,15 +323,16 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	if hook := testHookUpgraded.Load(); hook != nil {
 		(*hook)()
 	}
-	hello := appendHello(nil, name, epoch, newest)
+	sub.controls = true
+	sub.pending = appendHello(nil, name, epoch, newest)
 	if epochGap != nil {
-		hello = appendGap(hello, *epochGap, "epoch")
+		sub.pending = appendGap(sub.pending, *epochGap, "epoch")
 		sub.m.Gap(metrics.GapEpoch, epochGap.From, epochGap.To)
 	}
 	if conn, fd, ok := s.hubConn(ws); ok {
 		// The tenant's hub serves it from now on; gorilla's Conn, which
 		// read nothing past the handshake, is let go.
-		s.attach(sub, conn, fd, hello)
+		s.attach(sub, conn, fd)
 		return
 	}
 	sub.mu.Lock()
@@ -350,7 +348,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 	// subscriber's memory.
 	go func() {
 		defer end()
-		sub.serveWS(hello)
+		sub.serveWS()
 	}()
 }
 
@@ -361,74 +359,30 @@ var testHookUpgraded atomic.Pointer[func()]
 // subscriber is one stream: a cursor into its tenant's log. A WebSocket on
 // a plain socket (on Linux) is served by its tenant's hub and read by the
 // relay's poller; any other stream by goroutines of its own: a writer
-// (serveWS, serveNDJSON) and, for a WebSocket, a reader.
+// (serveWS, serveNDJSON) and, for a WebSocket, a reader. Its fields are
+// grouped by owner: the cursor and the engine's state belong to the engine
+// serving it; the rest is shared, under the locks named.
 type subscriber struct {
+	cursor // what it is sent next (cursor.go)
+
 	s      *Server
 	t      *tenant
-	filter filter
-	cursor uint64 // the next seq to send; owned by the writer
-	m      *metrics.Sub
 	remote string // the client's address, for logs
-	gapLog gapLog // owned by the writer
-	epoch  string // the epoch cursor counts in; owned by the writer
-
-	// The stream's end, when it has one (limit=N, until=SEQ): it closes
-	// once sent deliveries reach limit (-1: none), or the cursor passed
-	// until. sent is owned by the writer.
-	limit    int64
-	sent     int64
-	until    uint64
-	hasUntil bool
-
-	// turns is the relay's turns when this writer takes them (a WebSocket
-	// on a plain socket); hasTurn says it holds one. Owned by the writer.
-	turns   turns
-	hasTurn bool
 
 	mu     sync.Mutex      // guards ws, hub (set once, read by forceClose and revoke) and forced
 	ws     *websocket.Conn // nil for a chunked stream
+	hub    *hub            // the hub serving it, if one does
 	forced bool            // forceClose ran: close it as soon as it has a hub or a writer
 
-	lastPong   time.Time     // guarded by pongMu
-	pongMu     sync.Mutex    // guards lastPong
-	readerDone chan struct{} // closed when the WebSocket reader ends
+	lastPong time.Time  // guarded by pongMu
+	pongMu   sync.Mutex // guards lastPong and what the poller heard (hubSub)
 
 	authReq    *http.Request // what Reauthorize shows Authorize again; nil without it
-	revoked    chan struct{} // closed by revoke: the writer closes with 1008
+	revoked    chan struct{} // closed by revoke: the engine closes with 1008
 	revokeOnce sync.Once
 
-	// Served by a hub (see hub.go):
-	hub       *hub // set once, under mu
-	conn      net.Conn
-	fd        int // conn's descriptor: only the hub writes to it, and it alone closes conn
-	rc        syscall.RawConn
-	pollID    uint64        // its id in the poller
-	events    atomic.Uint32 // the ev bits the hub has yet to see
-	queued    atomic.Bool   // in the hub's inbox
-	frames    clientFrames  // owned by the poller
-	pollReady bool          // in the poller's ready list; owned by the poller
-	readDone  bool          // nothing more to read (an error, the end); owned by the poller
-	// Owned by the hub:
-	hubIdx     int       // its index in hub.subs
-	pending    []byte    // control lines to send before the next lines (the hello)
-	out        []byte    // frames the socket has yet to take
-	pongLater  []byte    // a pong to send once out is written (see hub.control)
-	outSince   time.Time // when out filled
-	live       liveness
-	lastWrite  time.Time // when a message last went out whole (the relay's clock)
-	closeAt    time.Time // after our close frame: when to close the socket unanswered
-	endFlushed bool      // close the socket once out is written (we answered the client's close)
-	fetching   bool      // a fetch is reading old history for it
-	fetched    atomic.Pointer[fetched]
-	coldWait   <-chan struct{} // after a fetch that found nothing: fetch again once it is closed
-	ended      bool
-	// What the poller heard, guarded by pongMu:
-	pingData   []byte // the payload of a ping to answer
-	pingOwed   bool
-	peerClosed bool // the client sent a close frame
-	peerCode   int  // its code (0: none)
-	failCode   int  // the client broke the protocol: close with this code
-	readGone   bool // the connection ended or broke
+	writerSub // the goroutine engine's state (writer.go)
+	hubSub    // the hub engine's state (hub.go)
 }
 
 // finish lets sub go: its counters, its place among the streams and its
@@ -455,7 +409,7 @@ func (s *Server) authRequest(r *http.Request) *http.Request {
 	return &http.Request{Method: r.Method, Host: r.Host, Header: h, URL: &url.URL{Path: r.URL.Path}}
 }
 
-// revoke tells the writer that the subscriber lost its right to the stream.
+// revoke tells the engine that the subscriber lost its right to the stream.
 func (sub *subscriber) revoke() {
 	sub.revokeOnce.Do(func() {
 		close(sub.revoked)

@@ -23,6 +23,15 @@ var (
 // intervals, a client on a loaded machine still gets time to read.
 const minWriteWait = 10 * time.Second
 
+// writerSub is a subscriber's state in the goroutine engine.
+type writerSub struct {
+	// turns is the relay's turns when this writer takes them (a WebSocket
+	// on a plain socket); hasTurn says it holds one.
+	turns      turns
+	hasTurn    bool
+	readerDone chan struct{} // closed when the WebSocket reader ends
+}
+
 // takeTurn waits for one of the relay's turns (see turns) when this writer
 // uses them; giveTurn gives it back, once.
 func (sub *subscriber) takeTurn() {
@@ -45,131 +54,107 @@ func (sub *subscriber) giveTurn() {
 // a gap line instead.
 func (s *Server) writeWait() time.Duration { return max(2*s.cfg.PingInterval, minWriteWait) }
 
-// pump is the writer's loop: send what the log holds past the cursor, then
-// wait for an append, a tick, the relay's stop or the end of the
-// connection. send writes one message; tick is called on each ping tick and
-// reports false to end the stream; gone ends it. It returns true when it
-// stopped because the relay is shutting down (everything accepted sent), or
-// because the stream reached its end (sub.complete).
-func (sub *subscriber) pump(pending []byte, controls bool, send func([]byte) error, tick func() bool, gone <-chan struct{}) (draining bool) {
-	log := sub.t.log
+// pump is the writer's loop: do what the cursor says (send what the log
+// holds past it), else wait for an append, a tick, the relay's stop or the
+// end of the connection. send writes one message; tick is called on each
+// ping tick and reports false to end the stream; gone ends it. It returns
+// the cursor's closing action, or ok false when the stream broke (the
+// connection, the log).
+func (sub *subscriber) pump(send func([]byte) error, tick func() bool, gone <-chan struct{}) (closing action, ok bool) {
+	log := sub.log
 	stop := sub.s.stop
-	var target uint64 // with stop == nil: the last seq to send before closing
+	var v view // v.draining, v.target: see cursor.next
 	for {
 		notify := log.Notify()
 		ticks := sub.s.ticks.C()
-		if e := log.Epoch(); e != sub.epoch {
-			// The numbering restarted under this subscriber (a shared
-			// broker lost its data): tell it as a new subscriber would
-			// hear it, then follow the new epoch from its oldest line.
-			var oldest, newest uint64
-			pending, oldest, newest = sub.epochChange(pending, log, e, controls)
-			sub.epoch, sub.cursor = e, oldest
-			if sub.hasUntil {
-				sub.until = newest // an until of the old epoch means now
-			}
-		}
-		// The lines buffer is held only while this batch is sent, so an
-		// idle subscriber holds none.
-		linesp := linesPool.Get().(*[][]byte)
-		// A read of old history may wait on I/O: not while holding a
-		// turn, which the other writers would wait for.
-		cold := tlog.IsCold(log, sub.cursor)
-		if cold && len(pending) > 0 {
-			// The hello goes out before the wait.
+		v.epoch = log.Epoch()
+		_, v.newest = log.Bounds()
+		act := sub.next(v, sub.isRevoked())
+		var more bool
+		var err error
+		switch act {
+		case actWait:
+		case actPending:
 			sub.takeTurn()
-			err := send(append(make([]byte, frameHeadroom), pending...))
+			more, err = true, send(sub.takePending())
 			sub.giveTurn()
-			if err != nil {
-				linesPool.Put(linesp)
-				return false
-			}
-			pending = nil
-		}
-		if !cold {
-			sub.takeTurn()
-		}
-		lines, next, gap, err := log.Read(sub.cursor, (*linesp)[:0], maxMessageLines, maxMessageBytes)
-		if cold {
-			sub.takeTurn()
+		case actRead, actReadCold:
+			more, err = sub.readSend(act == actReadCold, send)
+		default:
+			return act, true
 		}
 		if err != nil {
-			sub.giveTurn()
-			linesPool.Put(linesp)
-			return false // the log closed: the relay is going away
+			return act, false
 		}
-		if log.Epoch() != sub.epoch {
-			sub.giveTurn()
-			clear(lines)
-			*linesp = lines[:0]
-			linesPool.Put(linesp)
-			continue // changed during the read: start over in the new one
-		}
-		read := lines
-		lines, next = sub.clip(lines, next)
-		n := len(lines)
-		var sent, first int
-		if len(pending) > 0 || !gap.Empty() || n > 0 {
-			sent, first, err = sub.sendLines(pending, controls, gap, lines, send)
-		}
-		sub.giveTurn()
-		sub.s.pace.yield() // ingestion first (pace.go)
-		clear(read)        // drop the references to the log's lines
-		*linesp = read[:0]
-		linesPool.Put(linesp)
-		if err != nil {
-			return false
-		}
-		pending = nil
-		sub.cursor = next
-		sub.sent += int64(sent)
-		if n > 0 || !gap.Empty() {
-			sub.wrote(n, sent, first, next, gap)
-		}
-		if sub.complete() {
-			return true // the stream's end (limit, until): close it as finished
-		}
-		if n > 0 || !gap.Empty() {
+		if more {
 			// There may be more. A busy stream still pings on time, or
 			// the client could not answer in time.
 			select {
 			case <-ticks:
 				if !tick() {
-					return false
+					return act, false
 				}
-			case <-sub.revoked:
-				return false
 			default:
 			}
 			continue
-		}
-		if stop == nil && sub.cursor > target {
-			return true
 		}
 		select {
 		case <-notify:
 		case <-ticks:
 			if !tick() {
-				return false
+				return act, false
 			}
 		case <-stop:
-			stop = nil
-			_, target = log.Bounds()
+			stop, v.draining = nil, true
+			_, v.target = log.Bounds()
 		case <-gone:
-			return false
+			return act, false
 		case <-sub.revoked:
-			return false
 		}
 	}
 }
 
-// sendLines writes the pending control lines, the gap line (with controls)
-// and the lines that pass the filter as one message. It returns how many
-// lines passed, and the index of the first. send gets the message after
-// frameHeadroom bytes of room for its framing.
-func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, lines [][]byte, send func([]byte) error) (n, first int, err error) {
+// readSend reads the log past the cursor and sends the message. A read
+// that may wait on I/O (cold) is made without a turn, which the other
+// writers would wait for. It reports whether there may be more at once.
+func (sub *subscriber) readSend(cold bool, send func([]byte) error) (more bool, err error) {
+	// The lines buffer is held only while this batch is sent, so an idle
+	// subscriber holds none.
+	linesp := linesPool.Get().(*[][]byte)
+	if !cold {
+		sub.takeTurn()
+	}
+	lines, next, gap, err := sub.log.Read(sub.seq, (*linesp)[:0], maxMessageLines, maxMessageBytes)
+	if cold {
+		sub.takeTurn()
+	}
+	var d delivery
+	switch {
+	case err != nil:
+		// The log closed: the relay is going away.
+	case sub.log.Epoch() != sub.epoch:
+		more = true // changed during the read: start over in the new one
+	default:
+		d, err = sub.sendLines(lines, next, gap, send)
+	}
+	sub.giveTurn()
+	sub.s.pace.yield() // ingestion first (pace.go)
+	clear(lines)       // drop the references to the log's lines
+	*linesp = lines[:0]
+	linesPool.Put(linesp)
+	if err != nil || more {
+		return more, err
+	}
+	sub.delivered(d)
+	return d.any(), nil
+}
+
+// sendLines sends the message of lines, read from the log up to next after
+// gap (see cursor.message), unless it is empty. send gets the message
+// after frameHeadroom bytes of room for its framing.
+func (sub *subscriber) sendLines(lines [][]byte, next uint64, gap tlog.Gap, send func([]byte) error) (d delivery, err error) {
 	msgp := msgPool.Get().(*[]byte)
-	msg, n, first := appendMessage((*msgp)[:0], pending, controls, gap, lines, &sub.filter)
+	msg, d := sub.message((*msgp)[:0], lines, next, gap)
 	if len(msg) > frameHeadroom {
 		err = send(msg)
 	}
@@ -177,34 +162,12 @@ func (sub *subscriber) sendLines(pending []byte, controls bool, gap tlog.Gap, li
 		*msgp = msg[:0]
 		msgPool.Put(msgp)
 	}
-	return n, first, err
-}
-
-// appendMessage appends a message to dst: frameHeadroom bytes of room for
-// its framing, the pending control lines, the gap line (with controls) and
-// the lines that pass f. It returns how many lines passed, and the index of
-// the first.
-func appendMessage(dst, pending []byte, controls bool, gap tlog.Gap, lines [][]byte, f *filter) (msg []byte, n, first int) {
-	msg = append(dst, make([]byte, frameHeadroom)...)
-	msg = append(msg, pending...)
-	if controls && !gap.Empty() {
-		msg = appendGap(msg, gap, "evicted")
-	}
-	for i, l := range lines {
-		if f.match(l) {
-			if n == 0 {
-				first = i
-			}
-			n++
-			msg = append(msg, l...)
-		}
-	}
-	return msg, n, first
+	return d, err
 }
 
 // serveWS runs a WebSocket subscriber: this goroutine writes, a second one
 // reads (clients send only control frames: pongs and close).
-func (sub *subscriber) serveWS(hello []byte) {
+func (sub *subscriber) serveWS() {
 	ws := sub.ws
 	s := sub.s
 	now := s.cfg.now
@@ -265,15 +228,8 @@ func (sub *subscriber) serveWS(hello []byte) {
 		}
 		return control(websocket.PingMessage, nil, time.Now().Add(s.writeWait())) == nil
 	}
-	draining := sub.pump(hello, true, send, tick, sub.readerDone)
-	code, reason := websocket.CloseGoingAway, "relay shutting down"
-	if draining && sub.complete() {
-		code, reason = closeComplete, closeCompleteReason
-	}
-	if sub.isRevoked() {
-		draining, code, reason = true, websocket.ClosePolicyViolation, "token no longer allowed"
-	}
-	if draining {
+	if act, ok := sub.pump(send, tick, sub.readerDone); ok {
+		code, reason := act.closeFrame()
 		msg := websocket.FormatCloseMessage(code, reason)
 		if control(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) == nil {
 			t := time.NewTimer(closeGrace)
@@ -311,7 +267,7 @@ func (sub *subscriber) serveNDJSON(w http.ResponseWriter, r *http.Request) {
 	keepAlive := make([]byte, frameHeadroom+1)
 	keepAlive[frameHeadroom] = '\n'
 	tick := func() bool { return send(keepAlive) == nil }
-	sub.pump(nil, false, send, tick, r.Context().Done())
+	sub.pump(send, tick, r.Context().Done())
 }
 
 // liveness is a WebSocket subscriber's heartbeat rule, applied on each ping

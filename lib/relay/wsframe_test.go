@@ -102,7 +102,7 @@ func TestPutFrameHeader(t *testing.T) {
 // BenchmarkSendLines is the writer's batching: 64 waiting lines packed
 // into one message and written to a socket that keeps up.
 func BenchmarkSendLines(b *testing.B) {
-	sub := &subscriber{}
+	sub := &subscriber{cursor: cursor{controls: true, limit: -1}}
 	line := []byte(`{"seq":123456,"tenant_id":"acme","timestamp":1732740000123,"type":"click","path":"/checkout","metadata":{"button":"buy"}}` + "\n")
 	lines := make([][]byte, 64)
 	for i := range lines {
@@ -113,7 +113,7 @@ func BenchmarkSendLines(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(line) * len(lines)))
 	for b.Loop() {
-		sub.sendLines(nil, true, tlog.Gap{}, lines, send)
+		sub.sendLines(lines, uint64(len(lines)), tlog.Gap{}, send)
 	}
 }
 
