@@ -28,7 +28,7 @@
 // Layout:
 //
 //	DIR/FORMAT                     "tl disklog 1"
-//	DIR/LOCK                       flock'd by the process using DIR
+//	DIR/LOCK                       locked by the process using DIR (flock, LockFileEx)
 //	DIR/tenants/TENANT/meta.json   {"epoch":"..."}, replaced atomically
 //	DIR/tenants/TENANT/acked       the newest seq acknowledged (see acked.go)
 //	DIR/tenants/TENANT/<seq>.seg   records from seq on
@@ -47,7 +47,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/tl-sh/tl/lib/event"
@@ -156,7 +155,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(lf); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("data directory %s is in use by another process: %w", dir, err)
 	}
