@@ -34,6 +34,14 @@ const (
 	maxMessage       = 16 << 20         // a broken relay cannot make us hold more than this at once
 )
 
+// Reconnect waits: exponential backoff with full jitter (client.Backoff),
+// so that many tails cut off together by a relay restart come back spread
+// out rather than in a herd.
+const (
+	backoffBase = 500 * time.Millisecond // the first wait's ceiling
+	backoffCap  = 30 * time.Second       // no wait is longer
+)
+
 // tail is one run of tl-tail. Its stream state is owned by the goroutine
 // that runs follow.
 type tail struct {
@@ -41,7 +49,7 @@ type tail struct {
 	env       *cli.Env
 	status    *status
 	out       *drain.Writer
-	backoff   backoff
+	backoff   client.Backoff
 	closeWait time.Duration
 	dialer    *websocket.Dialer
 
@@ -72,7 +80,7 @@ func newTail(o *options, env *cli.Env) *tail {
 		opts:      o,
 		env:       env,
 		status:    &status{quiet: o.quiet, w: env.Stderr, mu: new(sync.Mutex)},
-		backoff:   backoff{base: backoffBase, cap: backoffCap, rand: rand.Int64N},
+		backoff:   client.Backoff{Base: backoffBase, Cap: backoffCap, Rand: rand.Int64N},
 		closeWait: closeWait,
 		dialer: &websocket.Dialer{
 			Proxy:            http.ProxyFromEnvironment,
@@ -145,7 +153,8 @@ func (r *refusal) final() bool {
 }
 
 func refusalFrom(resp *http.Response, relay string) *refusal {
-	r := &refusal{code: resp.StatusCode, retryAfter: retryAfter(resp.Header, time.Now()), relay: relay}
+	r := &refusal{code: resp.StatusCode, relay: relay}
+	r.retryAfter, _ = client.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	var e struct {
 		Error string `json:"error"`
@@ -200,7 +209,7 @@ func (t *tail) follow(ctx context.Context) error {
 		if t.opts.maxRetries >= 0 && failures > t.opts.maxRetries {
 			return cli.Exit(cli.ExitFailure, fmt.Errorf("%w (giving up: --max-retries %d)", err, t.opts.maxRetries))
 		}
-		wait := t.backoff.delay(failures)
+		wait := t.backoff.Delay(failures)
 		if ref != nil && ref.retryAfter > wait {
 			wait = ref.retryAfter
 		}
