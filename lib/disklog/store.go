@@ -36,8 +36,6 @@ package disklog
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -130,7 +128,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.NewEpoch == nil {
-		opts.NewEpoch = randomEpoch
+		opts.NewEpoch = event.NewEpoch
 	}
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}, now: time.Now,
 		files: newFileCache(opts.MaxOpenFiles), failed: map[string]string{}}
@@ -355,13 +353,6 @@ func (s *Store) enforceCap(self *Log) {
 		}
 		victim.dropOldest("disk cap")
 	}
-}
-
-// randomEpoch returns 16 random hex digits.
-func randomEpoch() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // writeFileAtomic replaces path with data: a temporary file, fsync'd, renamed
