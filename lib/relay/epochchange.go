@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/metrics"
 	"github.com/tl-sh/tl/lib/tlog"
 )
@@ -28,15 +29,15 @@ func (sub *subscriber) epochChange(dst []byte, log tlog.Log, epoch string, contr
 	if controls {
 		if pe, ok := log.(previousEpocher); ok {
 			if was, known := pe.PreviousEpoch(); was == sub.epoch && sub.cursor <= known {
-				dst = appendGap(dst, tlog.Gap{From: sub.cursor, To: known}, "epoch")
+				dst = event.AppendGap(dst, sub.cursor, known, event.GapEpoch)
 				if sub.m != nil {
 					sub.m.Gap(metrics.GapEpoch, sub.cursor, known)
 				}
 			}
 		}
-		dst = appendHello(dst, sub.t.name, epoch, newest)
+		dst = event.AppendHello(dst, sub.t.name, epoch, newest)
 		if g := newEpochGap(oldest); g != nil {
-			dst = appendGap(dst, *g, "epoch")
+			dst = event.AppendGap(dst, g.From, g.To, event.GapEpoch)
 			if sub.m != nil {
 				sub.m.Gap(metrics.GapEpoch, g.From, g.To)
 			}

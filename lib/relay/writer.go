@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -188,7 +189,7 @@ func appendMessage(dst, pending []byte, controls bool, gap tlog.Gap, lines [][]b
 	msg = append(dst, make([]byte, frameHeadroom)...)
 	msg = append(msg, pending...)
 	if controls && !gap.Empty() {
-		msg = appendGap(msg, gap, "evicted")
+		msg = event.AppendGap(msg, gap.From, gap.To, event.GapEvicted)
 	}
 	for i, l := range lines {
 		if f.match(l) {

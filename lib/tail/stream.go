@@ -407,10 +407,7 @@ func describe(err error) error {
 	return fmt.Errorf("connection lost: %w", err)
 }
 
-var (
-	seqKey     = []byte(`{"seq":`)
-	controlKey = []byte(`{"control":`)
-)
+var seqKey = []byte(`{"seq":`)
 
 // process hands one message's deliveries to stdout, in runs of consecutive
 // lines (usually the whole message at once), and acts on its control lines.
@@ -434,7 +431,7 @@ func (t *tail) process(ctx context.Context, msg []byte) error {
 					t.lastSeq, t.haveSeq = seq, true
 				}
 			}
-		case bytes.HasPrefix(line, controlKey):
+		case event.IsControl(line):
 			deliver = false
 			t.control(line)
 		case len(bytes.TrimSpace(line)) == 0:
@@ -461,33 +458,22 @@ func (t *tail) process(ctx context.Context, msg []byte) error {
 	return t.out.WriteLines(ctx, msg[run:])
 }
 
-// controlLine is any control line; fields are those of hello and gap.
-type controlLine struct {
-	Control string `json:"control"`
-	Tenant  string `json:"tenant"`
-	Epoch   string `json:"epoch"`
-	LastSeq uint64 `json:"last_seq"`
-	FromSeq uint64 `json:"from_seq"`
-	ToSeq   uint64 `json:"to_seq"`
-	Reason  string `json:"reason"`
-}
-
 // control acts on a control line: it never reaches stdout.
 func (t *tail) control(line []byte) {
-	var c controlLine
-	if err := json.Unmarshal(line, &c); err != nil {
-		t.status.progress("ignoring an unreadable control line: %v", err)
+	c, err := event.ParseControl(line)
+	if err != nil {
+		t.status.progress("ignoring %v", err)
 		return
 	}
 	switch c.Control {
-	case "hello":
+	case event.Hello:
 		t.onHello(c)
-	case "gap":
+	case event.Gap:
 		t.onGap(c)
 	}
 }
 
-func (t *tail) onHello(c controlLine) {
+func (t *tail) onHello(c event.Control) {
 	t.hello = true
 	relay := t.opts.conn.Relay.Redacted()
 	switch {
@@ -554,20 +540,20 @@ func (t *tail) onHello(c controlLine) {
 	}
 }
 
-func (t *tail) onGap(c controlLine) {
+func (t *tail) onGap(c event.Control) {
 	n := int64(0)
 	if c.ToSeq >= c.FromSeq {
 		n = int64(c.ToSeq - c.FromSeq + 1)
 	}
 	why := c.Reason
 	switch c.Reason {
-	case "evicted":
+	case event.GapEvicted:
 		why = "older than the relay's history (evicted)"
 		// Resuming must not ask for them again.
 		if c.ToSeq > t.lastSeq {
 			t.lastSeq, t.haveSeq = c.ToSeq, true
 		}
-	case "epoch":
+	case event.GapEpoch:
 		if n == 0 {
 			return // the new epoch lost nothing: the hello said it all
 		}
