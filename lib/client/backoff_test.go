@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -53,9 +54,30 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestRetryable(t *testing.T) {
-	for status, want := range map[int]bool{200: false, 400: false, 404: false, 408: true, 413: false, 429: true, 500: true, 501: false, 502: true, 503: true, 599: true} {
+	for status, want := range map[int]bool{200: false, 202: false, 400: false, 401: false, 403: false, 404: false, 405: false, 408: true, 415: false, 413: false, 429: true, 500: true, 501: false, 502: true, 503: true, 504: true, 599: true} {
 		if got := Retryable(status); got != want {
 			t.Errorf("Retryable(%d) = %v, want %v", status, got, want)
+		}
+	}
+}
+
+// TestBackoffJitter: with math/rand, the waits stay within the ceiling and
+// spread over all of it (200 draws all in the lower quarter would happen
+// with probability 4^-200).
+func TestBackoffJitter(t *testing.T) {
+	b := Backoff{Base: 100 * time.Millisecond, Cap: 10 * time.Second, Rand: rand.Int64N}
+	for n := 1; n <= 40; n++ {
+		limit := min(b.Cap, b.Base<<min(n-1, 20))
+		var top time.Duration
+		for range 200 {
+			d := b.Delay(n)
+			if d < 0 || d > limit {
+				t.Fatalf("Delay(%d) = %v, want within [0, %v]", n, d, limit)
+			}
+			top = max(top, d)
+		}
+		if top < limit/4 {
+			t.Errorf("Delay(%d): 200 draws all below %v", n, limit/4)
 		}
 	}
 }

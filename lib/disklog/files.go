@@ -30,15 +30,6 @@ const (
 // retention or the total cap): its file may be unlinked already.
 var errSegmentGone = errors.New("segment removed")
 
-// defaultOpenFiles sizes the cache from the process's descriptor limit.
-func defaultOpenFiles() int {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
-		return minOpenFiles * 32 // no limit to go by: a modest cache
-	}
-	return int(min(max(rl.Cur/openFilesShare, minOpenFiles), maxOpenFiles))
-}
-
 // fileCache holds the open segment and acked files of a Store.
 type fileCache struct {
 	max int // open files kept beyond those pinned

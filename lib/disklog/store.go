@@ -28,7 +28,7 @@
 // Layout:
 //
 //	DIR/FORMAT                     "tl disklog 1"
-//	DIR/LOCK                       flock'd by the process using DIR
+//	DIR/LOCK                       locked by the process using DIR (flock, LockFileEx)
 //	DIR/tenants/TENANT/meta.json   {"epoch":"..."}, replaced atomically
 //	DIR/tenants/TENANT/acked       the newest seq acknowledged (see acked.go)
 //	DIR/tenants/TENANT/<seq>.seg   records from seq on
@@ -36,8 +36,6 @@ package disklog
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +45,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/tl-sh/tl/lib/event"
@@ -131,7 +128,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.NewEpoch == nil {
-		opts.NewEpoch = randomEpoch
+		opts.NewEpoch = event.NewEpoch
 	}
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, logs: map[string]*Log{}, now: time.Now,
 		files: newFileCache(opts.MaxOpenFiles), failed: map[string]string{}}
@@ -156,7 +153,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(lf); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("data directory %s is in use by another process: %w", dir, err)
 	}
@@ -356,13 +353,6 @@ func (s *Store) enforceCap(self *Log) {
 		}
 		victim.dropOldest("disk cap")
 	}
-}
-
-// randomEpoch returns 16 random hex digits.
-func randomEpoch() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // writeFileAtomic replaces path with data: a temporary file, fsync'd, renamed

@@ -1,18 +1,19 @@
 package drain
 
 import (
-	"fmt"
 	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tl-sh/tl/lib/internal/fdreopen"
 )
 
 // openSink prepares out. A pipe that is not in Go's poller (os.Stdout as a
-// shell made it) is reopened through /proc/self/fd/N: the new open file
-// description is non-blocking and poller-managed, so writes can have
-// deadlines, while fd 1's own description, shared with the shell and other
-// processes, stays blocking. Terminals, regular files and sockets are used as
+// shell made it) is reopened through /proc/self/fd/N (lib/internal/fdreopen):
+// the new open file description is non-blocking and poller-managed, so
+// writes can have deadlines, while fd 1's own description, shared with the
+// shell and other processes, stays blocking. Terminals, regular files and sockets are used as
 // they are: they need no such care (and reopening a regular file would start
 // at offset 0). Regular files and devices other than terminals are storage
 // (see sink).
@@ -40,14 +41,9 @@ func openSink(out io.Writer) *sink {
 		s.deadline = f.SetWriteDeadline
 		return s
 	}
-	// f.Fd is harmless here: f is not in the poller, so it is already blocking.
-	rf, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_WRONLY|unix.O_NONBLOCK, 0)
+	rf, err := fdreopen.Reopen(f, os.O_WRONLY)
 	if err != nil {
-		return s // no /proc: blocking writes on f still work
-	}
-	if !pollable(rf) {
-		rf.Close()
-		return s
+		return s // no /proc, or not pollable: blocking writes on f still work
 	}
 	s.w, s.deadline, s.pipe, s.reopened = rf, rf.SetWriteDeadline, rf, rf
 	return s

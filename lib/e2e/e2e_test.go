@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -172,53 +172,33 @@ func cmdRelayStart(ts *testscript.TestScript, neg bool, args []string) {
 	logPath := ts.MkAbs("relay-" + name + ".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	ts.Check(err)
-	pr, pw, err := os.Pipe()
-	ts.Check(err)
 	cmd := exec.Command(filepath.Join(binDir, "tl-relay"), args...)
 	cmd.Dir = ts.MkAbs(".")
 	cmd.Env = scriptEnv(ts)
-	cmd.Stderr = pw
-	ts.Check(cmd.Start())
-	pw.Close()
-
-	urlc := make(chan string, 1)
 	startedc := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		// Copy the relay's stderr to its log, picking out the address and
-		// the "started" line.
-		sc := bufio.NewScanner(pr)
-		sent, started := false, false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
-			if !sent {
-				if i := strings.Index(line, "listening on "); i >= 0 {
-					urlc <- strings.TrimSpace(line[i+len("listening on "):])
-					sent = true
-				}
-			}
-			if !started && (strings.Contains(line, "msg=started") || strings.Contains(line, `"msg":"started"`)) {
-				close(startedc) // every line before it is in the log now
-				started = true
-			}
+	started := false
+	onLine := func(line string) {
+		// The "started" line comes after start-up logging (data directory
+		// recovery, the broker).
+		if !started && (strings.Contains(line, "msg=started") || strings.Contains(line, `"msg":"started"`)) {
+			close(startedc) // every line before it is in the log now
+			started = true
 		}
-		logf.Close()
-		pr.Close()
-	}()
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	var url string
-	select {
-	case url = <-urlc:
-	case <-done:
+	}
+	rp, err := testkit.StartRelay(cmd, logf, onLine, 20*time.Second)
+	if rp == nil {
+		ts.Fatalf("tl-relay: %v", err)
+	}
+	done := rp.Done
+	go func() { <-done; logf.Close() }()
+	url := rp.URL
+	switch {
+	case errors.Is(err, testkit.ErrExited):
 		data, _ := os.ReadFile(logPath)
 		ts.Fatalf("tl-relay exited before listening:\n%s", data)
-	case <-time.After(20 * time.Second):
+	case err != nil:
 		cmd.Process.Kill()
-		ts.Fatalf("tl-relay did not report its address within 20s")
+		ts.Fatalf("%v", err)
 	}
 	if !quietLog(args) { // else no "started" line comes
 		select {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -66,41 +65,12 @@ func secTryStartRelayLimited(t *testing.T, ulimit string, args ...string) (*secP
 		cmd = exec.Command("/bin/sh", append([]string{"-c", `ulimit ` + ulimit + ` && exec "$0" "$@"`, cmd.Path}, args...)...)
 	}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	pr, pw, err := os.Pipe()
-	if err != nil {
+	log := &testkit.SyncBuffer{}
+	rp, err := testkit.StartRelay(cmd, log, nil, 30*time.Second)
+	if rp == nil {
 		return nil, err
 	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		pw.Close()
-		pr.Close()
-		return nil, err
-	}
-	pw.Close()
-	p := &secProc{t: t, cmd: cmd, log: &testkit.SyncBuffer{}, done: make(chan struct{})}
-	urlc := make(chan string, 1)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		defer pr.Close()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(p.log, line)
-			if i := strings.Index(line, "listening on "); i >= 0 && !sent {
-				urlc <- strings.TrimSpace(line[i+len("listening on "):])
-				sent = true
-			}
-		}
-		io.Copy(p.log, pr)
-	}()
-	go func() {
-		cmd.Wait()
-		<-copied
-		close(p.done)
-	}()
+	p := &secProc{t: t, cmd: cmd, url: rp.URL, log: log, done: rp.Done}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-p.done
@@ -113,14 +83,10 @@ func secTryStartRelayLimited(t *testing.T, ulimit string, args ...string) (*secP
 			t.Logf("tl-relay %s log:\n%s", strings.Join(args, " "), strings.Join(lines, "\n"))
 		}
 	})
-	select {
-	case p.url = <-urlc:
-		return p, nil
-	case <-p.done:
-		return p, fmt.Errorf("tl-relay exited (%v) before listening:\n%s", cmd.ProcessState, p.log)
-	case <-time.After(30 * time.Second):
-		return p, fmt.Errorf("tl-relay did not report its address within 30s:\n%s", p.log)
+	if err != nil {
+		return p, fmt.Errorf("%w:\n%s", err, p.log)
 	}
+	return p, nil
 }
 
 // signal sends sig to the relay.

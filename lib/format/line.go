@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/tl-sh/tl/lib/event"
 )
 
 // This file renders -o line: one line per event for a person at a terminal,
@@ -16,8 +18,9 @@ import (
 //
 // time (UTC, milliseconds), seq when present, tenant, type, path, and the
 // metadata as key=value sorted by key (a value with spaces or quotes is
-// quoted), coloured by type. A relay control line reads "-- gap from_seq=5
-// to_seq=9 reason=evicted"; any other value is written as compact JSON.
+// quoted), coloured by type. A relay control line (event.ControlKey) reads
+// "-- gap from_seq=5 to_seq=9 reason=evicted"; any other value is written as
+// compact JSON.
 
 // Widths the tenant and type columns are padded to, so that paths line up
 // for the usual tenant names and the three event types.
@@ -39,12 +42,12 @@ func appendEventLine(dst []byte, v map[string]any, pal *palette) ([]byte, bool) 
 			dst = append(dst, reset...)
 		}
 	}
-	if ctl, ok := v["control"].(string); ok {
+	if ctl, ok := v[event.ControlKey].(string); ok {
 		col(lineControl)
 		dst = append(dst, "-- "...)
 		dst = append(dst, ctl...)
 		for _, k := range sortedKeys(v) {
-			if k != "control" {
+			if k != event.ControlKey {
 				dst = appendKV(dst, k, v[k])
 			}
 		}

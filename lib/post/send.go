@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,6 +25,11 @@ const (
 	// maxAnswer is as much of an error answer's body as we read.
 	maxAnswer = 64 << 10
 )
+
+// retryBackoff spaces the retries of a batch (DESIGN.md: exponential
+// backoff with full jitter, client.Backoff): the first waits up to 100 ms,
+// none (without Retry-After) more than 10 s.
+var retryBackoff = client.Backoff{Base: 100 * time.Millisecond, Cap: 10 * time.Second, Rand: mrand.Int64N}
 
 // answer is what one attempt got back.
 type answer struct {
@@ -75,7 +81,10 @@ func (p *poster) attempt(ctx context.Context, tenant string, body []byte, key st
 		return answer{retryAfter: -1, msg: transportError(err, limit), cut: p.sendCtx.Err() != nil, cert: client.IsCertError(err)}
 	}
 	defer resp.Body.Close()
-	a := answer{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now())}
+	a := answer{status: resp.StatusCode, retryAfter: -1}
+	if d, ok := client.RetryAfter(resp.Header.Get("Retry-After"), p.now()); ok {
+		a.retryAfter = d
+	}
 	if a.status == http.StatusTooManyRequests {
 		a.maxBatch, _ = strconv.Atoi(resp.Header.Get("TL-Max-Batch"))
 	}
@@ -225,7 +234,7 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 			}
 			return
 
-		case a.status != 0 && !retryable(a.status):
+		case a.status != 0 && !client.Retryable(a.status):
 			p.con.printf("%s: the relay refused the batch (%s, tenant %s): %s", p.span(refs), plural(len(refs), "event", "events"), l.tenant, a)
 			p.stats.refused.Add(int64(len(refs)))
 			l.refusal = a.String()
@@ -240,7 +249,7 @@ func (p *poster) deliver(l *lane, body []byte, refs []ref) {
 		}
 		wait := a.retryAfter
 		if wait < 0 {
-			wait = backoff(n)
+			wait = retryBackoff.Delay(n + 1)
 		}
 		var why string
 		elapsed := p.now().Sub(start)

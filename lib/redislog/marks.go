@@ -1,6 +1,10 @@
 package redislog
 
-import "maps"
+import (
+	"maps"
+
+	"github.com/tl-sh/tl/lib/event"
+)
 
 // maxMarks bounds the tenants a Store remembers (about 100 bytes each):
 // past it, an arbitrary one is forgotten, and with it this relay's
@@ -46,7 +50,7 @@ func (s *Store) markLocked(tenant string) *mark {
 				break
 			}
 		}
-		m = &mark{cand: newEpoch()}
+		m = &mark{cand: event.NewEpoch()}
 		s.marks[tenant] = m
 	}
 	return m
@@ -61,7 +65,7 @@ func (s *Store) observe(tenant, epoch string, seq uint64, run string, replace bo
 	defer s.marksMu.Unlock()
 	m := s.markLocked(tenant)
 	if epoch == m.cand {
-		m.cand = newEpoch() // in use now: never create it again
+		m.cand = event.NewEpoch() // in use now: never create it again
 	}
 	switch {
 	case epoch == m.epoch:
@@ -78,7 +82,7 @@ func (s *Store) observe(tenant, epoch string, seq uint64, run string, replace bo
 func (s *Store) spendCandidate(tenant string) {
 	s.marksMu.Lock()
 	defer s.marksMu.Unlock()
-	s.markLocked(tenant).cand = newEpoch()
+	s.markLocked(tenant).cand = event.NewEpoch()
 }
 
 // forget drops tenant's mark if it holds no evidence (the tenant was never

@@ -29,8 +29,6 @@ package redislog
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +41,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/tlog"
 )
 
@@ -278,7 +277,7 @@ func (s *Store) check(ctx context.Context) error {
 		// derived (stateLua): written once, and again after a FLUSHALL,
 		// so that readers of a never-written tenant agree with its first
 		// append. SET NX writes nothing when the key is there.
-		err = s.rdb.SetNX(ctx, s.prefix+"incarnation", newEpoch(), 0).Err()
+		err = s.rdb.SetNX(ctx, s.prefix+"incarnation", event.NewEpoch(), 0).Err()
 	}
 	s.ready.Store(err == nil)
 	return err
@@ -370,13 +369,6 @@ func (s *Store) tenantOf(key string) string {
 		return ""
 	}
 	return key[len(s.prefix)+1 : len(key)-len(suffix)]
-}
-
-// newEpoch returns a fresh random epoch name.
-func newEpoch() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // parseID returns the seq of a stream ID "N-0".

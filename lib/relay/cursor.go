@@ -3,6 +3,7 @@ package relay
 import (
 	"github.com/gorilla/websocket"
 
+	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/metrics"
 	"github.com/tl-sh/tl/lib/tlog"
 )
@@ -114,13 +115,13 @@ func (c *cursor) restart(epoch string) (newest uint64) {
 	if c.controls {
 		if pe, ok := c.log.(previousEpocher); ok {
 			if was, known := pe.PreviousEpoch(); was == c.epoch && c.seq <= known {
-				c.pending = appendGap(c.pending, tlog.Gap{From: c.seq, To: known}, "epoch")
+				c.pending = event.AppendGap(c.pending, c.seq, known, event.GapEpoch)
 				c.m.Gap(metrics.GapEpoch, c.seq, known)
 			}
 		}
-		c.pending = appendHello(c.pending, c.tenant, epoch, newest)
+		c.pending = event.AppendHello(c.pending, c.tenant, epoch, newest)
 		if g := newEpochGap(oldest); g != nil {
-			c.pending = appendGap(c.pending, *g, "epoch")
+			c.pending = event.AppendGap(c.pending, g.From, g.To, event.GapEpoch)
 			c.m.Gap(metrics.GapEpoch, g.From, g.To)
 		}
 	}
@@ -167,7 +168,7 @@ func (c *cursor) message(dst []byte, lines [][]byte, next uint64, gap tlog.Gap) 
 	d := delivery{next: next, gap: gap, lines: len(lines)}
 	msg := append(append(dst, make([]byte, frameHeadroom)...), c.pending...)
 	if c.controls && !gap.Empty() {
-		msg = appendGap(msg, gap, "evicted")
+		msg = event.AppendGap(msg, gap.From, gap.To, event.GapEvicted)
 	}
 	for i, l := range lines {
 		if c.filter.match(l) {

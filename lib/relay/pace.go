@@ -89,20 +89,13 @@ func (p *pacer) wait() {
 			// the wait would never end.
 			parked = true
 			p.wc.Write(func(wfd uintptr) bool {
-				for {
-					if _, err := syscall.Write(int(wfd), p.buf[:1]); err != syscall.EINTR {
-						return true
-					}
-				}
+				rawWrite(wfd, p.buf[:1])
+				return true
 			})
 			return false
 		}
 		for {
-			n, err := syscall.Read(int(fd), p.buf[:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if n < len(p.buf) {
+			if n, _ := rawRead(fd, p.buf[:]); n < len(p.buf) {
 				return true // drained (EAGAIN or a short read)
 			}
 		}
@@ -112,6 +105,10 @@ func (p *pacer) wait() {
 // open makes the pipe (p.mu held). It reports false when the platform
 // cannot wait on one through the netpoller.
 func (p *pacer) open() bool {
+	if !rawPipeIO {
+		p.broken = true
+		return false
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		p.broken = true

@@ -324,9 +324,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		(*hook)()
 	}
 	sub.controls = true
-	sub.pending = appendHello(nil, name, epoch, newest)
+	sub.pending = event.AppendHello(nil, name, epoch, newest)
 	if epochGap != nil {
-		sub.pending = appendGap(sub.pending, *epochGap, "epoch")
+		sub.pending = event.AppendGap(sub.pending, epochGap.From, epochGap.To, event.GapEpoch)
 		sub.m.Gap(metrics.GapEpoch, epochGap.From, epochGap.To)
 	}
 	if conn, fd, ok := s.hubConn(ws); ok {
@@ -443,24 +443,4 @@ func (sub *subscriber) forceClose() {
 	if sub.ws != nil {
 		sub.ws.NetConn().Close()
 	}
-}
-
-func appendHello(dst []byte, tenant, epoch string, lastSeq uint64) []byte {
-	dst = append(dst, `{"control":"hello","tenant":"`...)
-	dst = append(dst, tenant...) // a checked tenant name needs no escaping
-	dst = append(dst, `","epoch":`...)
-	dst = strconv.AppendQuote(dst, epoch)
-	dst = append(dst, `,"last_seq":`...)
-	dst = strconv.AppendUint(dst, lastSeq, 10)
-	return append(dst, "}\n"...)
-}
-
-func appendGap(dst []byte, g tlog.Gap, reason string) []byte {
-	dst = append(dst, `{"control":"gap","from_seq":`...)
-	dst = strconv.AppendUint(dst, g.From, 10)
-	dst = append(dst, `,"to_seq":`...)
-	dst = strconv.AppendUint(dst, g.To, 10)
-	dst = append(dst, `,"reason":"`...)
-	dst = append(dst, reason...)
-	return append(dst, "\"}\n"...)
 }

@@ -169,7 +169,7 @@ func startTail(t *testing.T, f *fakeRelay, stdout io.Writer, args ...string) *ru
 		t.Fatalf("parseArgs(%q): %v", args, err)
 	}
 	tl := newTail(opts, env)
-	tl.backoff.base, tl.backoff.cap = time.Millisecond, 10*time.Millisecond
+	tl.backoff.Base, tl.backoff.Cap = time.Millisecond, 10*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- tl.run(ctx) }()

@@ -10,6 +10,7 @@ import (
 	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/client"
 	"github.com/tl-sh/tl/lib/drain"
+	"github.com/tl-sh/tl/lib/event"
 )
 
 // processTail is a tail whose stdout is out, for process alone.
@@ -41,7 +42,7 @@ func FuzzProcess(f *testing.F) {
 			if len(line) == 0 {
 				continue
 			}
-			if bytes.HasPrefix(line, controlKey) {
+			if event.IsControl(line) {
 				t.Fatalf("a control line reached stdout: %q", line)
 			}
 			i := bytes.Index(append(bytes.Clone(rest), '\n'), line)

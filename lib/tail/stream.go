@@ -34,6 +34,14 @@ const (
 	maxMessage       = 16 << 20         // a broken relay cannot make us hold more than this at once
 )
 
+// Reconnect waits: exponential backoff with full jitter (client.Backoff),
+// so that many tails cut off together by a relay restart come back spread
+// out rather than in a herd.
+const (
+	backoffBase = 500 * time.Millisecond // the first wait's ceiling
+	backoffCap  = 30 * time.Second       // no wait is longer
+)
+
 // tail is one run of tl-tail. Its stream state is owned by the goroutine
 // that runs follow.
 type tail struct {
@@ -41,7 +49,7 @@ type tail struct {
 	env       *cli.Env
 	status    *status
 	out       *drain.Writer
-	backoff   backoff
+	backoff   client.Backoff
 	closeWait time.Duration
 	dialer    *websocket.Dialer
 
@@ -72,7 +80,7 @@ func newTail(o *options, env *cli.Env) *tail {
 		opts:      o,
 		env:       env,
 		status:    &status{quiet: o.quiet, w: env.Stderr, mu: new(sync.Mutex)},
-		backoff:   backoff{base: backoffBase, cap: backoffCap, rand: rand.Int64N},
+		backoff:   client.Backoff{Base: backoffBase, Cap: backoffCap, Rand: rand.Int64N},
 		closeWait: closeWait,
 		dialer: &websocket.Dialer{
 			Proxy:            http.ProxyFromEnvironment,
@@ -145,7 +153,8 @@ func (r *refusal) final() bool {
 }
 
 func refusalFrom(resp *http.Response, relay string) *refusal {
-	r := &refusal{code: resp.StatusCode, retryAfter: retryAfter(resp.Header, time.Now()), relay: relay}
+	r := &refusal{code: resp.StatusCode, relay: relay}
+	r.retryAfter, _ = client.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	var e struct {
 		Error string `json:"error"`
@@ -200,7 +209,7 @@ func (t *tail) follow(ctx context.Context) error {
 		if t.opts.maxRetries >= 0 && failures > t.opts.maxRetries {
 			return cli.Exit(cli.ExitFailure, fmt.Errorf("%w (giving up: --max-retries %d)", err, t.opts.maxRetries))
 		}
-		wait := t.backoff.delay(failures)
+		wait := t.backoff.Delay(failures)
 		if ref != nil && ref.retryAfter > wait {
 			wait = ref.retryAfter
 		}
@@ -398,10 +407,7 @@ func describe(err error) error {
 	return fmt.Errorf("connection lost: %w", err)
 }
 
-var (
-	seqKey     = []byte(`{"seq":`)
-	controlKey = []byte(`{"control":`)
-)
+var seqKey = []byte(`{"seq":`)
 
 // process hands one message's deliveries to stdout, in runs of consecutive
 // lines (usually the whole message at once), and acts on its control lines.
@@ -425,7 +431,7 @@ func (t *tail) process(ctx context.Context, msg []byte) error {
 					t.lastSeq, t.haveSeq = seq, true
 				}
 			}
-		case bytes.HasPrefix(line, controlKey):
+		case event.IsControl(line):
 			deliver = false
 			t.control(line)
 		case len(bytes.TrimSpace(line)) == 0:
@@ -452,33 +458,22 @@ func (t *tail) process(ctx context.Context, msg []byte) error {
 	return t.out.WriteLines(ctx, msg[run:])
 }
 
-// controlLine is any control line; fields are those of hello and gap.
-type controlLine struct {
-	Control string `json:"control"`
-	Tenant  string `json:"tenant"`
-	Epoch   string `json:"epoch"`
-	LastSeq uint64 `json:"last_seq"`
-	FromSeq uint64 `json:"from_seq"`
-	ToSeq   uint64 `json:"to_seq"`
-	Reason  string `json:"reason"`
-}
-
 // control acts on a control line: it never reaches stdout.
 func (t *tail) control(line []byte) {
-	var c controlLine
-	if err := json.Unmarshal(line, &c); err != nil {
-		t.status.progress("ignoring an unreadable control line: %v", err)
+	c, err := event.ParseControl(line)
+	if err != nil {
+		t.status.progress("ignoring %v", err)
 		return
 	}
 	switch c.Control {
-	case "hello":
+	case event.Hello:
 		t.onHello(c)
-	case "gap":
+	case event.Gap:
 		t.onGap(c)
 	}
 }
 
-func (t *tail) onHello(c controlLine) {
+func (t *tail) onHello(c event.Control) {
 	t.hello = true
 	relay := t.opts.conn.Relay.Redacted()
 	switch {
@@ -545,20 +540,20 @@ func (t *tail) onHello(c controlLine) {
 	}
 }
 
-func (t *tail) onGap(c controlLine) {
+func (t *tail) onGap(c event.Control) {
 	n := int64(0)
 	if c.ToSeq >= c.FromSeq {
 		n = int64(c.ToSeq - c.FromSeq + 1)
 	}
 	why := c.Reason
 	switch c.Reason {
-	case "evicted":
+	case event.GapEvicted:
 		why = "older than the relay's history (evicted)"
 		// Resuming must not ask for them again.
 		if c.ToSeq > t.lastSeq {
 			t.lastSeq, t.haveSeq = c.ToSeq, true
 		}
-	case "epoch":
+	case event.GapEpoch:
 		if n == 0 {
 			return // the new epoch lost nothing: the hello said it all
 		}

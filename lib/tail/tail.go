@@ -44,6 +44,13 @@ const ExitDropped = 3
 // buffered lines to a stdout that does not take them.
 const shutdownFlush = 3 * time.Second
 
+// --buffer: 4MiB by default, and under 2GiB, so that it fits an int on
+// every platform.
+const (
+	defaultBuffer = 4 << 20
+	maxBuffer     = 2 << 30
+)
+
 const usage = `Usage: tl-tail [flags] TENANT...
        tl-tail --list [PATTERN...]
 
@@ -146,7 +153,7 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
 	o := &options{}
-	var buffer string
+	buffer := cli.Size(defaultBuffer)
 	var help, version, follow bool
 	fs.StringArrayVar(&o.types, "type", nil, "only events of `TYPE` (pageview, click, custom); repeat or comma-separate")
 	fs.StringVar(&o.path, "path", "", "only events whose path starts with `PREFIX`")
@@ -158,7 +165,7 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	fs.Int64VarP(&o.count, "count", "c", 0, "exit 0 after `N` events (without -c: no limit; -c 0 exits at once)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop after `DURATION`; with -c, exit 1 unless N events came")
 	fs.BoolVar(&o.lossless, "lossless", false, "never drop a line: when stdout is slow, stop reading the relay")
-	fs.StringVar(&buffer, "buffer", "4MiB", "hold up to `SIZE` bytes stdout has not taken yet (e.g. 512KiB)")
+	fs.Var(&buffer, "buffer", "hold up to `SIZE` bytes stdout has not taken yet (e.g. 512KiB)")
 	fs.IntVar(&o.maxRetries, "max-retries", -1, "give up after `N` failed reconnects in a row (-1: never)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr; only errors and lost events")
 	fs.BoolVar(&o.list, "list", false, "print the tenants the arguments match (patterns; none: all), one per line, and exit")
@@ -250,14 +257,14 @@ func parseArgs(args []string, env *cli.Env) (*options, error) {
 	if fs.Changed("follow") && !follow {
 		o.noFollow = true // --follow=false
 	}
-	n, err := parseSize(buffer)
-	if err != nil {
-		return nil, cli.Usagef("--buffer: %v (try --help)", err)
+	switch {
+	case buffer < drain.MinSize:
+		return nil, cli.Usagef("--buffer: %s is smaller than %dKiB, the largest event (try --help)", buffer.String(), drain.MinSize>>10)
+	case buffer >= maxBuffer:
+		return nil, cli.Usagef("--buffer: %s is not under %s (try --help)", buffer.String(), cli.FormatSize(maxBuffer))
 	}
-	if n < drain.MinSize {
-		return nil, cli.Usagef("--buffer: %s is smaller than %dKiB, the largest event (try --help)", buffer, drain.MinSize>>10)
-	}
-	o.buffer = n
+	o.buffer = int(buffer)
+	var err error
 	if o.conn, err = cf.Resolve(env); err != nil {
 		return nil, err
 	}
@@ -271,16 +278,6 @@ func (o *options) multi() bool { return len(o.tenants) > 1 || len(o.patterns) > 
 // isPattern reports whether a TENANT argument is a shell pattern: a tenant
 // name never holds these characters.
 func isPattern(s string) bool { return strings.ContainsAny(s, "*?[") }
-
-// parseSize reads a byte size as every tl command does (cli.ParseSize),
-// within an int's range on every platform.
-func parseSize(s string) (int, error) {
-	n, err := cli.ParseSize(s)
-	if err != nil || n > 1<<31-1 {
-		return 0, fmt.Errorf("%q is not a size like 4MiB", s)
-	}
-	return int(n), nil
-}
 
 // Causes that end a run; run maps them to exit statuses.
 var (

@@ -76,7 +76,6 @@ func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
 		MaxTotalBytes: o.MaxTotalBytes,
 		MaxOpenFiles:  o.MaxOpenFiles,
 		OnCommit:      s.onCommit,
-		NewEpoch:      NewEpoch,
 		Logger:        o.Logger,
 	})
 	if err != nil {

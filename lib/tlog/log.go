@@ -8,8 +8,6 @@ package tlog
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 )
 
@@ -81,13 +79,6 @@ func (g Gap) Empty() bool { return g.From == 0 && g.To == 0 }
 
 // ErrClosed is returned by a closed log.
 var ErrClosed = errors.New("tenant log closed")
-
-// NewEpoch returns a fresh random epoch name (16 hex digits).
-func NewEpoch() string {
-	var b [8]byte
-	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
-	return hex.EncodeToString(b[:])
-}
 
 // Batch is what one Append publishes.
 type Batch struct {

@@ -73,7 +73,7 @@ func NewMemory(maxEvents, maxBytes int) *Memory {
 // and its keys hold: over it, the log gives back its oldest lines when it is
 // among the largest holders, and readers get a gap for them.
 func NewMemoryIn(b *Budget, maxEvents, maxBytes int) *Memory {
-	m := newHot(b, maxEvents, maxBytes, NewEpoch(), 1)
+	m := newHot(b, maxEvents, maxBytes, event.NewEpoch(), 1)
 	m.keys = newKeys(b)
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tl-sh/tl/lib/event"
 	"github.com/tl-sh/tl/lib/wsframe"
 )
 
@@ -204,28 +205,25 @@ func (s *sub) line(l []byte) {
 				s.hist.add(s.now.Sub(time.Unix(0, sent)))
 			}
 		}
-	case bytes.HasPrefix(l, []byte(`{"control":"gap"`)):
-		from, _ := uintAfter(l, `"from_seq":`)
-		to, _ := uintAfter(l, `"to_seq":`)
-		if to >= from && from > 0 {
-			if from > s.last+1 {
-				s.lost += from - s.last - 1
-			}
-			s.gapEvents += to - from + 1
-			s.last = to
+	case event.IsControl(l):
+		c, err := event.ParseControl(l)
+		if err != nil {
+			return
 		}
-	case bytes.HasPrefix(l, []byte(`{"control":"hello"`)):
-		s.last, _ = uintAfter(l, `"last_seq":`)
-		s.hello.Store(true)
+		switch c.Control {
+		case event.Gap:
+			if from, to := c.FromSeq, c.ToSeq; to >= from && from > 0 {
+				if from > s.last+1 {
+					s.lost += from - s.last - 1
+				}
+				s.gapEvents += to - from + 1
+				s.last = to
+			}
+		case event.Hello:
+			s.last = c.LastSeq
+			s.hello.Store(true)
+		}
 	}
-}
-
-func uintAfter(l []byte, key string) (uint64, bool) {
-	i := bytes.Index(l, []byte(key))
-	if i < 0 {
-		return 0, false
-	}
-	return uintAt(l, i+len(key))
 }
 
 func uintAt(l []byte, i int) (uint64, bool) {

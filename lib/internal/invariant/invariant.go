@@ -45,6 +45,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	tlevent "github.com/tl-sh/tl/lib/event"
 )
 
 // Outcome is what a publisher learned of one batch.
@@ -402,7 +404,7 @@ func (c *checker) stream(s Sub) {
 				if l.From > l.To || l.From <= sp.last {
 					c.add("ordered", "%s: gap %d..%d (%s) of epoch %s after seq %d: it must start after what was received", where, l.From, l.To, l.Reason, cur, sp.last)
 				}
-				if l.Reason != "evicted" && l.Reason != "epoch" {
+				if l.Reason != tlevent.GapEvicted && l.Reason != tlevent.GapEpoch {
 					c.add("gap", "%s: gap %d..%d has reason %q", where, l.From, l.To, l.Reason)
 				}
 				if l.From <= l.To {

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -23,5 +25,5 @@ func raiseFileLimit() (uint64, error) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return 0, err
 	}
-	return rl.Cur, nil
+	return uint64(rl.Cur), nil
 }
