@@ -131,8 +131,9 @@ func TestBrowserSnippet(t *testing.T) {
 	if err := tail.Start(); err != nil {
 		t.Fatal(err)
 	}
-	tailDone := make(chan error, 1)
-	go func() { tailDone <- tail.Wait() }()
+	tailDone := make(chan struct{})
+	var tailRes error
+	go func() { tailRes = tail.Wait(); close(tailDone) }()
 	t.Cleanup(func() {
 		tail.Process.Kill()
 		<-tailDone
@@ -189,7 +190,8 @@ func TestBrowserSnippet(t *testing.T) {
 	// Leaving the page (pagehide) sends the beacon.
 	b.navigate("about:blank")
 
-	if err := <-tailDone; err != nil {
+	<-tailDone
+	if err := tailRes; err != nil {
 		t.Fatalf("tl-tail: %v\nstdout:\n%s\nstderr:\n%s", err, tailOut.String(), tailErr.String())
 	}
 	end := time.Now().UnixMilli()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +67,9 @@ func startBrowser(t *testing.T, path, setup string) *browser {
 		"--remote-debugging-address=127.0.0.1",
 		"--remote-debugging-port=0",
 		"about:blank")
+	// Its own process group, so that the cleanup can end the renderers
+	// and helpers it forks too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	errPipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +92,10 @@ func startBrowser(t *testing.T, path, setup string) *browser {
 				wsURL <- strings.TrimSpace(u)
 			}
 		}
+	}()
+	go func() {
+		// Wait closes the pipe once the browser has exited, which ends
+		// the reader above even if a forked helper still holds it.
 		cmd.Wait()
 		close(exited)
 	}()
@@ -101,7 +109,7 @@ func startBrowser(t *testing.T, path, setup string) *browser {
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
 	})
