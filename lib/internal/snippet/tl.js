@@ -17,10 +17,10 @@
 // minified output of it (go generate ./lib/internal/snippet rebuilds it).
 (function (win, doc, nav) {
   var script = doc.currentScript;
-  if (!script || win.tl) {
+  var data = script && script.dataset;
+  if (!data || !data.tenant || !data.key || win.tl) {
     return;
   }
-  var data = script.dataset;
   // The relay is wherever the script came from: its URL up to /v1/tl.js.
   var url =
     script.src.replace(/\/v1\/tl\.js.*$/, "") +
@@ -31,14 +31,18 @@
   var off =
     data.respectDnt != null &&
     (nav.doNotTrack == "1" || win.doNotTrack == "1" || !!nav.globalPrivacyControl);
-  // The batch, its timer, and the last path a pageview was sent for.
+  // The batch, its size in characters, its timer, and the last path a
+  // pageview was sent for.
   var queue = [];
+  var size = 0;
   var timer = 0;
   var last;
-  // MAX_BATCH events make a batch large enough to send at once: well under
-  // the relay's --ingest-burst (100 by default, TL-Max-Batch) and the 64
-  // KiB a beacon may carry. DELAY is how long (ms) an event waits at most.
+  // A batch of MAX_BATCH events or MAX_SIZE characters is sent at once:
+  // well under the relay's --ingest-burst (100 events by default,
+  // TL-Max-Batch) and the 64 KiB a beacon may carry. DELAY is how long
+  // (ms) an event waits at most.
   var MAX_BATCH = 20;
+  var MAX_SIZE = 16384;
   var DELAY = 2000;
 
   function flush() {
@@ -49,9 +53,10 @@
     }
     var body = queue.join("\n");
     queue = [];
+    size = 0;
     // A beacon outlives the page; when the browser will not queue one
-    // (over its size quota), a keepalive fetch does the same.
-    if (!nav.sendBeacon(url, body)) {
+    // (over its size quota), or has none, a keepalive fetch does the same.
+    if (!(nav.sendBeacon && nav.sendBeacon(url, body))) {
       fetch(url, { method: "POST", body: body, keepalive: true, mode: "no-cors" }).catch(function () {});
     }
   }
@@ -70,15 +75,15 @@
         meta[k] = String(metadata[k]);
       }
     }
-    queue.push(
-      JSON.stringify({
-        type: type,
-        path: String(path || location.pathname).slice(0, 2048),
-        timestamp: Date.now(),
-        metadata: meta,
-      })
-    );
-    if (queue.length >= MAX_BATCH) {
+    var line = JSON.stringify({
+      type: type,
+      path: String(path || location.pathname).slice(0, 2048),
+      timestamp: Date.now(),
+      metadata: meta,
+    });
+    queue.push(line);
+    size += line.length;
+    if (queue.length >= MAX_BATCH || size >= MAX_SIZE) {
       flush();
     } else if (!timer) {
       timer = setTimeout(flush, DELAY);
