@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make bench (QUICK=1: make bench-quick): runs every scripts/bench-*.sh in
 # turn, each printing its own section of the results, then prints one
-# summary table of the headline figures beside the goals of issue 10
-# (scripts/benchsum). The scripts append those figures as key=value lines to
+# summary table of the headline figures beside the goals of issue 10 and
+# issue 19's beacon path (scripts/benchsum; bench-beacon.sh measures it). The scripts append those figures as key=value lines to
 # $BENCH_RESULTS: a temporary file, or the file you name there (emptied
 # first, and kept). If a script fails, the others still run and the summary
 # is printed, but this exits non-zero. Missed goals do not fail it.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tl-sh/tl/lib/internal/snippet"
 	"github.com/tl-sh/tl/lib/metrics"
 	"github.com/tl-sh/tl/lib/tlog"
 )
@@ -24,7 +25,7 @@ const (
 func routeOf(r *http.Request) string {
 	p := r.URL.Path
 	switch p {
-	case "/healthz", "/readyz", routeMetrics:
+	case "/healthz", "/readyz", routeMetrics, snippet.Path:
 		return p
 	}
 	if rest, ok := strings.CutPrefix(p, "/v1/tenants/"); ok {

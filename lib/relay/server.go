@@ -27,6 +27,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/snippet"
 	"github.com/tl-sh/tl/lib/limit"
 	"github.com/tl-sh/tl/lib/metrics"
 )
@@ -203,6 +204,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case routeTenants:
 		s.listTenants(w, r)
+		return
+	case snippet.Path: // the browser snippet, for web pages (tl.js)
+		snippet.Serve(w, r)
 		return
 	case "/readyz":
 		s.mu.Lock()

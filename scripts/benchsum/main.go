@@ -1,6 +1,6 @@
 // Command benchsum prints the summary table at the end of make bench: the
-// headline figures of one run beside the goals of issue 10, and whether
-// each was met. It reads the lines that the scripts/bench-*.sh append to
+// headline figures of one run beside the goals of issue 10 (and issue 19's
+// beacon path), and whether each was met. It reads the lines that the scripts/bench-*.sh append to
 // $BENCH_RESULTS (scripts/bench.sh sets it), one per result: leading words
 // naming it, then key=value fields without spaces:
 //
@@ -8,6 +8,7 @@
 //	fanout A quick=1 subs=2000 tenants=20 ... p99_ms=12.400 ...   (scripts/loadgen -results)
 //	fanout tls A quick=1 ...                           (scripts/loadgen -tls: A/TLS, C/TLS)
 //	fanout pinned B quick=1 ... relay_cpus=0 ...       (loadgen -relay-cpus 0 under taskset -c 1)
+//	beacon quick=1 subs=0 ... posted_s=18732.1 ...      (loadgen -only W: web beacons, issue 19)
 //	post lines=100000 runs=3 events_s=730173           (scripts/bench-post.sh)
 //	tail lines=200000 bytes=200 runs=3 lines_s=4082499 live_lines_s=569516
 //	fmt lines=200000 runs=3 fast_s=0.122 gojq_path_s=0.400 jq_s=1.306 jq_version=jq-1.6 gojq_s=1.660 gojq_version=0.12.19
@@ -165,12 +166,12 @@ func summary(w io.Writer, res *results) {
 	if quick {
 		fmt.Fprintln(w, "Quick mode: these are not the goals' conditions. Scenarios A-D ran smaller and shorter than the goals"+
 			" describe, so they are not judged (\""+naQuick+"\"); the tl-post, tl-tail and tl-fmt rows ran on fewer lines"+
-			" (as their names say) and are judged anyway.")
+			" (as their names say) and, like the beacon row's closed loop, are judged anyway.")
 	}
 	rows := []row{
 		fanoutRow(res, "A", quick), fanoutRow(res, "B", quick), fanoutRow(res, "C", quick), fanoutRow(res, "D", quick),
 		variantRow(res, "tls", "A", quick), variantRow(res, "tls", "C", quick), variantRow(res, "pinned", "B", quick),
-		postRow(res.recs["post"]), tailRow(res.recs["tail"]), fmtRow(res.recs["fmt"]),
+		beaconRow(res), postRow(res.recs["post"]), tailRow(res.recs["tail"]), fmtRow(res.recs["fmt"]),
 	}
 	table(w, []string{"row", "goal", "met", "figures"}, rows)
 	for _, f := range res.failed {
@@ -337,6 +338,54 @@ func scenarioRow(res *results, variant, s string, quick bool) row {
 		met = naQuick
 	}
 	return row{name, strings.Join(fig, "; "), goal, met}
+}
+
+// beaconRoom is how many times scenario A's publishing rate the beacon
+// path must take (issue 19: "holds scenario A's rate with room to
+// spare"): A's 500 events/s come as single POSTs like beacons, so the
+// relay must answer beacons at 10× that, one client alone, to hold A's
+// traffic with the rest of the machine busy with A's fan-out.
+const beaconRoom = 10
+
+// defaultRateA is scenario A's publishing rate (scripts/loadgen), for a
+// results file without A.
+const defaultRateA = 500
+
+// beaconRow is scenario W of scripts/loadgen: one-event CORS POSTs as
+// navigator.sendBeacon sends them (text/plain, Origin, a public ingest key
+// in ?key=), closed loop. It is judged in quick mode too: a closed loop's
+// rate does not depend on the scenario's size.
+func beaconRow(res *results) row {
+	rateA := float64(defaultRateA)
+	if a := res.recs["fanout A"]; a != nil {
+		if v, ok := a.num("rate"); ok && v > 0 {
+			rateA = v
+		}
+	}
+	goal := fmt.Sprintf("≥ %d× A's %s ev/s (%s ev/s), every POST 202", beaconRoom, commas(rateA), commas(beaconRoom*rateA))
+	const name = "beacon: 1-event CORS POSTs (text/plain, Origin, ingest key), closed loop"
+	r := res.recs["beacon"]
+	if r == nil {
+		return row{name, "-", goal, noResult}
+	}
+	posted, ok := r.num("posted_s")
+	if !ok {
+		return row{name, "-", goal, noResult}
+	}
+	get := func(k string) float64 { v, _ := r.num(k); return v }
+	fig := []string{
+		fmt.Sprintf("%s events/s (%.0f× A's rate)", commas(posted), posted/rateA),
+		fmt.Sprintf("POST p99 %s ms", ms(get("post_p99_ms"))),
+		fmt.Sprintf("relay %.1f CPU-s, %s MiB", get("relay_cpu_s"), mib(get("rss_kib"))),
+		fmt.Sprintf("gen %.1f CPU-s", get("gen_cpu_s")),
+	}
+	var v verdict
+	v.check(posted >= beaconRoom*rateA, "%s ev/s < %s", exact(posted), commas(beaconRoom*rateA))
+	if n := get("post_errors"); n > 0 {
+		fig = append(fig, commas(n)+" POSTs failed")
+		v.check(false, "%s POSTs failed", commas(n))
+	}
+	return row{name, strings.Join(fig, "; "), goal, v.String()}
 }
 
 func postRow(r record) row {

@@ -19,6 +19,7 @@ fanout tls A quick=0 subs=10000 tenants=100 rate=500 batch=1 duration_s=10 deliv
 fanout tls C quick=0 subs=1000 tenants=1 rate=2000 batch=20 duration_s=10 delivered=20020000 expected=20020000 gaps=0 lost=0 missing=0 dup=0 post_errors=0 deliv_s=1000000 p50_ms=16.400 p95_ms=30.700 p99_ms=43.000 max_ms=80.400 posted_s=2002.0 post_p99_ms=26.600 relay_cpu_s=30.30 rss_kib=40960 gen_cpu_s=8.40 deliv_per_cpu_s=660726
 fanout pinned B quick=0 subs=10000 tenants=1 relay_cpus=0 rate=500 batch=1 duration_s=10 delivered=30000000 expected=50000000 gaps=20000000 lost=0 missing=0 dup=0 post_errors=0 deliv_s=300000 p50_ms=900.000 p95_ms=2213.000 p99_ms=2254.000 max_ms=3424.000 posted_s=495.0 post_p99_ms=9.999 relay_cpu_s=9.90 rss_kib=235520 gen_cpu_s=9.20 deliv_per_cpu_s=3030303
 fanout D quick=0 subs=19900 tenants=1 idle=1 rss_kib=327679 base_kib=10000 per_sub_kib=8.00
+beacon quick=0 subs=0 tenants=1 rate=1e+09 batch=1 duration_s=5 delivered=0 expected=0 gaps=0 lost=0 missing=0 dup=0 post_errors=0 deliv_s=0 p50_ms=0.000 p95_ms=0.000 p99_ms=0.000 max_ms=0.000 posted_s=5000.0 post_p99_ms=4.607 relay_cpu_s=3.740 rss_kib=55112 gen_cpu_s=3.769 deliv_per_cpu_s=0
 fmt lines=1000000 runs=3 fast_s=0.610 gojq_path_s=2.800 jq_s=0.611 jq_version=jq-1.6 gojq_s=0.620 gojq_version=0.12.19
 post lines=1000000 runs=3 events_s=300000
 tail lines=1000000 bytes=200 runs=3 lines_s=1000000 live_lines_s=569516
@@ -46,8 +47,8 @@ func summarize(t *testing.T, file string) (string, map[string]string) {
 		}
 		met[strings.Fields(strings.TrimPrefix(c[0], "| "))[0]] = strings.TrimSpace(c[2])
 	}
-	if len(met) != 10 {
-		t.Fatalf("%d rows, want 10:\n%s", len(met), b.String())
+	if len(met) != 11 {
+		t.Fatalf("%d rows, want 11:\n%s", len(met), b.String())
 	}
 	return b.String(), met
 }
@@ -104,6 +105,9 @@ func TestAllMet(t *testing.T) {
 		"319 MiB RSS, 8.0 KiB per idle subscriber",
 		"1,639,344 lines/s, 1.0× jq (jq-1.6), 1.0× gojq (0.12.19)",
 		"1,000,000 lines/s from history; live while tl-post publishes: 569,516",
+		"| beacon: 1-event CORS POSTs (text/plain, Origin, ingest key), closed loop ",
+		"| ≥ 10× A's 500 ev/s (5,000 ev/s), every POST 202 ",
+		"5,000 events/s (10× A's rate); POST p99 4.6 ms; relay 3.7 CPU-s, 53 MiB; gen 3.8 CPU-s",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
@@ -149,6 +153,8 @@ func TestMissed(t *testing.T) {
 		{with("fanout pinned B", "post_p99_ms", "10.000"), "B/pinned:", "POST p99 10 ms ≥ 10"},
 		{with("fanout pinned B", "posted_s", "494.9"), "B/pinned:", "accepted 494.9 ev/s of 500"},
 		{with("fanout pinned B", "lost", "1"), "B/pinned:", "1 lost, 0 unaccounted"},
+		{with("beacon", "posted_s", "4999.9"), "beacon:", "4999.9 ev/s < 5,000"},
+		{with("beacon", "post_errors", "2"), "beacon:", "2 POSTs failed"},
 		{with("post", "events_s", "299999"), "tl-post", "299,999 < 300,000"},
 		{with("tail", "lines_s", "999999"), "tl-tail", "999,999 < 1,000,000"},
 		{with("fmt", "jq_s", "0.610"), "tl-fmt", "1.00× jq"},
@@ -177,7 +183,7 @@ func TestQuick(t *testing.T) {
 			t.Errorf("%s: %q, want %q", r, met[r], naQuick)
 		}
 	}
-	if !strings.HasPrefix(met["tl-post"], "missed") || met["tl-tail"] != "met" || met["tl-fmt"] != "met" {
+	if !strings.HasPrefix(met["tl-post"], "missed") || met["tl-tail"] != "met" || met["tl-fmt"] != "met" || met["beacon:"] != "met" {
 		t.Errorf("client rows %q %q %q, want missed met met", met["tl-post"], met["tl-tail"], met["tl-fmt"])
 	}
 	for _, want := range []string{"make bench-quick (", "Quick mode: these are not the goals' conditions", "| A: 2,000 subs / 100 tenants"} {

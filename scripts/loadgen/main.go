@@ -17,6 +17,12 @@
 //	   -relay-args --data-dir, bench-durable.sh)
 //	F  fan-out at full speed: 1,000 subscribers on one tenant, 1,000-event
 //	   POSTs as fast as the relay answers them (bench-relay.sh)
+//	W  web beacons: what navigator.sendBeacon sends (issue 19), as fast as
+//	   the relay answers: one event per POST, text/plain, an Origin header,
+//	   a public ingest key in ?key=, 16 keep-alive connections
+//	   (bench-beacon.sh). The relay gets --tokens with the key and
+//	   --ingest-rate 1000000: the generator is one client address, which
+//	   the default limit per address (10 events/s) would hold to a trickle.
 //
 // -tls runs the scenarios over TLS (https:// and wss://, a throw-away
 // certificate made at run time): every --tls-cert deployment's streams are
@@ -43,6 +49,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +75,7 @@ type scenario struct {
 	secure   bool     // over TLS (-tls)
 	pin      string   // -relay-cpus: the relay runs on these CPUs only
 	extra    bool     // run only when named in -only
+	beacon   bool     // W: CORS text/plain POSTs with a public ingest key
 }
 
 func scenarios(quick bool) []scenario {
@@ -100,6 +108,9 @@ func scenarios(quick bool) []scenario {
 			tenants: 1, rate: 1e9, batch: 1000, workers: 1, duration: d / 2},
 		{name: "F", what: fmt.Sprintf("%d subs / 1 tenant, 1,000-event POSTs, closed loop", c), extra: true,
 			subs: c, tenants: 1, rate: 1e9, batch: 1000, workers: 1, duration: d / 2, bufSize: 64 << 10, sample: max(1, c/250)},
+		{name: "W", what: "beacons: 1-event CORS POSTs, ingest key, closed loop", extra: true, beacon: true,
+			tenants: 1, rate: 1e9, batch: 1, workers: 16, duration: d / 2,
+			args: []string{"--ingest-rate", fmt.Sprint(beaconIngestRate)}},
 	}
 }
 
@@ -118,6 +129,8 @@ func main() {
 	pubWorkers := flag.Int("workers", 16, "publisher: concurrent POSTs")
 	pubDuration := flag.Duration("duration", 10*time.Second, "publisher: how long")
 	pubEvents := flag.Int("events", 0, "publisher: stop after this many events (0: after -duration)")
+	pubOrigin := flag.String("origin", "", "publisher: send as a web page of `origin` would (W): text/plain, Origin, the key of -key")
+	pubKey := flag.String("key", "", "publisher: the public ingest `key` to send in ?key= (with -origin)")
 	secure := flag.Bool("tls", false, "run the scenarios over TLS (https://, wss://) with a throw-away certificate")
 	subsN := flag.Int("subs", 0, "subscribers, overriding the scenarios' own")
 	relayCPUs := flag.String("relay-cpus", "", "run the relay on these `cpus` only (taskset -c); run loadgen itself under taskset on the others")
@@ -125,7 +138,7 @@ func main() {
 	results := flag.String("results", "", "also append each row as a line of key=value fields to `file` (make bench's summary)")
 	flag.Parse()
 	if *pubAddr != "" {
-		if err := publishMain(*pubAddr, *pubTenants, *pubRate, *pubBatch, *pubWorkers, *pubEvents, *secure, *pubDuration); err != nil {
+		if err := publishMain(*pubAddr, *pubTenants, *pubRate, *pubBatch, *pubWorkers, *pubEvents, *secure, *pubDuration, *pubOrigin, *pubKey); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen: publisher:", err)
 			os.Exit(1)
 		}
@@ -222,6 +235,19 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		}
 		args = append(args, "--tls-cert", cert, "--tls-key", key)
 	}
+	var key string
+	if sc.beacon {
+		dir, err := os.MkdirTemp("", "loadgen-beacon")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		file := dir + "/tokens"
+		if key, err = ingestKey(bin, file); err != nil {
+			return err
+		}
+		args = append(args, "--tokens", file)
+	}
 	var prefix []string
 	if sc.pin != "" {
 		prefix = []string{"taskset", "-c", sc.pin}
@@ -286,7 +312,7 @@ func runScenario(bin string, sc scenario, drain time.Duration, cpuprofile string
 		}()
 	}
 	start := time.Now()
-	p, err := publishChild(r.Addr, tenants, sc)
+	p, err := publishChild(r.Addr, tenants, sc, key)
 	if err != nil {
 		return err
 	}
@@ -502,4 +528,24 @@ func printMemStats(admin string) {
 	if err := saveURL(admin+"/debug/pprof/heap", "/tmp/loadgen-heap.pprof"); err == nil {
 		fmt.Fprintln(os.Stderr, "loadgen: heap profile in /tmp/loadgen-heap.pprof")
 	}
+}
+
+// beaconOrigin is the web page W's beacons come from, the origin of its
+// ingest key.
+const beaconOrigin = "https://shop.example"
+
+// beaconIngestRate is W's --ingest-rate: a limit per client address no
+// loopback run reaches, since all of W's POSTs come from 127.0.0.1 (a
+// site's visitors each have their own address and bucket).
+const beaconIngestRate = 1_000_000
+
+// ingestKey makes a public ingest key for the tenant "bench" and
+// beaconOrigin with bin's token command, its line appended to file.
+func ingestKey(bin, file string) (string, error) {
+	out, err := exec.Command(bin, "token", "--scopes", "ingest", "--tenants", tenantName(0, 1),
+		"--origin", beaconOrigin, "--name", "loadgen", "--append", file).Output()
+	if err != nil {
+		return "", fmt.Errorf("%s token --scopes ingest: %w", bin, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

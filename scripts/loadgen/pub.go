@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -28,6 +29,8 @@ type publisher struct {
 	workers  int
 	events   int             // stop after this many events; 0: run until ctx ends
 	secure   bool            // https://
+	origin   string          // as a web page of this origin (W): text/plain, Origin, ?key=
+	key      string          // the public ingest key, with origin
 	accepted []atomic.Uint64 // per tenant
 	errors   atomic.Uint64
 	lastErr  atomic.Value // string
@@ -93,6 +96,12 @@ func (p *publisher) worker(jobs <-chan job, h *hist) {
 	if p.batch > 1 {
 		ct = "application/x-ndjson"
 	}
+	query := ""
+	if p.origin != "" {
+		// What navigator.sendBeacon(url, string) sends.
+		ct = "text/plain;charset=UTF-8"
+		query = "?key=" + url.QueryEscape(p.key)
+	}
 	scheme := "http://"
 	if p.secure {
 		scheme = "https://"
@@ -108,13 +117,23 @@ func (p *publisher) worker(jobs <-chan job, h *hist) {
 		body = append(body, "0000000000000000000\"}}\n"...)
 	}
 	for j := range jobs {
-		url := scheme + p.addr + "/v1/tenants/" + p.tenants[j.tenant] + "/events"
+		req, err := http.NewRequest(http.MethodPost, scheme+p.addr+"/v1/tenants/"+p.tenants[j.tenant]+"/events"+query, nil)
+		if err != nil {
+			p.fail(err.Error())
+			continue
+		}
+		req.Header.Set("Content-Type", ct)
+		if p.origin != "" {
+			req.Header.Set("Origin", p.origin)
+		}
 		sent := time.Now()
 		ns := strconv.AppendInt(make([]byte, 0, 19), sent.UnixNano(), 10)
 		for _, i := range at {
 			copy(body[i:i+19], ns)
 		}
-		res, err := c.Post(url, ct, bytes.NewReader(body))
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		res, err := c.Do(req)
 		if err != nil {
 			p.fail(err.Error())
 			continue
@@ -125,6 +144,11 @@ func (p *publisher) worker(jobs <-chan job, h *hist) {
 		p.posts.Add(1)
 		if res.StatusCode != http.StatusAccepted {
 			p.fail(res.Status)
+			continue
+		}
+		if p.origin != "" && res.Header.Get("Access-Control-Allow-Origin") != p.origin {
+			// The page could not read this 202: not a beacon's success.
+			p.fail("202 without Access-Control-Allow-Origin")
 			continue
 		}
 		p.accepted[j.tenant].Add(uint64(p.batch))
@@ -150,7 +174,7 @@ type pubResult struct {
 // with -publish), so that the generator's thousands of reading goroutines
 // do not delay its POSTs: POST latency is then the relay's, as a separate
 // client would see it.
-func publishChild(addr string, tenants []string, sc scenario) (*pubResult, error) {
+func publishChild(addr string, tenants []string, sc scenario, key string) (*pubResult, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -159,6 +183,9 @@ func publishChild(addr string, tenants []string, sc scenario) (*pubResult, error
 		"-rate", fmt.Sprint(sc.rate), "-batch", fmt.Sprint(sc.batch),
 		"-workers", fmt.Sprint(sc.workers), "-duration", sc.duration.String(),
 		"-events", fmt.Sprint(sc.events), fmt.Sprintf("-tls=%v", sc.secure))
+	if sc.beacon {
+		cmd.Args = append(cmd.Args, "-origin", beaconOrigin, "-key", key)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -173,8 +200,9 @@ func publishChild(addr string, tenants []string, sc scenario) (*pubResult, error
 
 // publishMain is the publisher process: it publishes for d and prints a
 // pubResult.
-func publishMain(addr, tenants string, rate float64, batch, workers, events int, secure bool, d time.Duration) error {
-	p := &publisher{addr: addr, tenants: strings.Split(tenants, ","), rate: rate, batch: batch, workers: workers, events: events, secure: secure}
+func publishMain(addr, tenants string, rate float64, batch, workers, events int, secure bool, d time.Duration, origin, key string) error {
+	p := &publisher{addr: addr, tenants: strings.Split(tenants, ","), rate: rate, batch: batch, workers: workers, events: events, secure: secure,
+		origin: origin, key: key}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cpu0 := selfCPU()

@@ -34,6 +34,8 @@ func resultLine(sc scenario, quick bool, o outcome) string {
 	// The record's name: "fanout A", "fanout tls A", "fanout pinned B".
 	f := []string{"fanout", sc.name}
 	switch {
+	case sc.beacon:
+		f = []string{"beacon"} // make bench's "beacon" row
 	case sc.secure:
 		f = []string{"fanout", "tls", sc.name}
 	case sc.pin != "":

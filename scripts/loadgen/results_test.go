@@ -102,3 +102,22 @@ func TestAppendResult(t *testing.T) {
 		t.Errorf("file holds %q", b)
 	}
 }
+
+// TestBeaconScenario: W is the web beacons' scenario, run only when named,
+// with the per-address limit raised, and its line is make bench's
+// "beacon" record.
+func TestBeaconScenario(t *testing.T) {
+	var w scenario
+	for _, sc := range scenarios(true) {
+		if sc.name == "W" {
+			w = sc
+		}
+	}
+	if !w.beacon || !w.extra || w.batch != 1 || strings.Join(w.args, " ") != "--ingest-rate 1000000" {
+		t.Fatalf("scenario W: %+v", w)
+	}
+	words, kv := fields(t, resultLine(w, true, outcome{postedPerSec: 18732.1, postP99: 4600 * time.Microsecond}))
+	if strings.Join(words, " ") != "beacon" || kv["posted_s"] != "18732.1" || kv["batch"] != "1" || kv["quick"] != "1" {
+		t.Errorf("W's result line: %v %v", words, kv)
+	}
+}
