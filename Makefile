@@ -73,7 +73,7 @@ lint:
 # serves elsewhere). Only the four commands are built, into /dev/null, and
 # vetted with the packages that are split by platform, so this stays fast.
 CROSS     ?= linux/amd64 darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64
-CROSS_VET ?= ./cmd/... ./lib/disklog/... ./scripts/...
+CROSS_VET ?= ./cmd/... ./lib/internal/disklog/... ./scripts/...
 cross:
 	@set -e; for p in $(CROSS); do \
 		echo "cross: $$p"; \

@@ -18,7 +18,7 @@ quick=
 echo "## tl-relay fan-out (scripts/loadgen $quick; $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at start)"
 "$bin/loadgen" -relay "$bin/tl-relay" $quick ${BENCH_RESULTS:+-results "$BENCH_RESULTS"}
 # A and C again over TLS: every --tls-cert deployment's streams run on the
-# relay's goroutine engine (lib/relay/writer.go), not on its hubs.
+# relay's goroutine engine (lib/internal/relay/writer.go), not on its hubs.
 echo "### over TLS (scripts/loadgen -tls -only AC; https:// and wss://, a throw-away certificate)"
 "$bin/loadgen" -relay "$bin/tl-relay" $quick -tls -only AC ${BENCH_RESULTS:+-results "$BENCH_RESULTS"}
 # B again with the CPU split evenly: the relay on CPU 0, the generator

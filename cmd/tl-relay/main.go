@@ -1,6 +1,6 @@
 // Command tl-relay is the tl relay: per-tenant event ingestion and live
 // fan-out over WebSocket and chunked NDJSON. See lib/relaycmd (the
-// command) and lib/relay (the relay).
+// command) and lib/internal/relay (the relay).
 package main
 
 import (

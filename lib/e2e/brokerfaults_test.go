@@ -18,8 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tl-sh/tl/lib/internal/redistest"
 	"github.com/tl-sh/tl/lib/internal/testkit"
-	"github.com/tl-sh/tl/lib/redistest"
 )
 
 // The --broker backing under faults (issue 16 points 1, 2, 5; issue 15's

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tl-sh/tl/lib/redistest"
+	"github.com/tl-sh/tl/lib/internal/redistest"
 )
 
 // deadAddr returns a loopback address where nothing listens.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/tl-sh/tl/lib/redistest"
+	"github.com/tl-sh/tl/lib/internal/redistest"
 )
 
 // The commands for a private redis-server (registered in Params), used by

@@ -18,7 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tl-sh/tl/lib/auth"
+	"github.com/tl-sh/tl/lib/internal/auth"
 )
 
 // secTokens are the tokens of the security tests and what each may do.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tl-sh/tl/lib/redistest"
+	"github.com/tl-sh/tl/lib/internal/redistest"
 
 	"github.com/tl-sh/tl/lib/internal/testkit"
 )

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tl-sh/tl/lib/ndjson"
+	"github.com/tl-sh/tl/lib/internal/ndjson"
 )
 
 // TestByteOrderMark: a UTF-8 BOM at the start of an input (stdin or each

@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/tl-sh/tl/lib/ndjson"
+	"github.com/tl-sh/tl/lib/internal/ndjson"
 )
 
 // source reads the lines of the inputs (the files in turn, or stdin).
@@ -86,7 +86,7 @@ func (s *source) line() ([]byte, error) {
 		if len(b) > 0 {
 			if s.lineNo == 0 {
 				// A byte order mark starts the input, not its first
-				// line: jq ignores it, and so does lib/ndjson.
+				// line: jq ignores it, and so does lib/internal/ndjson.
 				b = bytes.TrimPrefix(b, []byte(ndjson.BOM))
 			}
 			s.lineNo++

@@ -11,7 +11,7 @@ import (
 
 	"github.com/creack/pty"
 
-	"github.com/tl-sh/tl/lib/ndjson"
+	"github.com/tl-sh/tl/lib/internal/ndjson"
 )
 
 // TestByteOrderMark: a UTF-8 BOM at the start of a file or of stdin is

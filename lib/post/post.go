@@ -20,8 +20,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tl-sh/tl/lib/cli"
-	"github.com/tl-sh/tl/lib/client"
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/client"
 )
 
 // Defaults for the tuning flags; each is documented in the usage and man page.

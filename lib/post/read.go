@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"github.com/tl-sh/tl/lib/event"
-	"github.com/tl-sh/tl/lib/ndjson"
+	"github.com/tl-sh/tl/lib/internal/ndjson"
 )
 
 // maxLine is the longest input line read whole: an event's limit plus room

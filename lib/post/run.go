@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/cli"
-	"github.com/tl-sh/tl/lib/client"
+	"github.com/tl-sh/tl/lib/internal/client"
 )
 
 // stopGrace is how long a batch already in flight may take to finish after

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tl-sh/tl/lib/client"
+	"github.com/tl-sh/tl/lib/internal/client"
 )
 
 const (

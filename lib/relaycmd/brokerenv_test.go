@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/redistest"
 	"github.com/tl-sh/tl/lib/internal/testkit"
-	"github.com/tl-sh/tl/lib/redistest"
 )
 
 // TestBrokerURL: --broker wins, even empty (no broker); else TL_BROKER.

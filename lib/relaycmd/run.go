@@ -1,7 +1,7 @@
 // Package relaycmd is the tl-relay command: its flags and usage, the
 // token file, TLS and SIGHUP, the choice of backing (memory, a data
 // directory or a Redis broker), the listeners and the admin server. The
-// relay itself (lib/relay) takes what they set up as a Config.
+// relay itself (lib/internal/relay) takes what they set up as a Config.
 package relaycmd
 
 import (
@@ -16,9 +16,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tl-sh/tl/lib/cli"
-	"github.com/tl-sh/tl/lib/redislog"
-	"github.com/tl-sh/tl/lib/relay"
-	"github.com/tl-sh/tl/lib/tlog"
+	"github.com/tl-sh/tl/lib/internal/redislog"
+	"github.com/tl-sh/tl/lib/internal/relay"
+	"github.com/tl-sh/tl/lib/internal/tlog"
 )
 
 const usage = `usage: tl-relay [flags]

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/relay"
 	"github.com/tl-sh/tl/lib/internal/testkit"
-	"github.com/tl-sh/tl/lib/relay"
 )
 
 func testEnv() (*cli.Env, *bytes.Buffer, *testkit.SyncBuffer) {

@@ -11,11 +11,11 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
 	"github.com/tl-sh/tl/lib/event"
-	"github.com/tl-sh/tl/lib/metrics"
-	"github.com/tl-sh/tl/lib/relay"
+	"github.com/tl-sh/tl/lib/internal/auth"
+	"github.com/tl-sh/tl/lib/internal/metrics"
+	"github.com/tl-sh/tl/lib/internal/relay"
 )
 
 // maxMetricsTenants caps --metrics-tenants: each labeled tenant adds about

@@ -12,10 +12,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
-	"github.com/tl-sh/tl/lib/limit"
-	"github.com/tl-sh/tl/lib/relay"
+	"github.com/tl-sh/tl/lib/internal/auth"
+	"github.com/tl-sh/tl/lib/internal/limit"
+	"github.com/tl-sh/tl/lib/internal/relay"
 )
 
 // securityFlags are tl-relay's flags for serving beyond localhost: tokens,

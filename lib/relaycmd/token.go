@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/auth"
 )
 
 // minTokenLen is the shortest token `tl-relay token --stdin` accepts: a

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tl-sh/tl/lib/auth"
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/auth"
 )
 
 func runTokenCmd(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/tl-sh/tl/lib/cli"
-	"github.com/tl-sh/tl/lib/client"
-	"github.com/tl-sh/tl/lib/drain"
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/client"
+	"github.com/tl-sh/tl/lib/internal/drain"
 )
 
 // processTail is a tail whose stdout is out, for process alone.

@@ -20,9 +20,9 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/cli"
-	"github.com/tl-sh/tl/lib/client"
-	"github.com/tl-sh/tl/lib/drain"
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/client"
+	"github.com/tl-sh/tl/lib/internal/drain"
 )
 
 // Tuning of the connection.

@@ -21,9 +21,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tl-sh/tl/lib/cli"
-	"github.com/tl-sh/tl/lib/client"
-	"github.com/tl-sh/tl/lib/drain"
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/client"
+	"github.com/tl-sh/tl/lib/internal/drain"
 )
 
 const name = "tl-tail"

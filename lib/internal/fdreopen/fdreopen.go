@@ -4,7 +4,7 @@
 // description is non-blocking and in the poller, so reads and writes on it
 // can have deadlines, while the original, shared with the shell and other
 // processes, stays as it was (blocking). tl-post reads stdin this way and
-// tl-tail's stdout writer (lib/drain) writes a pipe this way.
+// tl-tail's stdout writer (lib/internal/drain) writes a pipe this way.
 package fdreopen
 
 import (
