@@ -185,7 +185,7 @@ func cmdRelayStart(ts *testscript.TestScript, neg bool, args []string) {
 			started = true
 		}
 	}
-	rp, err := testkit.StartRelay(cmd, logf, onLine, 20*time.Second)
+	rp, err := launchRelay(cmd, logf, onLine, 20*time.Second)
 	if rp == nil {
 		ts.Fatalf("tl-relay: %v", err)
 	}
@@ -193,7 +193,7 @@ func cmdRelayStart(ts *testscript.TestScript, neg bool, args []string) {
 	go func() { <-done; logf.Close() }()
 	url := rp.URL
 	switch {
-	case errors.Is(err, testkit.ErrExited):
+	case errors.Is(err, errExited):
 		data, _ := os.ReadFile(logPath)
 		ts.Fatalf("tl-relay exited before listening:\n%s", data)
 	case err != nil:

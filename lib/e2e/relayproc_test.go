@@ -66,7 +66,7 @@ func secTryStartRelayLimited(t *testing.T, ulimit string, args ...string) (*secP
 	}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	log := &testkit.SyncBuffer{}
-	rp, err := testkit.StartRelay(cmd, log, nil, 30*time.Second)
+	rp, err := launchRelay(cmd, log, nil, 30*time.Second)
 	if rp == nil {
 		return nil, err
 	}

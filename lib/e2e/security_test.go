@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/internal/auth"
+	"github.com/tl-sh/tl/lib/relaycmd"
 )
 
 // secTokens are the tokens of the security tests and what each may do.
@@ -225,8 +226,7 @@ func TestSecurityAuthMatrix(t *testing.T) {
 	}
 	// The admin listener (pprof too) asks for the same scope.
 	p.waitLog("admin on http://")
-	admin := p.log.String()
-	admin = strings.TrimSpace(strings.SplitN(admin[strings.Index(admin, "admin on ")+len("admin on "):], "\n", 2)[0])
+	admin := adminURLIn(t, p.log.String())
 	for _, tt := range []struct {
 		who  string
 		want int
@@ -570,8 +570,7 @@ func TestSecurityTLS(t *testing.T) {
 	}
 	// The admin listener serves TLS too.
 	p.waitLog("admin on https://")
-	admin := p.log.String()
-	admin = strings.TrimSpace(strings.SplitN(admin[strings.Index(admin, "admin on ")+len("admin on "):], "\n", 2)[0])
+	admin := adminURLIn(t, p.log.String())
 	if st, _, body := secDo(t, c, "GET", admin+"/metrics", secToken("admin"), "", nil); st != 200 {
 		t.Errorf("https admin /metrics: %d %s", st, body)
 	}
@@ -628,4 +627,16 @@ func TestSecurityTLS(t *testing.T) {
 	if l := secReadLines(t, conn); l[0]["path"] != "/checkout" {
 		t.Errorf("the wss stream opened before the rotation got %v", l)
 	}
+}
+
+// adminURLIn returns the URL of the admin line in a relay's log.
+func adminURLIn(t *testing.T, log string) string {
+	t.Helper()
+	for _, line := range strings.Split(log, "\n") {
+		if u, ok := relaycmd.AdminURL(line); ok {
+			return u
+		}
+	}
+	t.Fatalf("no admin line in:\n%s", log)
+	return ""
 }

@@ -48,12 +48,12 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	fs.SortFlags = false
 	var cfg relay.Config
 	listen := fs.String("listen", relay.DefaultListen, "listen on `ADDR` (host:port; port 0 picks a free one)")
-	historyBytes := sizeValue(tlog.DefaultMaxBytes)
-	maxBody := sizeValue(relay.DefaultMaxBody)
+	historyBytes := cli.Size(tlog.DefaultMaxBytes)
+	maxBody := cli.Size(relay.DefaultMaxBody)
 	fs.IntVar(&cfg.HistoryEvents, "history-events", tlog.DefaultMaxEvents, "keep up to `N` events per tenant")
 	fs.Var(&historyBytes, "history-bytes", "keep up to `SIZE` of events per tenant (bytes, or with KiB, MiB, GiB)")
 	fs.Var(&maxBody, "max-body", "refuse request bodies over `SIZE` with 413")
-	memBudget := sizeValue(0)
+	memBudget := cli.Size(0)
 	fs.Var(&memBudget, "memory-budget", "hold at most `SIZE` of history and Idempotency-Keys in memory over all tenants; when full, the tenants holding the most lose their oldest events first (default: a quarter of the machine's or cgroup's memory)")
 	fs.IntVar(&cfg.MaxSubscribers, "max-subscribers", relay.DefaultMaxSubscribers, "accept at most `N` subscribers in all")
 	fs.IntVar(&cfg.MaxTenantSubscribers, "max-tenant-subscribers", relay.DefaultMaxTenantSubscribers, "accept at most `N` subscribers per tenant")
@@ -62,13 +62,13 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	drain := fs.Duration("drain-timeout", relay.DefaultDrainTimeout, "on SIGTERM/SIGINT, give subscribers at most `DURATION` to drain")
 	fs.DurationVar(&cfg.TenantIdle, "tenant-idle", relay.DefaultTenantIdle, "forget a tenant with no subscriber and no request for `DURATION`")
 	dataDir := fs.String("data-dir", "", "keep tenant histories in `DIR`, on disk before each 202, so they survive restarts and crashes")
-	dataMax := sizeValue(0)
+	dataMax := cli.Size(0)
 	fs.Var(&dataMax, "data-max-bytes", "with --data-dir, cap DIR at `SIZE`: the least recently written data of any tenant goes first (0: no cap)")
 	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", relay.DefaultBodyTimeout, "cut off a POST whose body has not arrived within `DURATION` (408)")
 	fs.DurationVar(&cfg.HeaderTimeout, "header-timeout", relay.DefaultHeaderTimeout, "close a connection whose request headers have not arrived within `DURATION`")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", relay.DefaultIdleTimeout, "close a keep-alive connection idle for `DURATION`")
-	maxInflight := sizeValue(relay.DefaultMaxInflightBytes)
-	maxTenantInflight := sizeValue(0)
+	maxInflight := cli.Size(relay.DefaultMaxInflightBytes)
+	maxTenantInflight := cli.Size(0)
 	fs.Var(&maxInflight, "max-inflight-bytes", "hold at most `SIZE` of memory for request bodies being read, relay-wide (a body costs ~2.5x its size); over it, 503 with Retry-After before the body is read")
 	fs.Var(&maxTenantInflight, "max-tenant-inflight-bytes", "hold at most `SIZE` of that memory for one tenant's bodies (default: a quarter of --max-inflight-bytes)")
 	secFlags := addSecurityFlags(fs)
@@ -164,7 +164,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 	}
 	l, scheme := sec.listener(l)
 	// The first line on stderr: tests and scripts read the address here.
-	fmt.Fprintf(env.Stderr, "tl-relay: listening on %s://%s\n", scheme, l.Addr())
+	printListen(env.Stderr, scheme, l.Addr().String())
 	// The history opens only now, so that the line above is the first on
 	// stderr whatever recovery or the broker log; nothing is served before
 	// Serve below.
@@ -371,7 +371,3 @@ func redactErr(rawURL string, err error) string {
 	}
 	return msg
 }
-
-// sizeValue is a byte size flag, read as every tl command reads sizes
-// (cli.Size: 1048576, 64KiB, 8MiB, 64mib, 2G).
-type sizeValue = cli.Size

@@ -51,26 +51,6 @@ func TestRunFlags(t *testing.T) {
 	}
 }
 
-func TestSizeValue(t *testing.T) {
-	cases := map[string]int64{"1048576": 1 << 20, "64KiB": 64 << 10, "64mib": 64 << 20, "8MiB": 8 << 20, "2GiB": 2 << 30, "3M": 3 << 20, "10 KB": 10 << 10, "7B": 7}
-	for in, want := range cases {
-		var v sizeValue
-		if err := v.Set(in); err != nil || int64(v) != want {
-			t.Errorf("Set(%q) = %d, %v; want %d", in, v, err, want)
-		}
-	}
-	for _, bad := range []string{"", "x", "-1", "1.5MiB", "99999999999GiB"} {
-		var v sizeValue
-		if err := v.Set(bad); err == nil {
-			t.Errorf("Set(%q) accepted", bad)
-		}
-	}
-	v, w := sizeValue(64<<20), sizeValue(1000)
-	if v.String() != "64MiB" || w.String() != "1000" {
-		t.Errorf("String = %s, %s", v.String(), w.String())
-	}
-}
-
 // TestRunServesAndStops: the first stderr line names the address; a
 // cancelled context (SIGTERM in cli.Main) drains and exits 0.
 func TestRunServesAndStops(t *testing.T) {
@@ -83,7 +63,7 @@ func TestRunServesAndStops(t *testing.T) {
 		first, _, _ = strings.Cut(errb.String(), "\n")
 		return strings.Contains(errb.String(), "\n")
 	})
-	url, ok := strings.CutPrefix(first, "tl-relay: listening on ")
+	url, ok := ListenURL(first)
 	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("first stderr line %q", first)
 	}

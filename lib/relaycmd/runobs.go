@@ -105,7 +105,7 @@ func listenAdmin(addr string, tokens, insecure bool) (net.Listener, error) {
 // tokens must not cross the network in the clear either.
 func startAdmin(l net.Listener, s *relay.Server, sec *security, stderr io.Writer) *adminServer {
 	l, scheme := sec.listener(l)
-	fmt.Fprintf(stderr, "tl-relay: admin on %s://%s\n", scheme, l.Addr())
+	printAdmin(stderr, scheme, l.Addr().String())
 	a := &adminServer{
 		http:   s.AdminServer(),
 		bound:  l.Addr().String(),

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tl-sh/tl/lib/relaycmd"
 )
 
 // Relay is a running tl-relay.
@@ -46,7 +48,8 @@ func StartWith(prefix []string, bin string, args ...string) (*Relay, error) {
 		cmd.Wait()
 		return nil, fmt.Errorf("relay did not start: %v", err)
 	}
-	r := &Relay{cmd: cmd, Addr: AddrIn(line)}
+	u, _ := relaycmd.ListenURL(line)
+	r := &Relay{cmd: cmd, Addr: hostPort(u)}
 	if r.Addr == "" {
 		r.Stop()
 		return nil, fmt.Errorf("relay's first line names no address: %q", line)
@@ -55,7 +58,8 @@ func StartWith(prefix []string, bin string, args ...string) (*Relay, error) {
 		if a == "--admin-listen" {
 			// The admin address comes on the next line.
 			if line, err = br.ReadString('\n'); err == nil {
-				r.Admin = AddrIn(line)
+				u, _ := relaycmd.AdminURL(line)
+				r.Admin = hostPort(u)
 			}
 		}
 	}
@@ -63,16 +67,12 @@ func StartWith(prefix []string, bin string, args ...string) (*Relay, error) {
 	return r, nil
 }
 
-// AddrIn returns the host:port of the first http:// or https:// URL in
-// line.
-func AddrIn(line string) string {
-	for _, f := range strings.Fields(line) {
-		u, ok := strings.CutPrefix(f, "http://")
-		if !ok {
-			u, ok = strings.CutPrefix(f, "https://")
-		}
-		if ok {
-			return strings.TrimRight(u, "/,)")
+// hostPort returns the host:port of an http:// or https:// URL, "" for
+// anything else.
+func hostPort(url string) string {
+	for _, scheme := range []string{"http://", "https://"} {
+		if hp, ok := strings.CutPrefix(url, scheme); ok {
+			return strings.TrimRight(hp, "/")
 		}
 	}
 	return ""

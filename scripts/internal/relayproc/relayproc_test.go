@@ -7,15 +7,15 @@ import (
 	"time"
 )
 
-func TestAddrIn(t *testing.T) {
-	for line, want := range map[string]string{
-		"tl-relay: listening on http://127.0.0.1:41234\n":             "127.0.0.1:41234",
-		"tl-relay: admin (metrics, pprof) on http://127.0.0.1:9090/,": "127.0.0.1:9090",
-		"tl-relay: no address here":                                   "",
-		"tl-relay: listening on https://127.0.0.1:8443\n":             "127.0.0.1:8443",
+func TestHostPort(t *testing.T) {
+	for url, want := range map[string]string{
+		"http://127.0.0.1:41234":  "127.0.0.1:41234",
+		"https://127.0.0.1:8443/": "127.0.0.1:8443",
+		"":                        "",
+		"ws://127.0.0.1:1":        "",
 	} {
-		if got := AddrIn(line); got != want {
-			t.Errorf("AddrIn(%q) = %q, want %q", line, got, want)
+		if got := hostPort(url); got != want {
+			t.Errorf("hostPort(%q) = %q, want %q", url, got, want)
 		}
 	}
 }
