@@ -263,7 +263,7 @@ func (w *wsClient) seq(line string) uint64 {
 
 // testEvents returns the sample events, by tenant, as lines.
 func testEvents(t testing.TB) map[string][][]byte {
-	data, err := os.ReadFile("../event/testdata/events.ndjson")
+	data, err := os.ReadFile("../../event/testdata/events.ndjson")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,7 +83,7 @@ func TestBadFiles(t *testing.T) {
 	r := startRelay(t, Config{})
 	sub := r.dial("acme", "")
 	sub.hello()
-	files, _ := filepath.Glob("../event/testdata/bad/*.ndjson")
+	files, _ := filepath.Glob("../../event/testdata/bad/*.ndjson")
 	if len(files) != 24 {
 		t.Fatalf("%d bad files, want 24", len(files))
 	}
