@@ -130,7 +130,8 @@ func (s *TLStore) Log(tenant string) (*TLog, error) {
 // order; only then do subscribers see it, so nothing a crash could still
 // take away is ever delivered. The lines are the records just written
 // (delivery lines, seq included), shared without a copy. A tenant without
-// open handles has no cache (the next TLStore.Log starts one where the disk is).
+// open handles has no cache (the next TLStore.Log starts one where the disk
+// is).
 func (s *TLStore) onCommit(tenant string, first uint64, lines [][]byte) {
 	s.mu.RLock()
 	t := s.tenants[tenant]

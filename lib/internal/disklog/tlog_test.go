@@ -71,6 +71,7 @@ func openTL(t *testing.T, dir string, o TLOptions, hot int) *TLStore {
 	return s
 }
 
+// tlLog opens a handle on tenant's log.
 func tlLog(t *testing.T, s *TLStore, tenant string) *TLog {
 	t.Helper()
 	d, err := s.Log(tenant)
