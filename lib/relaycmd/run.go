@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tl-sh/tl/lib/cli"
+	"github.com/tl-sh/tl/lib/internal/disklog"
 	"github.com/tl-sh/tl/lib/internal/redislog"
 	"github.com/tl-sh/tl/lib/internal/relay"
 	"github.com/tl-sh/tl/lib/internal/tlog"
@@ -178,7 +179,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 		// Recovery reads every segment before the relay serves, so a
 		// client never sees a history that is still being checked (its
 		// connection waits in the listener's backlog meanwhile).
-		ds, err := tlog.OpenDisk(*dataDir, tlog.DiskOptions{
+		ds, err := disklog.OpenTL(*dataDir, disklog.TLOptions{
 			MaxEvents:     cfg.HistoryEvents,
 			MaxBytes:      int64(historyBytes),
 			MaxTotalBytes: int64(dataMax),

@@ -25,6 +25,10 @@
 // its acknowledged mark lost acknowledged events to something other than a
 // crash: it starts a new epoch (see acked.go).
 //
+// OpenTL (tlog.go) serves the directory to the relay: each tenant as a
+// tlog.Log, its newest lines in a hot cache in memory and its
+// Idempotency-Keys kept with its batches.
+//
 // Layout:
 //
 //	DIR/FORMAT                     "tl disklog 1"

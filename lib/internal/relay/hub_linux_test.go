@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tl-sh/tl/lib/internal/disklog"
 	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/internal/tlog"
 )
@@ -453,7 +454,7 @@ func TestHubEndsWithItsLastSubscriber(t *testing.T) {
 // disk log counts a line durable a moment before Read can return it).
 func TestDiskLogSubscribers(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ds, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
+		ds, err := disklog.OpenTL(t.TempDir(), disklog.TLOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tl-sh/tl/lib/internal/auth"
+	"github.com/tl-sh/tl/lib/internal/disklog"
 	"github.com/tl-sh/tl/lib/internal/tlog"
 )
 
@@ -102,7 +103,7 @@ func TestListTenants(t *testing.T) {
 // on disk are listed though the relay holds none of them open.
 func TestListTenantsOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	ds, err := tlog.OpenDisk(dir, tlog.DiskOptions{})
+	ds, err := disklog.OpenTL(dir, disklog.TLOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/disklog"
 	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/internal/tlog"
 )
@@ -284,7 +285,7 @@ func TestBoundedBesideShared(t *testing.T) {
 // memory log's).
 func TestFilteredLastOnDisk(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engine) {
-		ds, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
+		ds, err := disklog.OpenTL(t.TempDir(), disklog.TLOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package tlog
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -186,7 +185,7 @@ func TestBudgetConcurrent(t *testing.T) {
 	for i := range logs {
 		logs[i] = NewMemoryIn(b, DefaultMaxEvents, DefaultMaxBytes)
 	}
-	keys := newKeys(b)
+	keys := NewKeys(b)
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
@@ -201,7 +200,7 @@ func TestBudgetConcurrent(t *testing.T) {
 				}
 				k := fmt.Sprintf("w%d-%d", w, i)
 				if _, _, claimed := keys.claim(k); claimed {
-					keys.complete(k, Appended{First: 1, Last: 1})
+					keys.Complete(k, Appended{First: 1, Last: 1})
 				}
 			}
 		}()
@@ -258,7 +257,7 @@ func TestBudgetConcurrent(t *testing.T) {
 func TestBudgetKeys(t *testing.T) {
 	const limit = 1 << 20
 	b := NewBudget(limit)
-	k := newKeys(b)
+	k := NewKeys(b)
 	if _, _, claimed := k.claim("in-flight"); !claimed {
 		t.Fatal("claim failed")
 	}
@@ -267,7 +266,7 @@ func TestBudgetKeys(t *testing.T) {
 	for ; b.Evicted() == 0; n++ {
 		key := "key-" + strconv.Itoa(n)
 		k.claim(key)
-		k.complete(key, answer)
+		k.Complete(key, answer)
 		if u := b.Used(); u > limit {
 			t.Fatalf("after %d keys the budget holds %d, over %d", n, u, limit)
 		}
@@ -283,37 +282,9 @@ func TestBudgetKeys(t *testing.T) {
 		t.Fatal("the key of a request in flight was forgotten")
 	}
 	k.release("in-flight")
-	k.close()
+	k.Close()
 	if u := b.Used(); u != 0 {
 		t.Fatalf("after Close the budget holds %d", u)
-	}
-}
-
-// TestDiskBudgetKeepsDisk: evicting a data directory's hot cache loses
-// nothing: the lines are read from the files.
-func TestDiskBudgetKeepsDisk(t *testing.T) {
-	const limit = 256 << 10
-	b := NewBudget(limit)
-	s := openDisk(t, t.TempDir(), DiskOptions{Budget: b}, 0)
-	d := diskLog(t, s, "acme")
-	defer d.Close()
-	for i := 0; i < 40; i++ {
-		if _, _, err := add(d, bodies(i*100+1, 100)); err != nil {
-			t.Fatal(err)
-		}
-		if u := b.Used(); u > limit {
-			t.Fatalf("budget holds %d, over %d", u, limit)
-		}
-	}
-	if b.Evicted() == 0 {
-		t.Fatal("nothing was evicted from the hot cache")
-	}
-	if o, _ := d.t.hot.Bounds(); o == 1 {
-		t.Fatal("the hot cache still holds seq 1")
-	}
-	got, gaps := readFrom(t, d, 1, 256)
-	if len(gaps) != 0 || len(got) != 4000 || got[0] != 1 || got[3999] != 4000 {
-		t.Fatalf("read %d lines with gaps %v, want 1..4000 without a gap", len(got), gaps)
 	}
 }
 
@@ -342,14 +313,14 @@ func TestBudgetChargeCoversHeap(t *testing.T) {
 	}
 	t.Run("keys", func(t *testing.T) {
 		b := NewBudget(1 << 40)
-		var k *keys
+		var k *Keys
 		answer := Appended{First: 1, Last: 1, Epoch: "0123456789abcdef"}
 		heap := heapDelta(func() {
-			k = newKeys(b)
+			k = NewKeys(b)
 			for i := 0; i < DefaultKeepKeys; i++ {
 				key := fmt.Sprintf("%036d", i) // a UUID's length
 				k.claim(key)
-				k.complete(key, answer)
+				k.Complete(key, answer)
 			}
 		})
 		t.Logf("heap grew %d bytes, keys charge %d", heap, k.held)
@@ -432,39 +403,5 @@ func TestBudgetSmallerThanFixed(t *testing.T) {
 	}
 	if u := b.Used(); u != 0 {
 		t.Fatalf("after closing every log the budget holds %d", u)
-	}
-}
-
-// TestBudgetLogKeys: the keys a memory log and a data directory keep with
-// their batches are charged to the budget, forgotten oldest first when it
-// is full (a retry then publishes again), and given back with the log.
-func TestBudgetLogKeys(t *testing.T) {
-	const limit = 256 << 10
-	for _, open := range []func(b *Budget) Log{
-		func(b *Budget) Log { return NewMemoryIn(b, 10, 1<<20) },
-		func(b *Budget) Log { return diskLog(t, openDisk(t, t.TempDir(), DiskOptions{Budget: b}, 0), "acme") },
-	} {
-		b := NewBudget(limit)
-		l := open(b)
-		ctx := context.Background()
-		n := 0
-		for ; b.Evicted() == 0; n++ {
-			if _, err := l.Append(ctx, Batch{Key: "key-" + strconv.Itoa(n), Bodies: bodies(1, 1)}); err != nil {
-				t.Fatal(err)
-			}
-			if u := b.Used(); u > limit {
-				t.Fatalf("after %d keys the budget holds %d, over %d", n, u, limit)
-			}
-		}
-		if a, err := l.Append(ctx, Batch{Key: "key-0", Bodies: bodies(1, 1)}); err != nil || a.Replayed {
-			t.Fatalf("the oldest key after an eviction: %+v %v, want a publish", a, err)
-		}
-		if a, err := l.Append(ctx, Batch{Key: "key-" + strconv.Itoa(n-1), Bodies: bodies(1, 1)}); err != nil || !a.Replayed {
-			t.Fatalf("the newest key: %+v %v, want a replay", a, err)
-		}
-		l.Close()
-		if u := b.Used(); u != 0 {
-			t.Fatalf("after Close the budget holds %d", u)
-		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tl-sh/tl/lib/internal/disklog"
 	"github.com/tl-sh/tl/lib/internal/redislog"
 	"github.com/tl-sh/tl/lib/internal/redistest"
 	"github.com/tl-sh/tl/lib/internal/tlog"
@@ -24,8 +25,9 @@ type backing struct {
 	open   func(t *testing.T, tenant string) tlog.Log
 }
 
-// forEachBacking runs f against the memory log, a data directory and a real
-// Redis (lib/internal/redistest), each on its own store.
+// forEachBacking runs f against the memory log, a data directory
+// (lib/internal/disklog) and a real Redis (lib/internal/redistest), each on
+// its own store.
 func forEachBacking(t *testing.T, f func(t *testing.T, b backing)) {
 	t.Run("memory", func(t *testing.T) {
 		f(t, backing{name: "memory", open: func(t *testing.T, _ string) tlog.Log {
@@ -35,7 +37,7 @@ func forEachBacking(t *testing.T, f func(t *testing.T, b backing)) {
 		}})
 	})
 	t.Run("disk", func(t *testing.T) {
-		s, err := tlog.OpenDisk(t.TempDir(), tlog.DiskOptions{})
+		s, err := disklog.OpenTL(t.TempDir(), disklog.TLOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,33 +259,52 @@ func TestAppendClosed(t *testing.T) {
 	})
 }
 
-// TestDiskKeysSurviveReopen: a data directory answers a key written before
-// a restart with the first answer, without the relay's help.
-func TestDiskKeysSurviveReopen(t *testing.T) {
-	dir := t.TempDir()
-	s, err := tlog.OpenDisk(dir, tlog.DiskOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, _ := s.Log("acme")
-	first, err := l.Append(context.Background(), tlog.Batch{Key: "k", Bodies: events(3)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = tlog.OpenDisk(dir, tlog.DiskOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	l, _ = s.Log("acme")
-	defer l.Close()
-	a, err := l.Append(context.Background(), tlog.Batch{Key: "k", Bodies: events(3)})
-	first.Replayed = true
-	if err != nil || a != first {
-		t.Fatalf("after a restart: %+v %v, want %+v", a, err, first)
-	}
-	if _, newest := l.Bounds(); newest != 3 {
-		t.Fatalf("newest %d after the repeat, want 3", newest)
+// TestBudgetLogKeys: the keys a memory log and a data directory keep with
+// their batches are charged to the budget, forgotten oldest first when it
+// is full (a retry then publishes again), and given back with the log.
+func TestBudgetLogKeys(t *testing.T) {
+	const limit = 256 << 10
+	for _, bk := range []struct {
+		name string
+		open func(t *testing.T, b *tlog.Budget) tlog.Log
+	}{
+		{"memory", func(_ *testing.T, b *tlog.Budget) tlog.Log { return tlog.NewMemoryIn(b, 10, 1<<20) }},
+		{"disk", func(t *testing.T, b *tlog.Budget) tlog.Log {
+			s, err := disklog.OpenTL(t.TempDir(), disklog.TLOptions{Budget: b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			l, err := s.Log("acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}},
+	} {
+		t.Run(bk.name, func(t *testing.T) {
+			b := tlog.NewBudget(limit)
+			l := bk.open(t, b)
+			ctx := context.Background()
+			n := 0
+			for ; b.Evicted() == 0; n++ {
+				if _, err := l.Append(ctx, tlog.Batch{Key: "key-" + strconv.Itoa(n), Bodies: events(1)}); err != nil {
+					t.Fatal(err)
+				}
+				if u := b.Used(); u > limit {
+					t.Fatalf("after %d keys the budget holds %d, over %d", n, u, limit)
+				}
+			}
+			if a, err := l.Append(ctx, tlog.Batch{Key: "key-0", Bodies: events(1)}); err != nil || a.Replayed {
+				t.Fatalf("the oldest key after an eviction: %+v %v, want a publish", a, err)
+			}
+			if a, err := l.Append(ctx, tlog.Batch{Key: "key-" + strconv.Itoa(n-1), Bodies: events(1)}); err != nil || !a.Replayed {
+				t.Fatalf("the newest key: %+v %v, want a replay", a, err)
+			}
+			l.Close()
+			if u := b.Used(); u != 0 {
+				t.Fatalf("after Close the budget holds %d", u)
+			}
+		})
 	}
 }

@@ -23,14 +23,14 @@ const keyOverhead = 256
 // keysOverhead is the store itself: keys, its map and Account.
 const keysOverhead = 512
 
-// keys remembers one tenant's recent Idempotency-Keys and the answer the
+// Keys remembers one tenant's recent Idempotency-Keys and the answer the
 // first batch with each got (tl-protocol(7), Idempotency): the memory log
-// and a data directory keep theirs in one. A batch claims its key before
+// and a data directory (lib/internal/disklog) keep theirs in one. A batch claims its key before
 // publishing, so two concurrent batches with the same key publish once. A
 // key is forgotten once it is both outside the last keep keys and older
 // than ttl, or beyond hardMax, or when the relay's memory budget takes it
 // back (oldest first). Safe for concurrent use.
-type keys struct {
+type Keys struct {
 	keep, hardMax int
 	ttl           time.Duration
 	now           func() time.Time
@@ -57,22 +57,22 @@ type keyRef struct {
 	at  time.Time
 }
 
-// newKeys returns an empty key store with the default bounds, charging
-// budget b (nil: none) for the keys and answers held. Call close when the
+// NewKeys returns an empty key store with the default bounds, charging
+// budget b (nil: none) for the keys and answers held. Call Close when the
 // tenant goes.
-func newKeys(b *Budget) *keys {
-	k := &keys{keep: DefaultKeepKeys, hardMax: HardMaxKeys, ttl: DefaultKeyTTL,
+func NewKeys(b *Budget) *Keys {
+	k := &Keys{keep: DefaultKeepKeys, hardMax: HardMaxKeys, ttl: DefaultKeyTTL,
 		now: time.Now, m: map[string]*keyEntry{}}
 	k.acct = b.Join(keysOverhead, k.evict)
 	k.held = keysOverhead
 	return k
 }
 
-// append publishes batch b through publish, unless its key is held: then
+// Append publishes batch b through publish, unless its key is held: then
 // it returns the first answer (Replayed), after waiting for it (or ctx)
 // while the first batch is in flight. A failed publish gives the key up.
-// A nil store keeps no key.
-func (k *keys) append(ctx context.Context, b Batch, publish func([][]byte) (Appended, error)) (Appended, error) {
+// A nil store keeps no key: every batch is published.
+func (k *Keys) Append(ctx context.Context, b Batch, publish func([][]byte) (Appended, error)) (Appended, error) {
 	if k == nil {
 		b.Key = ""
 	}
@@ -100,7 +100,7 @@ func (k *keys) append(ctx context.Context, b Batch, publish func([][]byte) (Appe
 		if err != nil {
 			k.release(b.Key)
 		} else {
-			k.complete(b.Key, a)
+			k.Complete(b.Key, a)
 		}
 	}
 	return a, err
@@ -111,7 +111,7 @@ func (k *keys) append(ctx context.Context, b Batch, publish func([][]byte) (Appe
 // that batch completes or releases it (claim again then); else it claims
 // the key for the caller (claimed true), who must call complete or
 // release.
-func (k *keys) claim(key string) (answer Appended, wait <-chan struct{}, claimed bool) {
+func (k *Keys) claim(key string) (answer Appended, wait <-chan struct{}, claimed bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if e, ok := k.m[key]; ok {
@@ -124,7 +124,7 @@ func (k *keys) claim(key string) (answer Appended, wait <-chan struct{}, claimed
 
 // charge adds delta to what the keys hold (nothing once closed). k.mu is
 // held.
-func (k *keys) charge(delta int64) {
+func (k *Keys) charge(delta int64) {
 	if k.closed {
 		return
 	}
@@ -132,9 +132,10 @@ func (k *keys) charge(delta int64) {
 	k.acct.Charge(delta)
 }
 
-// complete stores the answer for a claimed key. The key may also be
-// given with its answer unclaimed (a data directory's keys at start-up).
-func (k *keys) complete(key string, answer Appended) {
+// Complete stores the answer for a claimed key. A key may also be given
+// with its answer unclaimed: a backing that keeps keys with its batches
+// reads them back so at start-up.
+func (k *Keys) Complete(key string, answer Appended) {
 	k.mu.Lock()
 	e, ok := k.m[key]
 	if !ok {
@@ -164,7 +165,7 @@ func (k *keys) complete(key string, answer Appended) {
 }
 
 // forgetOldest forgets the oldest answered key. k.mu is held.
-func (k *keys) forgetOldest() {
+func (k *Keys) forgetOldest() {
 	old := k.fifo[k.head]
 	if _, ok := k.m[old.key]; ok {
 		k.charge(-keyCost(old.key))
@@ -175,7 +176,7 @@ func (k *keys) forgetOldest() {
 }
 
 // compact lets go of the FIFO's forgotten front. k.mu is held.
-func (k *keys) compact() {
+func (k *Keys) compact() {
 	if k.head > len(k.fifo)/2 && k.head > 64 {
 		k.fifo = append(k.fifo[:0:0], k.fifo[k.head:]...)
 		k.head = 0
@@ -185,7 +186,7 @@ func (k *keys) compact() {
 // evict gives the budget back at least want bytes if it can, forgetting
 // the oldest answered keys (a key being claimed belongs to a request in
 // flight and stays).
-func (k *keys) evict(want int64) int64 {
+func (k *Keys) evict(want int64) int64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	before := k.held
@@ -202,7 +203,7 @@ func (k *keys) evict(want int64) int64 {
 
 // release gives up a claimed key without an answer (the batch failed, so
 // a retry must publish).
-func (k *keys) release(key string) {
+func (k *Keys) release(key string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if e, ok := k.m[key]; ok && e.done != nil {
@@ -212,9 +213,9 @@ func (k *keys) release(key string) {
 	}
 }
 
-// close gives back to the budget all the keys held; the store must not be
+// Close gives back to the budget all the keys held; the store must not be
 // used after it. Safe to call more than once.
-func (k *keys) close() {
+func (k *Keys) Close() {
 	k.mu.Lock()
 	if k.closed {
 		k.mu.Unlock()
@@ -228,7 +229,7 @@ func (k *keys) close() {
 }
 
 // len returns the number of keys held (answered or claimed).
-func (k *keys) len() int {
+func (k *Keys) len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return len(k.m)

@@ -11,7 +11,7 @@ import (
 )
 
 func TestKeysClaimCompleteRelease(t *testing.T) {
-	k := newKeys(nil)
+	k := NewKeys(nil)
 	ans, wait, claimed := k.claim("a")
 	if ans != (Appended{}) || wait != nil || !claimed {
 		t.Fatalf("first claim = %v %v %v", ans, wait, claimed)
@@ -20,7 +20,7 @@ func TestKeysClaimCompleteRelease(t *testing.T) {
 	if wait == nil || claimed {
 		t.Fatalf("second Claim while pending: wait %v claimed %v", wait, claimed)
 	}
-	k.complete("a", Appended{First: 202, Last: 202})
+	k.Complete("a", Appended{First: 202, Last: 202})
 	<-wait
 	if ans, wait, claimed = k.claim("a"); ans.First != 202 || wait != nil || claimed {
 		t.Errorf("claim after complete = %v %v %v", ans, wait, claimed)
@@ -43,7 +43,7 @@ func TestKeysClaimCompleteRelease(t *testing.T) {
 // the TTL, or beyond the hard maximum.
 func TestKeysRetention(t *testing.T) {
 	now := time.Unix(1000, 0)
-	k := newKeys(nil)
+	k := NewKeys(nil)
 	k.keep, k.hardMax, k.ttl = 3, 6, time.Minute
 	k.now = func() time.Time { return now }
 	add := func(name string) {
@@ -51,7 +51,7 @@ func TestKeysRetention(t *testing.T) {
 			t.Fatalf("cannot claim %s", name)
 		}
 		n, _ := strconv.Atoi(name)
-		k.complete(name, Appended{First: uint64(n) + 1})
+		k.Complete(name, Appended{First: uint64(n) + 1})
 	}
 	for i := 0; i < 5; i++ {
 		add(strconv.Itoa(i))
@@ -84,7 +84,7 @@ func TestKeysRetention(t *testing.T) {
 // TestKeysConcurrent: of many concurrent batches with one key, exactly one
 // publishes (and loads its bodies); the others get its answer, Replayed.
 func TestKeysConcurrent(t *testing.T) {
-	k := newKeys(nil)
+	k := NewKeys(nil)
 	var published, loaded atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
@@ -92,7 +92,7 @@ func TestKeysConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			b := Batch{Key: "k", Load: func() ([][]byte, error) { loaded.Add(1); return bodies(1, 1), nil }}
-			a, err := k.append(context.Background(), b, func([][]byte) (Appended, error) {
+			a, err := k.Append(context.Background(), b, func([][]byte) (Appended, error) {
 				published.Add(1)
 				return Appended{First: 7, Last: 7, Epoch: "e"}, nil
 			})
@@ -110,21 +110,21 @@ func TestKeysConcurrent(t *testing.T) {
 // TestKeysAppendFailure: a batch that fails (to load or to publish) gives
 // its key up, and a waiter gives up with its context.
 func TestKeysAppendFailure(t *testing.T) {
-	k := newKeys(nil)
+	k := NewKeys(nil)
 	ctx := context.Background()
 	boom := errors.New("boom")
 	fail := func([][]byte) (Appended, error) { return Appended{}, boom }
 	ok := func([][]byte) (Appended, error) { return Appended{First: 1, Last: 1}, nil }
-	if _, err := k.append(ctx, Batch{Key: "k", Load: func() ([][]byte, error) { return nil, boom }}, ok); err != boom {
+	if _, err := k.Append(ctx, Batch{Key: "k", Load: func() ([][]byte, error) { return nil, boom }}, ok); err != boom {
 		t.Fatalf("a failed load: %v", err)
 	}
-	if _, err := k.append(ctx, Batch{Key: "k"}, fail); err != boom {
+	if _, err := k.Append(ctx, Batch{Key: "k"}, fail); err != boom {
 		t.Fatalf("a failed publish: %v", err)
 	}
-	if a, err := k.append(ctx, Batch{Key: "k"}, ok); err != nil || a.Replayed {
+	if a, err := k.Append(ctx, Batch{Key: "k"}, ok); err != nil || a.Replayed {
 		t.Fatalf("the key after failures: %v %v, want a publish", a, err)
 	}
-	if a, _ := k.append(ctx, Batch{Key: "k"}, fail); !a.Replayed || a.First != 1 {
+	if a, _ := k.Append(ctx, Batch{Key: "k"}, fail); !a.Replayed || a.First != 1 {
 		t.Fatalf("the repeat: %v, want the first answer", a)
 	}
 	// A repeat waiting on a batch in flight gives up with its context.
@@ -133,7 +133,7 @@ func TestKeysAppendFailure(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := k.append(cctx, Batch{Key: "busy"}, ok); !errors.Is(err, context.Canceled) {
+	if _, err := k.Append(cctx, Batch{Key: "busy"}, ok); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a waiter whose context ended: %v", err)
 	}
 	k.release("busy")

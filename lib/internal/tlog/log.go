@@ -1,9 +1,12 @@
 // Package tlog owns the tenant log: the append-only, bounded sequence of a
 // tenant's encoded event lines that the relay appends to on ingest and that
 // every subscriber reads from with its own cursor. Log is the interface its
-// backings share (memory here; a data directory or Redis elsewhere), each
-// keeping the Idempotency-Keys of its batches; Ring is the window of
-// numbered lines they keep in memory.
+// backings share (memory here; a data directory in lib/internal/disklog,
+// Redis in lib/internal/redislog, which import this package), each keeping
+// the Idempotency-Keys of its batches. What they build on is here: Ring,
+// the window of numbered lines they keep in memory; NewCache, a hot cache
+// of lines a backing numbered itself; Keys, the Idempotency-Key table; and
+// Budget, the bound on what they all hold in memory.
 package tlog
 
 import (

@@ -16,9 +16,9 @@ const (
 	DefaultMaxBytes  = 64 << 20
 )
 
-// seqOverhead is the most a delivered line adds to its body:
-// `{"seq":` + 20 digits + `,`.
-const seqOverhead = len(`{"seq":`) + 20 + 1
+// SeqOverhead is the most a delivered line adds to its body:
+// `{"seq":` + 20 digits + `,`. A backing sizes its buffers with it.
+const SeqOverhead = len(`{"seq":`) + 20 + 1
 
 // Memory's charges to a Budget: what it holds is the buffers its lines
 // live in (a line is freed only with the rest of its buffer) and its ring.
@@ -46,7 +46,7 @@ type Memory struct {
 	maxBytes  int
 	epoch     string
 	acct      *Account // nil without a budget
-	keys      *keys    // nil for a data directory's hot cache
+	keys      *Keys    // nil for a data directory's hot cache
 
 	mu     sync.Mutex // guards every field below; held for no I/O
 	ring   Ring
@@ -73,14 +73,16 @@ func NewMemory(maxEvents, maxBytes int) *Memory {
 // and its keys hold: over it, the log gives back its oldest lines when it is
 // among the largest holders, and readers get a gap for them.
 func NewMemoryIn(b *Budget, maxEvents, maxBytes int) *Memory {
-	m := newHot(b, maxEvents, maxBytes, event.NewEpoch(), 1)
-	m.keys = newKeys(b)
+	m := NewCache(b, maxEvents, maxBytes, event.NewEpoch(), 1)
+	m.keys = NewKeys(b)
 	return m
 }
 
-// newHot returns a memory log without keys whose first line is seq first:
-// a data directory's hot cache.
-func newHot(b *Budget, maxEvents, maxBytes int, epoch string, first uint64) *Memory {
+// NewCache returns a memory log without keys, in epoch, whose first line
+// is seq first, filled by Feed rather than Append: the hot cache of a
+// backing that numbers and keeps the lines itself (a data directory), bounded
+// like NewMemoryIn's log.
+func NewCache(b *Budget, maxEvents, maxBytes int, epoch string, first uint64) *Memory {
 	if maxEvents <= 0 {
 		maxEvents = DefaultMaxEvents
 	}
@@ -101,7 +103,7 @@ func newHot(b *Budget, maxEvents, maxBytes int, epoch string, first uint64) *Mem
 
 // Append implements Log.
 func (m *Memory) Append(ctx context.Context, b Batch) (Appended, error) {
-	return m.keys.append(ctx, b, m.append)
+	return m.keys.Append(ctx, b, m.append)
 }
 
 // append appends bodies, as Append does without a key.
@@ -117,7 +119,7 @@ func (m *Memory) append(bodies [][]byte) (Appended, error) {
 	cuts, bufs := cutsArr[:0], bufsArr[:0]
 	size := 0
 	for i, b := range bodies {
-		n := len(b) + seqOverhead
+		n := len(b) + SeqOverhead
 		if size > 0 && size+n > blockBytes {
 			bufs = append(bufs, alloc(size))
 			cuts = append(cuts, i)
@@ -159,11 +161,11 @@ func (m *Memory) append(bodies [][]byte) (Appended, error) {
 // charges the memory.
 func alloc(size int) []byte { return slices.Grow([]byte(nil), size) }
 
-// feed appends lines already delivered (seq first on), which share one
-// buffer of size bytes, and wakes the readers: how a data directory fills
-// its hot cache. Lines that do not follow the newest held restart the
-// cache at first.
-func (m *Memory) feed(first uint64, lines [][]byte, size int) {
+// Feed appends lines already delivered (seq first on), which share one
+// buffer of size bytes (charged to the budget whole), and wakes the
+// readers: how a backing fills the cache NewCache made. Lines that do not
+// follow the newest held restart the cache at first.
+func (m *Memory) Feed(first uint64, lines [][]byte, size int) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -317,7 +319,7 @@ func (m *Memory) Close() error {
 	m.mu.Unlock()
 	m.acct.Leave()
 	if m.keys != nil {
-		m.keys.close()
+		m.keys.Close()
 	}
 	return nil
 }

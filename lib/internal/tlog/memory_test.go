@@ -50,6 +50,30 @@ func seqs(t *testing.T, lines [][]byte) []uint64 {
 	return out
 }
 
+// readFrom reads every line from seq from on, in pieces of maxLines, and
+// returns the seqs and the gaps seen.
+func readFrom(t *testing.T, l Log, from uint64, maxLines int) ([]uint64, []Gap) {
+	t.Helper()
+	var got []uint64
+	var gaps []Gap
+	for i := 0; i < 10000; i++ {
+		lines, next, gap, err := l.Read(from, nil, maxLines, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !gap.Empty() {
+			gaps = append(gaps, gap)
+		}
+		got = append(got, seqs(t, lines)...)
+		if len(lines) == 0 && gap.Empty() {
+			return got, gaps
+		}
+		from = next
+	}
+	t.Fatal("Read never reached the end")
+	return nil, nil
+}
+
 func TestAppendSeqs(t *testing.T) {
 	m := NewMemory(10, 1<<20)
 	if o, n := m.Bounds(); o != 1 || n != 0 {
@@ -300,5 +324,13 @@ func BenchmarkRead(b *testing.B) {
 			next = 1
 		}
 		cursor = next
+	}
+}
+
+// TestMemoryNeverCold: the memory log reads from memory only, so a writer
+// never sets its reads apart.
+func TestMemoryNeverCold(t *testing.T) {
+	if IsCold(NewMemory(10, 1<<20), 1) {
+		t.Error("a memory log is never cold")
 	}
 }

@@ -1,4 +1,4 @@
-package tlog
+package disklog
 
 import (
 	"context"
@@ -8,69 +8,72 @@ import (
 	"sync/atomic"
 
 	"github.com/tl-sh/tl/lib/event"
-	"github.com/tl-sh/tl/lib/internal/disklog"
+	"github.com/tl-sh/tl/lib/internal/tlog"
 )
 
-// The hot cache of a disk-backed log: the newest lines of each tenant stay
-// in a Memory ring, so live subscribers (the common case) share the lines in
-// memory and never touch the disk; a reader further behind reads from disk.
-// Sized to hold a few seconds of a busy tenant.
+// This file is the data directory as a relay backing: OpenTL opens a
+// TLStore whose tenants are tlog.Logs (TLog), as lib/internal/redislog's
+// Broker does for Redis. Each tenant's newest lines stay in a hot cache in memory
+// (a tlog.NewCache), so live subscribers (the common case) share the lines
+// in memory and never touch the disk; a reader further behind reads the
+// files. The Idempotency-Keys of its batches are a tlog.Keys, filled at
+// start-up with those written on disk.
+
+// The hot cache is sized to hold a few seconds of a busy tenant.
 const (
 	hotEvents = 16 << 10
 	hotBytes  = 8 << 20
-	// diskRecordHeader is disklog's record header: the buffers the hot
-	// cache shares with the files hold one before each line.
-	diskRecordHeader = 16
 )
 
-// DiskOptions tune a data directory (see disklog.Options).
-type DiskOptions struct {
-	MaxEvents     int   // per tenant (<= 0: DefaultMaxEvents)
-	MaxBytes      int64 // per tenant (<= 0: DefaultMaxBytes)
+// TLOptions tune a data directory opened by OpenTL (see Options).
+type TLOptions struct {
+	MaxEvents     int   // per tenant (<= 0: tlog.DefaultMaxEvents)
+	MaxBytes      int64 // per tenant (<= 0: tlog.DefaultMaxBytes)
 	MaxTotalBytes int64 // the whole directory (0: no cap)
 	// Budget, when set, bounds the hot caches with the relay's other
 	// holders: an evicted line is read from the files again.
-	Budget       *Budget
+	Budget       *tlog.Budget
 	MaxOpenFiles int // segment and acked files kept open across tenants (0: sized from RLIMIT_NOFILE)
 	Logger       *slog.Logger
 }
 
-// DiskStore is a data directory holding every tenant's log, so that history
-// and seq numbering survive restarts and crashes.
-type DiskStore struct {
-	store     *disklog.Store
+// TLStore is a data directory holding every tenant's history as a
+// tlog.Log, so that history and seq numbering survive restarts and
+// crashes.
+type TLStore struct {
+	store     *Store
 	hotEvents int
 	hotBytes  int
-	budget    *Budget
+	budget    *tlog.Budget
 
-	mu      sync.RWMutex // guards tenants and each diskTenant's refs
-	tenants map[string]*diskTenant
+	mu      sync.RWMutex // guards tenants and each tlTenant's refs
+	tenants map[string]*tlTenant
 }
 
-// diskTenant is what the open handles of one tenant share.
-type diskTenant struct {
-	disk *disklog.Log
-	hot  *Memory // the newest lines, fed in seq order after each fsync
-	keys *keys   // recent Idempotency-Keys, starting with those on disk
-	refs int     // open handles; the cache and keys go with the last
+// tlTenant is what the open handles of one tenant share.
+type tlTenant struct {
+	disk *Log
+	hot  *tlog.Memory // the newest lines, fed in seq order after each fsync
+	keys *tlog.Keys   // recent Idempotency-Keys, starting with those on disk
+	refs int          // open handles; the cache and keys go with the last
 }
 
-// OpenDisk opens (or creates) the data directory dir, recovering every
-// tenant's log in it.
-func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
+// OpenTL opens (or creates) the data directory dir, recovering every
+// tenant's log in it, for a relay: see TLStore.
+func OpenTL(dir string, o TLOptions) (*TLStore, error) {
 	if o.MaxEvents <= 0 {
-		o.MaxEvents = DefaultMaxEvents
+		o.MaxEvents = tlog.DefaultMaxEvents
 	}
 	if o.MaxBytes <= 0 {
-		o.MaxBytes = DefaultMaxBytes
+		o.MaxBytes = tlog.DefaultMaxBytes
 	}
-	s := &DiskStore{
+	s := &TLStore{
 		hotEvents: min(o.MaxEvents, hotEvents),
 		hotBytes:  int(min(o.MaxBytes, hotBytes)),
 		budget:    o.Budget,
-		tenants:   map[string]*diskTenant{},
+		tenants:   map[string]*tlTenant{},
 	}
-	st, err := disklog.Open(dir, disklog.Options{
+	st, err := Open(dir, Options{
 		MaxEvents:     o.MaxEvents,
 		MaxBytes:      o.MaxBytes,
 		MaxTotalBytes: o.MaxTotalBytes,
@@ -87,48 +90,49 @@ func OpenDisk(dir string, o DiskOptions) (*DiskStore, error) {
 
 // Failed returns the tenants stopped by a failed write or fsync (they take
 // no more events until a restart), each with what failed.
-func (s *DiskStore) Failed() map[string]string { return s.store.Failed() }
+func (s *TLStore) Failed() map[string]string { return s.store.Failed() }
 
 // OpenFiles returns how many segment and acked files are open across tenants.
-func (s *DiskStore) OpenFiles() int { return s.store.OpenFiles() }
+func (s *TLStore) OpenFiles() int { return s.store.OpenFiles() }
 
 // Tenants returns the tenants with a history on disk.
-func (s *DiskStore) Tenants() []string { return s.store.Tenants() }
+func (s *TLStore) Tenants() []string { return s.store.Tenants() }
 
 // Log opens a handle on the tenant's log. Handles of one tenant share its
 // history and hot cache; each is closed on its own.
-func (s *DiskStore) Log(tenant string) (*Disk, error) {
+func (s *TLStore) Log(tenant string) (*TLog, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tenants[tenant]
 	if t == nil {
 		dl, err := s.store.Log(tenant)
 		if err != nil {
-			if errors.Is(err, disklog.ErrClosed) {
-				return nil, ErrClosed
+			if errors.Is(err, ErrClosed) {
+				return nil, tlog.ErrClosed
 			}
 			return nil, err
 		}
 		_, newest := dl.Bounds()
-		t = &diskTenant{disk: dl, hot: newHot(s.budget, s.hotEvents, s.hotBytes, dl.Epoch(), newest+1),
-			keys: newKeys(s.budget)}
+		t = &tlTenant{disk: dl, hot: tlog.NewCache(s.budget, s.hotEvents, s.hotBytes, dl.Epoch(), newest+1),
+			keys: tlog.NewKeys(s.budget)}
 		// The keys written with the batches found on disk answer
 		// retries across a restart.
 		for _, k := range dl.TakeKeys() {
-			t.keys.complete(k.Key, Appended{First: k.First, Last: k.Last, Epoch: dl.Epoch()})
+			t.keys.Complete(k.Key, tlog.Appended{First: k.First, Last: k.Last, Epoch: dl.Epoch()})
 		}
 		s.tenants[tenant] = t
 	}
 	t.refs++
-	return &Disk{store: s, tenant: tenant, t: t}, nil
+	return &TLog{store: s, tenant: tenant, t: t}, nil
 }
 
 // onCommit feeds each durable batch to its tenant's hot cache, in seq
 // order; only then do subscribers see it, so nothing a crash could still
 // take away is ever delivered. The lines are the records just written
 // (delivery lines, seq included), shared without a copy. A tenant without
-// open handles has no cache (the next Log starts one where the disk is).
-func (s *DiskStore) onCommit(tenant string, first uint64, lines [][]byte) {
+// open handles has no cache (the next TLStore.Log starts one where the disk
+// is).
+func (s *TLStore) onCommit(tenant string, first uint64, lines [][]byte) {
 	s.mu.RLock()
 	t := s.tenants[tenant]
 	s.mu.RUnlock()
@@ -139,14 +143,14 @@ func (s *DiskStore) onCommit(tenant string, first uint64, lines [][]byte) {
 	// (headers and the encoder's margin included).
 	size := 0
 	for _, line := range lines {
-		size += len(line) + seqOverhead + diskRecordHeader
+		size += len(line) + tlog.SeqOverhead + headerSize
 	}
-	t.hot.feed(first, lines, size)
+	t.hot.Feed(first, lines, size)
 }
 
 // release drops a handle on t; the last one takes the hot cache and keys
 // with it.
-func (s *DiskStore) release(tenant string, t *diskTenant) {
+func (s *TLStore) release(tenant string, t *tlTenant) {
 	s.mu.Lock()
 	last := false
 	if s.tenants[tenant] == t {
@@ -167,16 +171,16 @@ func (s *DiskStore) release(tenant string, t *diskTenant) {
 }
 
 // close gives back the memory of the tenant's hot cache and keys.
-func (t *diskTenant) close() {
+func (t *tlTenant) close() {
 	t.hot.Close()
-	t.keys.close()
+	t.keys.Close()
 }
 
 // Close closes every log and the directory. Safe to call more than once.
-func (s *DiskStore) Close() error {
+func (s *TLStore) Close() error {
 	s.mu.Lock()
 	tenants := s.tenants
-	s.tenants = map[string]*diskTenant{}
+	s.tenants = map[string]*tlTenant{}
 	s.mu.Unlock()
 	for _, t := range tenants {
 		t.close()
@@ -184,37 +188,37 @@ func (s *DiskStore) Close() error {
 	return s.store.Close()
 }
 
-// Disk is a handle on a tenant's Log kept in a data directory: Append
+// TLog is a handle on a tenant's tlog.Log kept in a data directory: Append
 // returns once the batch is on disk (fsync'd, shared with concurrent
 // appends), the newest lines are served from memory and older ones from
 // disk.
-type Disk struct {
-	store  *DiskStore
+type TLog struct {
+	store  *TLStore
 	tenant string
-	t      *diskTenant
+	t      *tlTenant
 	closed atomic.Bool
 }
 
-// Append implements Log: it returns once the bodies are durable. The key
-// is written with the batch, atomically, so it outlives a restart exactly
-// when the batch does (DiskStore.Log reads it back).
-func (d *Disk) Append(ctx context.Context, b Batch) (Appended, error) {
-	return d.t.keys.append(ctx, b, func(bodies [][]byte) (Appended, error) {
+// Append implements tlog.Log: it returns once the bodies are durable. The
+// key is written with the batch, atomically, so it outlives a restart
+// exactly when the batch does (TLStore.Log reads it back).
+func (d *TLog) Append(ctx context.Context, b tlog.Batch) (tlog.Appended, error) {
+	return d.t.keys.Append(ctx, b, func(bodies [][]byte) (tlog.Appended, error) {
 		return d.append(bodies, b.Key)
 	})
 }
 
 // append writes bodies and key, as Append does.
-func (d *Disk) append(bodies [][]byte, key string) (Appended, error) {
+func (d *TLog) append(bodies [][]byte, key string) (tlog.Appended, error) {
 	if len(bodies) == 0 {
-		return Appended{Epoch: d.t.disk.Epoch()}, nil
+		return tlog.Appended{Epoch: d.t.disk.Epoch()}, nil
 	}
 	if d.closed.Load() {
-		return Appended{}, ErrClosed
+		return tlog.Appended{}, tlog.ErrClosed
 	}
 	size := 0
 	for _, b := range bodies {
-		size += len(b) + seqOverhead
+		size += len(b) + tlog.SeqOverhead
 	}
 	// Records hold delivery lines, seq included: encoded once, by this
 	// goroutine, then written, cached and served as they are.
@@ -222,25 +226,25 @@ func (d *Disk) append(bodies [][]byte, key string) (Appended, error) {
 		return event.AppendDelivery(dst, seq, bodies[i])
 	})
 	if err != nil {
-		if errors.Is(err, disklog.ErrClosed) {
-			err = ErrClosed
+		if errors.Is(err, ErrClosed) {
+			err = tlog.ErrClosed
 		}
-		return Appended{}, err
+		return tlog.Appended{}, err
 	}
-	return Appended{First: first, Last: first + uint64(len(bodies)) - 1, Epoch: d.t.disk.Epoch()}, nil
+	return tlog.Appended{First: first, Last: first + uint64(len(bodies)) - 1, Epoch: d.t.disk.Epoch()}, nil
 }
 
-// Read implements Log. Lines from the hot cache are shared; lines read from
-// disk are this reader's. Seqs lost to damage on disk are reported
-// as a gap like evicted ones.
-func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, Gap, error) {
+// Read implements tlog.Log. Lines from the hot cache are shared; lines
+// read from disk are this reader's. Seqs lost to damage on disk are
+// reported as a gap like evicted ones.
+func (d *TLog) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte, uint64, tlog.Gap, error) {
 	if from == 0 {
 		from = 1
 	}
 	if d.closed.Load() {
-		return dst, from, Gap{}, ErrClosed
+		return dst, from, tlog.Gap{}, tlog.ErrClosed
 	}
-	var gap Gap
+	var gap tlog.Gap
 	lose := func(a, b uint64) { // extend the gap by a..b, contiguous with it
 		if gap.Empty() {
 			gap.From = a
@@ -258,8 +262,8 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 	if from < hotOldest {
 		recs, err := d.t.disk.Read(nil, from, maxLines, maxBytes)
 		if err != nil {
-			if errors.Is(err, disklog.ErrClosed) {
-				err = ErrClosed
+			if errors.Is(err, ErrClosed) {
+				err = tlog.ErrClosed
 			}
 			return dst, from, gap, err
 		}
@@ -288,27 +292,27 @@ func (d *Disk) Read(from uint64, dst [][]byte, maxLines, maxBytes int) ([][]byte
 	return lines, next, gap, err
 }
 
-// Cold implements ColdReader: lines older than the hot cache are read from
-// the files.
-func (d *Disk) Cold(from uint64) bool {
+// Cold implements tlog.ColdReader: lines older than the hot cache are read
+// from the files.
+func (d *TLog) Cold(from uint64) bool {
 	hotOldest, _ := d.t.hot.Bounds()
 	_, newest := d.t.disk.Bounds()
 	return max(from, 1) < hotOldest && from <= newest
 }
 
-// Notify implements Log.
-func (d *Disk) Notify() <-chan struct{} { return d.t.hot.Notify() }
+// Notify implements tlog.Log.
+func (d *TLog) Notify() <-chan struct{} { return d.t.hot.Notify() }
 
-// Bounds implements Log.
-func (d *Disk) Bounds() (oldest, newest uint64) { return d.t.disk.Bounds() }
+// Bounds implements tlog.Log.
+func (d *TLog) Bounds() (oldest, newest uint64) { return d.t.disk.Bounds() }
 
-// Epoch implements Log: it is kept on disk, so it survives restarts.
-func (d *Disk) Epoch() string { return d.t.disk.Epoch() }
+// Epoch implements tlog.Log: it is kept on disk, so it survives restarts.
+func (d *TLog) Epoch() string { return d.t.disk.Epoch() }
 
-// Close implements Log. The history stays on disk for the next
-// DiskStore.Log; the hot cache goes with the tenant's last handle (which
+// Close implements tlog.Log. The history stays on disk for the next
+// TLStore.Log; the hot cache goes with the tenant's last handle (which
 // wakes its waiters).
-func (d *Disk) Close() error {
+func (d *TLog) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}

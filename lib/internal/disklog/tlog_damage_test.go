@@ -1,4 +1,4 @@
-package tlog
+package disklog
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tl-sh/tl/lib/event"
+	"github.com/tl-sh/tl/lib/internal/tlog"
 )
 
 // segRecord is one record of a segment file, as the test finds it.
@@ -21,14 +22,14 @@ type segRecord struct {
 	key      bool
 }
 
-// segRecords lists the records of a segment file (format: lib/internal/disklog/record.go).
+// segRecords lists the records of a segment file (format: record.go).
 func segRecords(t *testing.T, b []byte) []segRecord {
 	t.Helper()
 	var out []segRecord
 	for off := int64(0); off < int64(len(b)); {
 		lf := binary.LittleEndian.Uint32(b[off+4:])
-		end := off + 16 + int64(lf&(1<<30-1))
-		out = append(out, segRecord{off, end, binary.LittleEndian.Uint64(b[off+8:]), lf&(1<<30) != 0})
+		end := off + headerSize + int64(lf&lenMask)
+		out = append(out, segRecord{off, end, binary.LittleEndian.Uint64(b[off+8:]), lf&keyRecord != 0})
 		off = end
 	}
 	return out
@@ -36,10 +37,10 @@ func segRecords(t *testing.T, b []byte) []segRecord {
 
 // readGaps reads l from seq 1 and returns the seqs served (checking each
 // against want) and the gaps announced.
-func readGaps(t *testing.T, l Log, want map[uint64][]byte) ([]uint64, []Gap) {
+func readGaps(t *testing.T, l tlog.Log, want map[uint64][]byte) ([]uint64, []tlog.Gap) {
 	t.Helper()
 	var got []uint64
-	var gaps []Gap
+	var gaps []tlog.Gap
 	from := uint64(1)
 	for i := 0; i < 100000; i++ {
 		lines, next, gap, err := l.Read(from, nil, 7, 1<<20)
@@ -69,14 +70,14 @@ func readGaps(t *testing.T, l Log, want map[uint64][]byte) ([]uint64, []Gap) {
 }
 
 // runs returns the runs of consecutive seqs in s (sorted) as gaps.
-func runs(s []uint64) []Gap {
-	var out []Gap
+func runs(s []uint64) []tlog.Gap {
+	var out []tlog.Gap
 	for _, x := range s {
 		if n := len(out); n > 0 && out[n-1].To+1 == x {
 			out[n-1].To = x
 			continue
 		}
-		out = append(out, Gap{x, x})
+		out = append(out, tlog.Gap{From: x, To: x})
 	}
 	return out
 }
@@ -90,20 +91,20 @@ func runs(s []uint64) []Gap {
 // the same gaps announced, in the same epoch, and the numbering goes on.
 func TestDiskDamageGapIsExact(t *testing.T) {
 	base := t.TempDir()
-	s := openDisk(t, base, DiskOptions{}, 0)
-	l := diskLog(t, s, "acme")
+	s := openTL(t, base, TLOptions{}, 0)
+	l := tlLog(t, s, "acme")
 	want := map[uint64][]byte{}
 	var newest uint64
 	for i := 0; newest < 1500; i++ {
-		bs := bodies(int(newest)+1, 1+i%5)
+		bs := tlBodies(int(newest)+1, 1+i%5)
 		var first, last uint64
 		var err error
 		if i%7 == 3 {
-			var a Appended
-			a, err = l.Append(context.Background(), Batch{Bodies: bs, Key: fmt.Sprintf("key-%d", i)})
+			var a tlog.Appended
+			a, err = l.Append(context.Background(), tlog.Batch{Bodies: bs, Key: fmt.Sprintf("key-%d", i)})
 			first, last = a.First, a.Last
 		} else {
-			first, last, err = add(l, bs)
+			first, last, err = tlAdd(l, bs)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -197,8 +198,8 @@ func TestDiskDamageGapIsExact(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := filepath.Join(dir, "tenants", "acme", filepath.Base(segs[0]))
-			s := openDisk(t, dir, DiskOptions{}, 0)
-			l := diskLog(t, s, "acme")
+			s := openTL(t, dir, TLOptions{}, 0)
+			l := tlLog(t, s, "acme")
 			// The damage appears after start-up: reads find it.
 			b := slices.Clone(orig)
 			for _, f := range tc.flips {
@@ -207,7 +208,7 @@ func TestDiskDamageGapIsExact(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			check := func(when string, l Log) {
+			check := func(when string, l tlog.Log) {
 				t.Helper()
 				got, gaps := readGaps(t, l, want)
 				if !slices.Equal(got, served) || !slices.Equal(gaps, runs(lost)) {
@@ -218,13 +219,13 @@ func TestDiskDamageGapIsExact(t *testing.T) {
 			check("while running", l)
 			check("read again", l) // damage already met is stepped over alike
 			s.Close()
-			s = openDisk(t, dir, DiskOptions{}, 0)
-			l = diskLog(t, s, "acme")
+			s = openTL(t, dir, TLOptions{}, 0)
+			l = tlLog(t, s, "acme")
 			if l.Epoch() != epoch {
 				t.Fatal("damaged records changed the epoch")
 			}
 			check("after a restart", l)
-			if f, _, err := add(l, bodies(int(newest)+1, 1)); err != nil || f != newest+1 {
+			if f, _, err := tlAdd(l, tlBodies(int(newest)+1, 1)); err != nil || f != newest+1 {
 				t.Fatalf("next Append %d, %v; want %d", f, err, newest+1)
 			}
 			s.Close()
