@@ -146,6 +146,7 @@ func Run(ctx context.Context, args []string, env *cli.Env) error {
 			return cli.Usagef("%s: %s\ntry 'tl-relay --help'", brokerFrom, redactErr(broker, err))
 		}
 	}
+	raiseProcs(env.Getenv)
 	sec, err := secFlags.setup(&cfg, *listen)
 	if err != nil {
 		return err
