@@ -177,13 +177,7 @@ func (c *fileCache) drop(segs []*segment, gone bool) {
 		if e == nil {
 			continue
 		}
-		c.removeLocked(e)
-		e.doomed = true
-		if e.pins == 0 && e.f != nil {
-			victims = append(victims, e.f)
-			e.f = nil
-			c.open--
-		}
+		victims = c.doomLocked(e, victims)
 	}
 	c.mu.Unlock()
 	closeFiles(victims)
@@ -196,13 +190,7 @@ func (c *fileCache) close() {
 	c.shut = true
 	var victims []*os.File
 	for _, e := range c.files {
-		c.removeLocked(e)
-		e.doomed = true
-		if e.pins == 0 && e.f != nil {
-			victims = append(victims, e.f)
-			e.f = nil
-			c.open--
-		}
+		victims = c.doomLocked(e, victims)
 	}
 	c.mu.Unlock()
 	closeFiles(victims)
@@ -237,6 +225,20 @@ func (c *fileCache) evictLocked(keep int) []*os.File {
 
 // removeLocked takes e out of the map and the LRU list (its descriptor, if
 // any, is still counted in open).
+// doomLocked takes e out of the cache for good: its file joins victims,
+// to be closed once c.mu is released, or, while pinned, is closed by the
+// last put.
+func (c *fileCache) doomLocked(e *openFile, victims []*os.File) []*os.File {
+	c.removeLocked(e)
+	e.doomed = true
+	if e.pins == 0 && e.f != nil {
+		victims = append(victims, e.f)
+		e.f = nil
+		c.open--
+	}
+	return victims
+}
+
 func (c *fileCache) removeLocked(e *openFile) {
 	if c.files[e.seg] == e {
 		delete(c.files, e.seg)
