@@ -58,7 +58,8 @@ type browserEvent struct {
 // page's origin: a load, pushState navigation (and a replaceState that
 // keeps the path), a click on a marked element and one on an unmarked
 // one, tl.track, the back button, then leaving the page, which sends the
-// beacon. The real tl-tail must print exactly those events. Pages the key
+// beacon. The real tl-tail must print exactly those events, and then the
+// two of a page hidden while it stays open. Pages the key
 // does not name (another address, another port) get nothing in, nor do
 // pages that respect Do Not Track or GPC when the browser asks for it.
 func TestBrowserSnippet(t *testing.T) {
@@ -216,6 +217,41 @@ func TestBrowserSnippet(t *testing.T) {
 	}
 	if !bytes.Equal(all, tailOut.Bytes()) {
 		t.Errorf("the history holds\n%s\nwant only\n%s", all, tailOut.String())
+	}
+
+	// Hidden, not left: a page sent to the background (another tab, a
+	// phone's home screen) may never come back, so the snippet sends its
+	// batch from the visibilitychange handler while the page stays open.
+	// The page's sendBeacon is counted around the event, in one task:
+	// none before it, one after, so the batch timer cannot be what sent it.
+	start = time.Now().UnixMilli()
+	b.navigate(shop + "/shop")
+	var calls []int
+	b.eval(`(() => {
+		let n = 0;
+		const send = navigator.sendBeacon.bind(navigator);
+		navigator.sendBeacon = (url, body) => { n++; return send(url, body); };
+		tl.track("custom", "/hidden", {});
+		const before = n;
+		Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});
+		document.dispatchEvent(new Event("visibilitychange"));
+		return [before, n];
+	})()`, &calls)
+	if !reflect.DeepEqual(calls, []int{0, 1}) {
+		t.Errorf("sendBeacon calls before and after visibilitychange to hidden: %v, want [0 1]", calls)
+	}
+	hidden := exec.Command(filepath.Join(binDir, "tl-tail"), "--relay", p.url, "--token-file", tokenFile, "--since", strconv.Itoa(want), "-c", "2", "--timeout", "30s", "acme")
+	hidden.Env = tail.Env
+	out, err = hidden.Output()
+	if err != nil {
+		t.Fatalf("tl-tail after the page was hidden: %v\n%s", err, out)
+	}
+	wantHidden := []browserEvent{
+		{6, "acme", 0, "pageview", "/shop", map[string]string{}},
+		{7, "acme", 0, "custom", "/hidden", map[string]string{}},
+	}
+	if got := parseBrowserEvents(t, out, start, time.Now().UnixMilli()); !reflect.DeepEqual(got, wantHidden) {
+		t.Errorf("after the page was hidden, tl-tail printed\n%s\nwant (timestamps aside)\n%+v", out, wantHidden)
 	}
 }
 
