@@ -381,10 +381,13 @@ func (l *Log) PreviousEpoch() (epoch string, newest uint64) {
 }
 
 // Resume is told that a subscriber resumes after seq since in epoch, beyond
-// the newest seq this relay knows: if Redis holds less of that epoch, it
-// went back in time (a restored snapshot, a stale replica), and the tenant
-// starts a new epoch before any of those seqs is given again. The
-// subscriber then hears of the new epoch like any other.
+// the newest seq this relay knows or in an epoch it does not know: it asks
+// Redis, and catches up with the tenant's epoch and newest seq there (a new
+// epoch another relay started after Redis lost its data, which the follower
+// has not brought yet). If Redis holds less of the subscriber's epoch than
+// it saw, it went back in time (a restored snapshot, a stale replica), and
+// the tenant starts a new epoch before any of those seqs is given again.
+// The subscriber then hears of the new epoch like any other.
 func (l *Log) Resume(epoch string, since uint64) {
 	l.follow()
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)

@@ -318,3 +318,36 @@ func appendShared(l *Log, bs [][]byte, key string) (first, last uint64, epoch st
 	a, err := l.Append(context.Background(), tlog.Batch{Bodies: bs, Key: key})
 	return a.First, a.Last, a.Epoch, err
 }
+
+// TestResumeUnknownEpoch: a subscriber resuming on relay b from an epoch
+// that relay a started after Redis lost its data (FLUSHALL) makes b take
+// that epoch and its newest seq from Redis, whether or not b's follower
+// has brought them yet (the relay asks before its hello).
+func TestResumeUnknownEpoch(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	a := newBroker(t, srv, Options{MaxEvents: 200})
+	b := newBroker(t, srv, Options{MaxEvents: 200})
+	la := openLog(t, a, "acme")
+	if _, _, _, err := appendShared(la, bodies(0, 10), ""); err != nil {
+		t.Fatal(err)
+	}
+	lb := openLog(t, b, "acme")
+	old := lb.Epoch()
+	if old != la.Epoch() {
+		t.Fatalf("relay b in %q, a in %q", old, la.Epoch())
+	}
+	if err := la.b.s.rdb.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, last, epoch, err := appendShared(la, bodies(0, 4), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epoch == old || last != 4 {
+		t.Fatalf("after FLUSHALL relay a appended up to %d in %s, want 4 in a new epoch", last, epoch)
+	}
+	lb.Resume(epoch, 3)
+	if _, newest := lb.Bounds(); lb.Epoch() != epoch || newest != 4 {
+		t.Errorf("after Resume relay b is at %d in %s, want 4 in %s", newest, lb.Epoch(), epoch)
+	}
+}

@@ -151,3 +151,50 @@ func TestEpochChangeUnderSubscriber(t *testing.T) {
 		}
 	})
 }
+
+// resumeLog is a swapLog of a shared broker that started a new epoch this
+// relay has not heard of yet: next takes its place when a subscriber's
+// resume makes the relay ask (Resume), as redislog's does.
+type resumeLog struct {
+	swapLog
+	next    *tlog.Memory
+	resumed []string // the epochs Resume was asked about
+}
+
+func (l *resumeLog) Resume(epoch string, since uint64) {
+	l.mu.Lock()
+	l.resumed = append(l.resumed, epoch)
+	next := l.next
+	l.next = nil
+	l.mu.Unlock()
+	if next != nil {
+		l.swap(next)
+	}
+}
+
+// TestResumeFromUnknownEpoch: a subscriber resuming from an epoch this
+// relay does not know (another relay of the same broker started it, and
+// this one's follower has not brought it yet) makes the relay ask the
+// broker before the hello. It gets the new epoch's hello and the lines
+// after its seq, not the old epoch's hello and then the new one's seqs
+// again (the soak's broker-volatile run found that).
+func TestResumeFromUnknownEpoch(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		body := []byte(`"tenant_id":"acme","timestamp":1,"type":"click","path":"/new","metadata":{}}` + "\n")
+		next := tlog.NewMemory(10, 1<<20)
+		appendBodies(next, [][]byte{body, body, body, body, body}) // the new epoch holds 1..5
+		rl := &resumeLog{swapLog: swapLog{cur: tlog.NewMemory(10, 1<<20), wake: [][]byte{body}}, next: next}
+		r := e.start(t, Config{OpenLog: func(string) (tlog.Log, error) { return rl, nil }})
+		r.mustPost("acme", clicks(1, 3)) // the old epoch, as this relay knows it: 1..3
+		w := r.dial("acme", "since=3&epoch="+next.Epoch())
+		if h := w.hello(); h.Epoch != next.Epoch() || h.LastSeq != 5 {
+			t.Fatalf("hello %+v, want epoch %s and last_seq 5", h, next.Epoch())
+		}
+		w.wantSeqs(4, 5)
+		rl.mu.Lock()
+		defer rl.mu.Unlock()
+		if len(rl.resumed) != 1 || rl.resumed[0] != next.Epoch() {
+			t.Errorf("Resume asked about %q, want once about %s", rl.resumed, next.Epoch())
+		}
+	})
+}

@@ -226,10 +226,11 @@ func (sq *streamQuery) start(oldest, newest uint64, epoch string) (cursor uint64
 }
 
 // resumer is a log shared by several relays (Redis), which a subscriber
-// resuming beyond the newest seq the relay knows may show to have gone back
-// in time: Resume checks, and starts a new epoch if so, so that the
-// subscriber is told of it rather than given those seqs again for other
-// events.
+// resuming beyond the newest seq the relay knows, or from an epoch it does
+// not know, may show to be behind or to have gone back in time: Resume asks
+// the broker, catches up with its epoch and newest seq, and starts a new
+// epoch if the numbering went back, so that the subscriber is told of it
+// rather than given those seqs again for other events.
 type resumer interface {
 	Resume(epoch string, since uint64)
 }
@@ -292,10 +293,14 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		writeError(w, unavailable("tenant %s: the broker is unreachable", name))
 		return
 	}
-	if r, ok := t.log.(resumer); ok && sq.hasSince && sq.epoch == epoch && sq.since > newest {
-		// The client saw a seq this relay has not: the log may be behind,
-		// or its broker went back in time (see resumer).
-		r.Resume(epoch, sq.since)
+	if r, ok := t.log.(resumer); ok && sq.hasSince && sq.epoch != "" && (sq.epoch != epoch || sq.since > newest) {
+		// The client saw what this relay has not: a seq past its newest
+		// (the log may be behind, or its broker went back in time), or
+		// another epoch (the broker may have started a new one that this
+		// relay has not heard of yet; without asking, the client would be
+		// sent the old epoch and then the new one's seqs again). See
+		// resumer.
+		r.Resume(sq.epoch, sq.since)
 		oldest, newest = t.log.Bounds()
 		epoch = t.log.Epoch()
 	}
