@@ -387,14 +387,18 @@ func (l *Log) PreviousEpoch() (epoch string, newest uint64) {
 // has not brought yet). If Redis holds less of the subscriber's epoch than
 // it saw, it went back in time (a restored snapshot, a stale replica), and
 // the tenant starts a new epoch before any of those seqs is given again.
-// The subscriber then hears of the new epoch like any other.
-func (l *Log) Resume(epoch string, since uint64) {
+// The subscriber then hears of the new epoch like any other. It fails when
+// Redis does not answer.
+func (l *Log) Resume(epoch string, since uint64) error {
 	l.follow()
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	b, err := l.b.s.Verify(ctx, l.tenant, epoch, since)
-	if err != nil || b.Absent {
-		return
+	if err != nil {
+		return err
+	}
+	if b.Absent {
+		return nil
 	}
 	l.mu.Lock()
 	if l.closed || b.Epoch == l.epoch {
@@ -402,13 +406,14 @@ func (l *Log) Resume(epoch string, since uint64) {
 			l.newest = b.Last // the follower brings the lines
 		}
 		l.mu.Unlock()
-		return
+		return nil
 	}
 	l.reset(b.Epoch, b.Oldest, b.Last)
 	ch := l.notify
 	l.notify = make(chan struct{})
 	l.mu.Unlock()
 	close(ch)
+	return nil
 }
 
 // Epoch implements tlog.Log.

@@ -322,7 +322,8 @@ func appendShared(l *Log, bs [][]byte, key string) (first, last uint64, epoch st
 // TestResumeUnknownEpoch: a subscriber resuming on relay b from an epoch
 // that relay a started after Redis lost its data (FLUSHALL) makes b take
 // that epoch and its newest seq from Redis, whether or not b's follower
-// has brought them yet (the relay asks before its hello).
+// has brought them yet (the relay asks before its hello); with Redis
+// down, Resume fails.
 func TestResumeUnknownEpoch(t *testing.T) {
 	srv := redistest.New(t, redistest.Options{})
 	a := newBroker(t, srv, Options{MaxEvents: 200})
@@ -346,8 +347,15 @@ func TestResumeUnknownEpoch(t *testing.T) {
 	if epoch == old || last != 4 {
 		t.Fatalf("after FLUSHALL relay a appended up to %d in %s, want 4 in a new epoch", last, epoch)
 	}
-	lb.Resume(epoch, 3)
+	if err := lb.Resume(epoch, 3); err != nil {
+		t.Fatal(err)
+	}
 	if _, newest := lb.Bounds(); lb.Epoch() != epoch || newest != 4 {
 		t.Errorf("after Resume relay b is at %d in %s, want 4 in %s", newest, lb.Epoch(), epoch)
+	}
+	// With Redis down there is no answer, and Resume says so.
+	srv.Stop()
+	if err := lb.Resume("elsewhere", 3); err == nil {
+		t.Error("Resume with Redis down: no error")
 	}
 }

@@ -2,9 +2,13 @@ package relay
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"net/url"
 	"sync"
 	"testing"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/tl-sh/tl/lib/internal/testkit"
 	"github.com/tl-sh/tl/lib/internal/tlog"
@@ -158,18 +162,24 @@ func TestEpochChangeUnderSubscriber(t *testing.T) {
 type resumeLog struct {
 	swapLog
 	next    *tlog.Memory
+	down    bool     // the broker does not answer
 	resumed []string // the epochs Resume was asked about
 }
 
-func (l *resumeLog) Resume(epoch string, since uint64) {
+func (l *resumeLog) Resume(epoch string, since uint64) error {
 	l.mu.Lock()
 	l.resumed = append(l.resumed, epoch)
+	if l.down {
+		l.mu.Unlock()
+		return errors.New("broker unavailable: not reachable")
+	}
 	next := l.next
 	l.next = nil
 	l.mu.Unlock()
 	if next != nil {
 		l.swap(next)
 	}
+	return nil
 }
 
 // TestResumeFromUnknownEpoch: a subscriber resuming from an epoch this
@@ -192,9 +202,21 @@ func TestResumeFromUnknownEpoch(t *testing.T) {
 		}
 		w.wantSeqs(4, 5)
 		rl.mu.Lock()
-		defer rl.mu.Unlock()
 		if len(rl.resumed) != 1 || rl.resumed[0] != next.Epoch() {
 			t.Errorf("Resume asked about %q, want once about %s", rl.resumed, next.Epoch())
+		}
+		// A broker that does not answer: the relay cannot tell where the
+		// client stands, so it says 503 (retry) rather than a hello that
+		// may be stale. A client of the relay's own epoch is served.
+		rl.down = true
+		rl.mu.Unlock()
+		_, res, err := websocket.DefaultDialer.Dial(r.ws+"/v1/tenants/acme/stream?since=3&epoch=elsewhere", nil)
+		if err == nil || res == nil || res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+			t.Errorf("resume from another epoch with the broker down: %v %v, want 503 with Retry-After", err, res)
+		}
+		w2 := r.dial("acme", "since=4&epoch="+next.Epoch())
+		if h := w2.hello(); h.Epoch != next.Epoch() {
+			t.Errorf("hello %+v, want epoch %s", h, next.Epoch())
 		}
 	})
 }

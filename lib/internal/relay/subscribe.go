@@ -230,9 +230,10 @@ func (sq *streamQuery) start(oldest, newest uint64, epoch string) (cursor uint64
 // not know, may show to be behind or to have gone back in time: Resume asks
 // the broker, catches up with its epoch and newest seq, and starts a new
 // epoch if the numbering went back, so that the subscriber is told of it
-// rather than given those seqs again for other events.
+// rather than given those seqs again for other events. It fails when the
+// broker does not answer.
 type resumer interface {
-	Resume(epoch string, since uint64)
+	Resume(epoch string, since uint64) error
 }
 
 // newEpochGap is the gap owed to a subscriber whose numbering restarted:
@@ -300,7 +301,14 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, name string) 
 		// relay has not heard of yet; without asking, the client would be
 		// sent the old epoch and then the new one's seqs again). See
 		// resumer.
-		r.Resume(sq.epoch, sq.since)
+		if err := r.Resume(sq.epoch, sq.since); err != nil {
+			// Unanswered, the relay cannot tell the client where it
+			// stands: its own view may be the stale one.
+			s.endStream(sub)
+			s.reg.release(t, true)
+			writeError(w, unavailable("tenant %s: the broker is unreachable to check the resume point", name))
+			return
+		}
 		oldest, newest = t.log.Bounds()
 		epoch = t.log.Epoch()
 	}
